@@ -1,0 +1,39 @@
+/*
+ * log: one line per event on stderr, "2026-11-26T07:05:12.345Z level msg".
+ */
+#ifndef MQLOCK_IO_LOG_H
+#define MQLOCK_IO_LOG_H
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* log_set_level(l): lines above l are dropped.  Default LOG_INFO. */
+void log_set_level(enum log_level l);
+
+/*
+ * log_parse_level(s, &out): "error", "warn", "info" or "debug".
+ * Returns 0, or -1 if s is none of these.
+ */
+int log_parse_level(const char *s, enum log_level *out);
+
+/* log_enabled(l): whether a line at level l would be written. */
+int log_enabled(enum log_level l);
+
+/* log_msg(l, fmt, ...): write one line if l is enabled.  Thread-safe. */
+void log_msg(enum log_level l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * log_limited(l, fmt, ...): like log_msg, for lines that input from the
+ * network can cause (rejected requests).  At most a burst of 20 such lines
+ * and then 5 a second are written; the number suppressed is reported with
+ * the next line that gets through, so a flood cannot fill the disk.
+ */
+void log_limited(enum log_level l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+#endif

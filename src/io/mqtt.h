@@ -1,0 +1,146 @@
+/*
+ * mqtt: the MQTT 5 connection, wrapped around Paho MQTTAsync.
+ *
+ * Paho runs its callbacks on its own threads.  This module turns everything
+ * they report (messages, connection up, connection lost, connect failed)
+ * into owned `struct mqtt_in` items on a bounded FIFO and wakes the owner
+ * through a file descriptor, so that only the owner's thread acts on them.
+ *
+ * There is no automatic reconnect: the owner calls mqtt_connect() again when
+ * it sees MQTT_IN_LOST or MQTT_IN_CONNECT_FAILED, after whatever backoff it
+ * likes, and may change the will in between (mqtt_set_will()).  The
+ * subscriptions given in the options are made on every successful connect;
+ * MQTT_IN_CONNECTED is queued only once all of them are acknowledged, and
+ * carries the broker's "session present" flag.
+ *
+ * Every socket this process opens to the broker gets TCP_NODELAY (net.h).
+ */
+#ifndef MQLOCK_IO_MQTT_H
+#define MQLOCK_IO_MQTT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mqtt;
+
+struct mqtt_sub {
+	const char *filter;
+	int qos;
+	int no_local;        /* MQTT 5 No Local */
+	int retain_handling; /* 0 send retained, 1 only if new, 2 never */
+};
+
+struct mqtt_opts {
+	const char *uri;       /* tcp://host:port, ssl://host:port */
+	const char *client_id; /* required */
+	const char *username;  /* NULL: none */
+	const char *password;  /* NULL: none */
+	int keepalive;         /* seconds, >= 1 */
+	int clean_start;       /* 1: new session each connect */
+	uint32_t session_expiry; /* seconds; 0 ends the session on disconnect */
+	const struct mqtt_sub *subs; /* made on every connect */
+	size_t nsubs;
+	size_t inbound_max;    /* FIFO bound; 0 = 65536 */
+	int connect_timeout;   /* seconds; 0 = 5 */
+	/* TLS: used when uri starts with ssl:// or mqtts://; NULL = none. */
+	const char *cafile;
+	const char *certfile;
+	const char *keyfile;
+};
+
+enum mqtt_in_kind {
+	MQTT_IN_MESSAGE,
+	MQTT_IN_CONNECTED,      /* subscriptions in place */
+	MQTT_IN_LOST,           /* connection lost after CONNECTED */
+	MQTT_IN_CONNECT_FAILED, /* this connect attempt failed */
+	MQTT_IN_OVERFLOW        /* messages were dropped: the FIFO was full */
+};
+
+struct mqtt_in {
+	enum mqtt_in_kind kind;
+	/* MQTT_IN_MESSAGE: */
+	char *topic;         /* NUL-terminated */
+	void *payload;       /* len bytes, followed by one NUL not counted */
+	size_t len;
+	int qos;
+	int retained;
+	char *resp_topic;    /* MQTT 5 Response Topic, or NULL */
+	void *corr;          /* Correlation Data, or NULL */
+	size_t corr_len;
+	/* MQTT_IN_CONNECTED: */
+	int session_present;
+	/* MQTT_IN_CONNECT_FAILED / MQTT_IN_LOST: */
+	int code;            /* Paho or MQTT reason code, 0 if unknown */
+	char reason[128];    /* readable cause */
+	/* MQTT_IN_OVERFLOW: */
+	size_t dropped;
+};
+
+/* Publish options beyond topic, payload, QoS and retain.  NULL = none. */
+struct mqtt_pub_props {
+	const char *resp_topic;
+	const void *corr;
+	size_t corr_len;
+};
+
+/*
+ * mqtt_new(opts): create a client (MQTT 5) without connecting.  Strings in
+ * opts are copied.  Returns NULL and logs on failure.
+ */
+struct mqtt *mqtt_new(const struct mqtt_opts *opts);
+
+/* mqtt_free(m): disconnect if connected, drop queued items, free.  NULL ok. */
+void mqtt_free(struct mqtt *m);
+
+/*
+ * mqtt_set_will(m, topic, payload, len, retain): the Last Will (QoS 1) used
+ * by the next mqtt_connect().  topic NULL removes it.  Copies its arguments.
+ * Returns 0, or -1 on allocation failure.
+ */
+int mqtt_set_will(struct mqtt *m, const char *topic, const void *payload,
+    size_t len, int retain);
+
+/*
+ * mqtt_connect(m): start one asynchronous connect attempt.  Its outcome
+ * arrives as MQTT_IN_CONNECTED or MQTT_IN_CONNECT_FAILED.  Returns 0, or -1
+ * if the attempt could not even be started (logged).
+ */
+int mqtt_connect(struct mqtt *m);
+
+/*
+ * mqtt_disconnect(m, timeout_ms): a normal DISCONNECT (the will is not
+ * published), waiting up to timeout_ms for queued publishes to complete.
+ */
+void mqtt_disconnect(struct mqtt *m, int timeout_ms);
+
+/*
+ * mqtt_publish(m, topic, payload, len, qos, retain, props): queue one
+ * publish.  Returns 0, or -1 (logged) if Paho refused it, e.g. while
+ * disconnected.  The caller keeps ownership of every argument.
+ */
+int mqtt_publish(struct mqtt *m, const char *topic, const void *payload,
+    size_t len, int qos, int retain, const struct mqtt_pub_props *props);
+
+/*
+ * mqtt_wait_published(m, timeout_ms): wait until every publish queued so far
+ * is acknowledged (QoS 1) or timeout_ms passed.  Returns 0 when all are,
+ * -1 on timeout.
+ */
+int mqtt_wait_published(struct mqtt *m, int timeout_ms);
+
+/* mqtt_wake_fd(m): readable while items are queued; never read it yourself. */
+int mqtt_wake_fd(const struct mqtt *m);
+
+/*
+ * mqtt_next(m): pop the oldest item, or NULL if none.  The caller owns the
+ * item and frees it with mqtt_in_free().
+ */
+struct mqtt_in *mqtt_next(struct mqtt *m);
+
+/* mqtt_in_free(in): free an item from mqtt_next().  NULL ok. */
+void mqtt_in_free(struct mqtt_in *in);
+
+/* mqtt_is_connected(m): 1 between MQTT_IN_CONNECTED and the loss, else 0. */
+int mqtt_is_connected(const struct mqtt *m);
+
+#endif
