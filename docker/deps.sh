@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# docker/deps.sh ROLE... : install the Debian 12 packages mqlock needs.
+#
+#   build    compile mqlockd and mqlock (and configure the CMake project)
+#   libs     the shared libraries mqlockd and mqlock need at run time
+#   broker   mosquitto and its command-line clients
+#   run      libs + broker: run mqlockd with a local broker
+#   test     run tests/run.sh: unit and integration tests, format check
+#   browser  the browser tests in tests/browser (Node.js and Chromium)
+#
+# Example: docker/deps.sh build run test
+#
+# Installs only what is missing, so a second run does nothing and needs no
+# network. Needs root (or nothing to install). Works on a minimal Debian 12
+# (debootstrap --variant=minbase): it uses only bash, coreutils, dpkg and apt.
+set -euo pipefail
+
+# The CMake project configures its tests unconditionally: cmocka and the
+# mosquitto binary must be present even just to build the programs.
+pkgs_build=(
+	gcc libc6-dev make cmake pkg-config ca-certificates
+	libpaho-mqtt-dev libsqlite3-dev libcjson-dev
+	libcmocka-dev mosquitto
+)
+pkgs_libs=(
+	libpaho-mqtt1.3 libsqlite3-0 libcjson1
+)
+pkgs_broker=(
+	mosquitto mosquitto-clients
+)
+pkgs_run=("${pkgs_libs[@]}" "${pkgs_broker[@]}")
+# The integration tests are C programs (Paho, cmocka) that start mosquitto
+# and mosquitto_sub; the sanitizer build needs gcc's libasan/libubsan, which
+# come with gcc.
+pkgs_test=(
+	libcmocka-dev mosquitto mosquitto-clients
+	clang-format procps
+)
+# A Node.js installed another way (NodeSource's nodejs bundles npm and
+# conflicts with Debian's npm) is used as it is.
+pkgs_browser=()
+command -v node >/dev/null 2>&1 || pkgs_browser+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs_browser+=(npm)
+pkgs_browser+=(chromium)
+
+usage() {
+	echo "usage: $0 ROLE...   (roles: build libs broker run test browser)" >&2
+	exit 64
+}
+
+[ "$#" -gt 0 ] || usage
+
+wanted=()
+for role in "$@"; do
+	case "$role" in
+	build) wanted+=("${pkgs_build[@]}") ;;
+	libs) wanted+=("${pkgs_libs[@]}") ;;
+	broker) wanted+=("${pkgs_broker[@]}") ;;
+	run) wanted+=("${pkgs_run[@]}") ;;
+	test) wanted+=("${pkgs_test[@]}") ;;
+	browser) wanted+=("${pkgs_browser[@]}") ;;
+	*)
+		echo "deps: unknown role '$role'" >&2
+		usage
+		;;
+	esac
+done
+
+# One dpkg-query for all of them; packages dpkg never heard of are simply
+# absent from its answer.
+declare -A seen=() ok=()
+unique=()
+for pkg in "${wanted[@]}"; do
+	[ -z "${seen[$pkg]:-}" ] || continue
+	seen[$pkg]=1
+	unique+=("$pkg")
+done
+while read -r pkg status; do
+	[ "$status" != "install ok installed" ] || ok[${pkg%%:*}]=1
+done < <(dpkg-query -W -f='${Package} ${Status}\n' "${unique[@]}" 2>/dev/null || true)
+
+missing=()
+for pkg in "${unique[@]}"; do
+	[ -n "${ok[$pkg]:-}" ] || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+	echo "deps: $*: all ${#unique[@]} packages installed"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages: ${missing[*]}" >&2
+	echo "deps: run as root, or: sudo apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+
+# Whether Debian's own mosquitto service could be started by this install
+# (see the end of the script).
+mosquitto_new=0
+for pkg in "${missing[@]}"; do
+	[ "$pkg" != mosquitto ] || mosquitto_new=1
+done
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+echo "deps: installing ${missing[*]}"
+start=$SECONDS
+if ! apt-get -q update >"$log" 2>&1 ||
+	! apt-get -q -y install --no-install-recommends "${missing[@]}" \
+		>>"$log" 2>&1; then
+	cat "$log" >&2
+	echo "deps: apt-get failed (output above)" >&2
+	exit 1
+fi
+echo "deps: installed ${#missing[@]} packages in $((SECONDS - start)) s"
+
+# On a machine running systemd, installing the mosquitto package also enables
+# and starts Debian's system broker on 127.0.0.1:1883 (and at every boot).
+# mqlock's scripts start their own broker with broker-config/mosquitto.conf
+# on that port, so turn the system one off again, but only when this run
+# installed it: a broker someone set up on purpose is left alone.
+if [ "$mosquitto_new" -eq 1 ] && [ -d /run/systemd/system ] &&
+	command -v systemctl >/dev/null 2>&1; then
+	if systemctl disable --now mosquitto.service >/dev/null 2>&1; then
+		echo "deps: stopped and disabled Debian's mosquitto.service" \
+			"(systemctl enable --now mosquitto brings it back)"
+	fi
+fi

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# tests/run.sh: install what the tests need, then run every check.
+#
+#   1. packages: docker/deps.sh build run test (+ browser, once
+#      tests/browser/package.json exists, with `npm ci` there)
+#   2. format:   clang-format --dry-run --Werror on every .c/.h in src/, tests/
+#   3. build/:   -DMQLOCK_WERROR=ON, then ctest with every label
+#   4. build-asan/: -DMQLOCK_SANITIZE=ON -DMQLOCK_WERROR=ON, then ctest -L
+#      'unit|integration' (AddressSanitizer + UndefinedBehaviorSanitizer)
+#
+# A failing step does not stop the later ones (except the tests of a build
+# that failed); a summary is printed at the end and the exit status is 1 if
+# anything failed. Run as root on Debian 12 the first time (to install
+# packages); works from any current directory.
+#
+# Environment: MQLOCK_TEST_JOBS (default 1) runs that many tests at once.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+jobs=${MQLOCK_TEST_JOBS:-1}
+summary=()
+failures=0
+tests_passed=0
+tests_failed=0
+logdir=$(mktemp -d)
+trap 'rm -rf "$logdir"' EXIT
+
+banner() {
+	echo
+	echo "==== $* ===="
+}
+
+# record NAME STATUS SECONDS: one line of the summary.
+record() {
+	local word=PASS
+	if [ "$2" -ne 0 ]; then
+		word=FAIL
+		failures=$((failures + 1))
+	fi
+	summary+=("$(printf '%-4s %-44s %4d s' "$word" "$1" "$3")")
+}
+
+# step NAME COMMAND...: run one step, record its outcome; returns its status.
+step() {
+	local name=$1 start=$SECONDS status=0
+	shift
+	banner "$name"
+	"$@" || status=$?
+	record "$name" "$status" $((SECONDS - start))
+	return "$status"
+}
+
+# Called as `step ... || ...`, where set -e does not apply: every command
+# that can fail is checked by hand.
+install_deps() {
+	"$root/docker/deps.sh" build run test || return
+	if [ -f tests/browser/package.json ]; then
+		"$root/docker/deps.sh" browser || return
+		(cd tests/browser && npm ci --no-audit --no-fund) || return
+	fi
+}
+
+check_format() {
+	local files=()
+	while IFS= read -r -d '' f; do
+		files+=("$f")
+	done < <(find src tests -type f \( -name '*.c' -o -name '*.h' \) \
+		-not -path '*/node_modules/*' -print0 2>/dev/null | sort -z)
+	for f in ./*.c ./*.h; do
+		[ -f "$f" ] && files+=("$f")
+	done
+	if [ "${#files[@]}" -eq 0 ]; then
+		echo "no C files to check"
+		return 0
+	fi
+	echo "clang-format $(clang-format --version | sed 's/.*version //')," \
+		"${#files[@]} files"
+	clang-format --dry-run --Werror "${files[@]}"
+}
+
+# run_ctest LOG ARGS...: ctest with output on failure; adds its counts to
+# the totals from its closing "N% tests passed, F tests failed out of T".
+run_ctest() {
+	local log=$1 status=0 line failed total
+	shift
+	ctest --output-on-failure --no-tests=error --timeout 300 -j "$jobs" \
+		"$@" 2>&1 | tee "$log" || status=$?
+	line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' \
+		"$log" | tail -n 1 || true)
+	if [ -n "$line" ]; then
+		failed=$(echo "$line" | sed -E 's/.* ([0-9]+) tests? failed out of.*/\1/')
+		total=$(echo "$line" | sed -E 's/.*out of ([0-9]+).*/\1/')
+		tests_failed=$((tests_failed + failed))
+		tests_passed=$((tests_passed + total - failed))
+	fi
+	return "$status"
+}
+
+configure_build() {
+	local dir=$1
+	shift
+	cmake -S . -B "$dir" "$@" && cmake --build "$dir" -j2
+}
+
+start_all=$SECONDS
+
+if ! step "install packages" install_deps; then
+	# Nothing below can work without the compiler and libraries.
+	echo "tests/run.sh: could not install packages" >&2
+	exit 1
+fi
+
+step "clang-format check" check_format || true
+
+if step "build/ configure + build (-Werror)" \
+	configure_build build -DMQLOCK_WERROR=ON; then
+	step "build/ ctest (all labels)" \
+		run_ctest "$logdir/ctest.log" --test-dir build || true
+fi
+
+# A sanitizer report goes to stderr and fails the test (the build uses
+# -fno-sanitize-recover=all); a stack trace makes UBSan's reports usable.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+if step "build-asan/ configure + build (ASan+UBSan)" \
+	configure_build build-asan -DMQLOCK_SANITIZE=ON -DMQLOCK_WERROR=ON; then
+	step "build-asan/ ctest -L 'unit|integration'" \
+		run_ctest "$logdir/ctest-asan.log" --test-dir build-asan \
+		-L 'unit|integration' || true
+fi
+
+banner "summary"
+printf '%s\n' "${summary[@]}"
+echo "total time $((SECONDS - start_all)) s; $failures step(s) failed"
+echo "tests: $tests_passed passed, $tests_failed failed"
+[ "$failures" -eq 0 ]
