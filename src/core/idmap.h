@@ -1,0 +1,45 @@
+/*
+ * idmap: a hash map from string ids to pointers.
+ *
+ * Keys are borrowed: the map stores the key pointer it was given, which must
+ * stay valid and unchanged while the entry exists (the lock table points it
+ * at the id inside the object the entry maps to).  Open addressing with
+ * linear probing and backward-shift deletion, so lookups stay O(1) however
+ * many entries come and go.
+ */
+#ifndef MQLOCK_CORE_IDMAP_H
+#define MQLOCK_CORE_IDMAP_H
+
+#include <stddef.h>
+
+struct idmap;
+
+/* idmap_new(): an empty map, or NULL when memory runs out. */
+struct idmap *idmap_new(void);
+
+/* idmap_free(m): free the map (not the keys or values).  NULL is a no-op. */
+void idmap_free(struct idmap *m);
+
+/* idmap_get(m, key): the value stored for key, or NULL. */
+void *idmap_get(const struct idmap *m, const char *key);
+
+/*
+ * idmap_put(m, key, value): map key to value (value != NULL), replacing any
+ * earlier value.  Returns 0, or -1 when memory runs out (m is unchanged).
+ */
+int idmap_put(struct idmap *m, const char *key, void *value);
+
+/* idmap_del(m, key): remove key; returns its value, or NULL if absent. */
+void *idmap_del(struct idmap *m, const char *key);
+
+/* idmap_count(m): the number of entries. */
+size_t idmap_count(const struct idmap *m);
+
+/*
+ * idmap_foreach(m, fn, arg): call fn(key, value, arg) for every entry until
+ * fn returns nonzero, which is then returned.  m must not change meanwhile.
+ */
+int idmap_foreach(const struct idmap *m,
+    int (*fn)(const char *key, void *value, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,285 @@
+/*
+ * locktab: the lock table.  Pure: no clock, no I/O, no logging, no threads.
+ *
+ * The table holds every lock that is held or has waiters, every client that
+ * holds or waits for a lock, their FIFO queues, idle and grace deadlines and
+ * the token counter.  The shell feeds it one event at a time with the current
+ * time (locktab_apply) and carries out the effects it appends: events and
+ * replies to publish, notes to log.  What changed is tracked as "dirty" locks
+ * and clients, which the shell journals and announces (owner messages) after
+ * each batch, then acknowledges with locktab_dirty_done().
+ *
+ * Time is milliseconds since the Unix epoch, as given by the caller; the
+ * table never reads a clock.  topics.md describes the rules implemented here.
+ */
+#ifndef MQLOCK_CORE_LOCKTAB_H
+#define MQLOCK_CORE_LOCKTAB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/limits.h"
+
+typedef int64_t lt_ms;
+#define LT_NEVER INT64_MAX
+
+struct locktab;
+
+struct lt_config {
+	lt_ms idle_timeout;         /* > 0 */
+	lt_ms idle_warning;         /* >= 0 */
+	lt_ms grace;                /* >= 0 */
+	size_t waiters_per_lock;    /* 1 .. MQL_WAITERS_PER_LOCK */
+	size_t locks_per_client;    /* 1 .. MQL_LOCKS_PER_CLIENT */
+	size_t tick_batch;          /* deadlines handled per tick; 0 = 1024 */
+};
+
+/* Error codes, in the order of topics.md's table. */
+enum lt_err {
+	LT_OK = 0,
+	LT_ERR_BAD_REQUEST,
+	LT_ERR_INVALID_LOCK,
+	LT_ERR_SESSION_MISMATCH,
+	LT_ERR_LIMIT,
+	LT_ERR_INTERNAL
+};
+
+enum lt_op { LT_OP_ACQUIRE, LT_OP_RELEASE, LT_OP_ACTIVITY };
+
+/* A decoded, validated request (codec.h fills it). */
+struct lt_request {
+	enum lt_op op;
+	char lock[MQL_LOCK_ID_SZ];
+	char client[MQL_CLIENT_ID_SZ];
+	char session[MQL_SESSION_SZ];
+	char user[MQL_USER_SZ];
+	int64_t conn; /* -1: absent */
+	bool wait;
+};
+
+struct lt_will {
+	char client[MQL_CLIENT_ID_SZ];
+	char session[MQL_SESSION_SZ];
+	int64_t conn; /* -1: absent */
+};
+
+struct lt_break {
+	char lock[MQL_LOCK_ID_SZ];
+	char reason[MQL_REASON_SZ];
+};
+
+enum lt_event_kind { LT_EV_REQUEST, LT_EV_WILL, LT_EV_BREAK, LT_EV_TICK };
+
+struct lt_event {
+	enum lt_event_kind kind;
+	union {
+		struct lt_request req;
+		struct lt_will will;
+		struct lt_break brk;
+	} u;
+};
+
+/* What the shell must do, in order. */
+enum lt_fx_kind {
+	LT_FX_EVENT, /* publish an event to fx.client */
+	LT_FX_REPLY, /* answer the request being applied (MQTT 5 response) */
+	LT_FX_NOTE   /* a decision that only needs a log line */
+};
+
+enum lt_event_type {
+	LT_E_GRANTED,
+	LT_E_QUEUED,
+	LT_E_BUSY,
+	LT_E_REVOKED,
+	LT_E_IDLE_WARNING,
+	LT_E_ERROR
+};
+
+enum lt_result {
+	LT_R_GRANTED,
+	LT_R_QUEUED,
+	LT_R_BUSY,
+	LT_R_RELEASED,
+	LT_R_REFRESHED,
+	LT_R_IGNORED,
+	LT_R_REVOKED,
+	LT_R_ERROR
+};
+
+enum lt_note {
+	LT_N_RELEASED,     /* holder released */
+	LT_N_LEFT_QUEUE,   /* waiter released */
+	LT_N_DISCONNECTED, /* will accepted, grace started */
+	LT_N_RECONNECTED,  /* request from a disconnected client */
+	LT_N_DROPPED,      /* waiter removed when its grace ended */
+	LT_N_WILL_IGNORED, /* stale, foreign or unknown will */
+	LT_N_FREED         /* a lock became free */
+};
+
+enum lt_reason { LT_REASON_IDLE, LT_REASON_DISCONNECT, LT_REASON_ADMIN };
+
+/* One effect.  A value: it stays valid whatever the table does next. */
+struct lt_fx {
+	enum lt_fx_kind kind;
+	union {
+		enum lt_event_type event;
+		enum lt_result result;
+		enum lt_note note;
+	} what;
+	char client[MQL_CLIENT_ID_SZ];
+	char lock[MQL_LOCK_ID_SZ]; /* "" when none */
+	uint64_t token;            /* granted, revoked, REPLY granted/revoked */
+	uint32_t position;         /* queued */
+	lt_ms deadline;            /* granted: idle deadline; idle-warning */
+	enum lt_reason reason;     /* revoked */
+	enum lt_err code;          /* error event, REPLY error */
+	const char *message;       /* error text (static) or NULL */
+	char detail[MQL_REASON_SZ]; /* revoked by admin: the admin's reason */
+};
+
+/* A growable effect list, owned by the caller. */
+struct lt_fxlist {
+	struct lt_fx *v;
+	size_t n;
+	size_t cap;
+	bool failed; /* an append ran out of memory: the batch is void */
+};
+
+void lt_fxlist_clear(struct lt_fxlist *fx);
+void lt_fxlist_free(struct lt_fxlist *fx);
+
+/*
+ * Journal records.  locktab_dirty_lock() fills them to describe the table;
+ * locktab_restore_*() read them to rebuild it.  Strings are borrowed: from
+ * the table (valid until the next call that changes it) or from the caller.
+ */
+struct lt_waiter_rec {
+	const char *client;
+	const char *user;
+	bool connected; /* filled by views; ignored by restore */
+};
+
+struct lt_lock_rec {
+	const char *id;
+	const char *holder; /* NULL: free */
+	const char *holder_user;
+	bool holder_connected; /* views only */
+	uint64_t token;
+	lt_ms since;
+	lt_ms idle_deadline;
+	bool warned;
+	size_t nwaiters;
+	const struct lt_waiter_rec *waiters;
+};
+
+struct lt_client_rec {
+	const char *id;
+	const char *session;
+	bool connected;
+	int64_t max_conn; /* -1: none seen */
+	lt_ms grace_deadline; /* when disconnected */
+};
+
+/*
+ * locktab_new(cfg): an empty table; cfg is copied.  NULL on allocation
+ * failure or a config out of range.
+ */
+struct locktab *locktab_new(const struct lt_config *cfg);
+
+/* locktab_free(t): free the table and everything in it.  NULL is a no-op. */
+void locktab_free(struct locktab *t);
+
+/*
+ * locktab_apply(t, now, ev, fx): apply one event at time now.  Appends the
+ * effects to fx (a request always gets exactly one LT_FX_REPLY).  Returns
+ * LT_OK when the event was handled, or the error the request was refused
+ * with (the table is then unchanged and fx holds the error event and reply).
+ * If fx->failed is set afterwards, memory ran out: the table must not be
+ * trusted and the batch must not be committed.
+ */
+enum lt_err locktab_apply(struct locktab *t, lt_ms now,
+    const struct lt_event *ev, struct lt_fxlist *fx)
+    __attribute__((warn_unused_result));
+
+/*
+ * locktab_next_deadline(t): the earliest idle, warning or grace deadline,
+ * or LT_NEVER.  When it is <= now, apply an LT_EV_TICK.
+ */
+lt_ms locktab_next_deadline(const struct locktab *t);
+
+/* Dirty tracking: what changed since the last locktab_dirty_done(). */
+size_t locktab_dirty_locks(const struct locktab *t);
+size_t locktab_dirty_clients(const struct locktab *t);
+
+/*
+ * locktab_dirty_lock(t, i, out): describe the i-th changed lock
+ * (i < locktab_dirty_locks(t)).  Returns true if the lock is held or has
+ * waiters (journal it); false if it became free and empty (delete it;
+ * out->id and out->since are set, the rest is zero).  out's strings and
+ * arrays stay valid until the next call into t.
+ */
+bool locktab_dirty_lock(struct locktab *t, size_t i, struct lt_lock_rec *out);
+
+/* locktab_dirty_client(t, i, out): the same for clients; false = delete. */
+bool locktab_dirty_client(const struct locktab *t, size_t i,
+    struct lt_client_rec *out);
+
+/*
+ * locktab_dirty_done(t): the changes were journaled and announced: forget
+ * them, and free locks and clients that hold and wait for nothing.
+ */
+void locktab_dirty_done(struct locktab *t);
+
+/* locktab_last_token(t): the highest token granted so far (0: none). */
+uint64_t locktab_last_token(const struct locktab *t);
+
+/* Counts, for status and tests. */
+size_t locktab_nlocks(const struct locktab *t);
+size_t locktab_nclients(const struct locktab *t);
+
+/*
+ * locktab_view(t, lock, out): describe one lock, like locktab_dirty_lock.
+ * Returns false if the table does not know it (it is free).
+ */
+bool locktab_view(struct locktab *t, const char *lock, struct lt_lock_rec *out);
+
+/* locktab_view_client(t, id, out): describe one client; false if unknown. */
+bool locktab_view_client(const struct locktab *t, const char *id,
+    struct lt_client_rec *out);
+
+/*
+ * locktab_foreach_lock(t, fn, arg): call fn for every lock in the table (in
+ * no particular order) until fn returns nonzero, which is then returned.
+ * The table must not change during the walk.
+ */
+int locktab_foreach_lock(struct locktab *t,
+    int (*fn)(const struct lt_lock_rec *rec, void *arg), void *arg);
+
+/*
+ * Restore from a journal: clients first, then locks, then the token, on an
+ * empty table.  Records are validated (lengths, existing clients, no
+ * duplicates, limits); nothing restored is marked dirty.  Return LT_OK,
+ * LT_ERR_BAD_REQUEST for a record that breaks the rules (a corrupt journal)
+ * or LT_ERR_INTERNAL when memory runs out.
+ */
+enum lt_err locktab_restore_client(struct locktab *t,
+    const struct lt_client_rec *rec) __attribute__((warn_unused_result));
+enum lt_err locktab_restore_lock(struct locktab *t,
+    const struct lt_lock_rec *rec) __attribute__((warn_unused_result));
+void locktab_restore_token(struct locktab *t, uint64_t last_token);
+
+/*
+ * locktab_restore_done(t): end of restore.  Clients that hold and wait for
+ * nothing are marked dirty so the next flush deletes them.
+ */
+void locktab_restore_done(struct locktab *t);
+
+/*
+ * locktab_check(t): verify every invariant (one holder, no duplicate waiters,
+ * counts, limits, timers).  Returns NULL, or a static description of the
+ * first violation.  For tests and fuzzing; O(size of the table).
+ */
+const char *locktab_check(const struct locktab *t);
+
+#endif
