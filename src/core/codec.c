@@ -251,6 +251,15 @@ codec_topic(char *buf, size_t size, const char *prefix, const char *a,
 	return (n < 0 || (size_t)n >= size) ? -1 : 0;
 }
 
+int
+codec_client_topic(char *buf, size_t size, const char *prefix,
+    const char *client, const char *leaf)
+{
+	int n = snprintf(buf, size, "%s/_clients/%s/%s", prefix, client, leaf);
+
+	return (n < 0 || (size_t)n >= size) ? -1 : 0;
+}
+
 /* ---- decoding ---- */
 
 /*

@@ -66,6 +66,14 @@ int codec_topic(char *buf, size_t size, const char *prefix, const char *a,
     const char *b);
 
 /*
+ * codec_client_topic(buf, size, prefix, client, leaf): write
+ * "prefix/_clients/client/leaf" (leaf: "will" or "events").  Returns 0, or
+ * -1 if it does not fit.
+ */
+int codec_client_topic(char *buf, size_t size, const char *prefix,
+    const char *client, const char *leaf);
+
+/*
  * codec_decode_request(payload, len, lock, out, err): parse a request
  * published on the request topic of `lock` (already validated).  Returns
  * LT_OK and fills out, or an error and fills err (err->client names the

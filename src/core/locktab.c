@@ -143,6 +143,17 @@ lt_fxlist_free(struct lt_fxlist *fx)
 	fx->failed = false;
 }
 
+int
+lt_fxlist_push(struct lt_fxlist *fx, const struct lt_fx *e)
+{
+	if (reserve((void **)&fx->v, &fx->cap, fx->n + 1, sizeof(*fx->v))) {
+		fx->failed = true;
+		return -1;
+	}
+	fx->v[fx->n++] = *e;
+	return 0;
+}
+
 static struct lt_fx *
 fx_push(struct lt_fxlist *fx, enum lt_fx_kind kind, const char *client,
     const char *lock)

@@ -147,6 +147,13 @@ struct lt_fxlist {
 };
 
 void lt_fxlist_clear(struct lt_fxlist *fx);
+
+/*
+ * lt_fxlist_push(fx, e): append a copy of e (for refusals the shell finds
+ * before the table sees a request).  Returns 0, or -1 and sets fx->failed
+ * when memory runs out.
+ */
+int lt_fxlist_push(struct lt_fxlist *fx, const struct lt_fx *e);
 void lt_fxlist_free(struct lt_fxlist *fx);
 
 /*

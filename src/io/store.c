@@ -1,0 +1,454 @@
+#include "io/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "io/log.h"
+
+#define SCHEMA_VERSION 1
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS meta("
+    " key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS clients("
+    " id TEXT PRIMARY KEY, session TEXT NOT NULL,"
+    " connected INTEGER NOT NULL, max_conn INTEGER NOT NULL,"
+    " grace_deadline INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS locks("
+    " id TEXT PRIMARY KEY, holder TEXT, holder_user TEXT,"
+    " token INTEGER NOT NULL, since INTEGER NOT NULL,"
+    " idle_deadline INTEGER NOT NULL, warned INTEGER NOT NULL,"
+    " queue TEXT NOT NULL);"
+    "INSERT OR IGNORE INTO meta VALUES('schema', 1);"
+    "INSERT OR IGNORE INTO meta VALUES('last_token', 0);"
+    "INSERT OR IGNORE INTO meta VALUES('epoch', 0);";
+
+enum stmt {
+	PUT_LOCK,
+	DEL_LOCK,
+	PUT_CLIENT,
+	DEL_CLIENT,
+	PUT_META,
+	GET_META,
+	NSTMT
+};
+
+static const char *const stmt_sql[NSTMT] = {
+	[PUT_LOCK] = "INSERT OR REPLACE INTO locks VALUES(?,?,?,?,?,?,?,?)",
+	[DEL_LOCK] = "DELETE FROM locks WHERE id = ?",
+	[PUT_CLIENT] = "INSERT OR REPLACE INTO clients VALUES(?,?,?,?,?)",
+	[DEL_CLIENT] = "DELETE FROM clients WHERE id = ?",
+	[PUT_META] = "INSERT OR REPLACE INTO meta VALUES(?,?)",
+	[GET_META] = "SELECT value FROM meta WHERE key = ?",
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *st[NSTMT];
+	char *path;
+};
+
+static int
+exec(struct store *s, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_error("journal %s: %s: %s", s->path, sql,
+		    msg != NULL ? msg : sqlite3_errmsg(s->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+get_meta(struct store *s, const char *key, int64_t *out)
+{
+	sqlite3_stmt *st = s->st[GET_META];
+	int rc;
+
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		log_error("journal %s: cannot read %s: %s", s->path, key,
+		    sqlite3_errmsg(s->db));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+put_meta(struct store *s, const char *key, int64_t value)
+{
+	sqlite3_stmt *st = s->st[PUT_META];
+	int rc;
+
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, value);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		log_error("journal %s: cannot write %s: %s", s->path, key,
+		    sqlite3_errmsg(s->db));
+		return -1;
+	}
+	return 0;
+}
+
+struct store *
+store_open(const char *path, char *err, size_t errsz)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	int64_t version = 0;
+	int rc;
+
+	if (s == NULL || (s->path = malloc(strlen(path) + 1)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		free(s);
+		return NULL;
+	}
+	memcpy(s->path, path, strlen(path) + 1);
+	rc = sqlite3_open_v2(path, &s->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	    NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errsz, "cannot open %s: %s", path,
+		    s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		goto err;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	/*
+	 * EXCLUSIVE locking keeps the write lock from the first write until
+	 * close: a second mqlockd on the same file fails at once instead of
+	 * interleaving its decisions with ours.  With it, WAL needs no shared
+	 * memory file either.
+	 */
+	rc = sqlite3_exec(s->db,
+	    "PRAGMA locking_mode=EXCLUSIVE;"
+	    "PRAGMA journal_mode=WAL;"
+	    "PRAGMA synchronous=FULL;"
+	    "BEGIN IMMEDIATE;",
+	    NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		rc = sqlite3_extended_errcode(s->db);
+		if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+			snprintf(err, errsz,
+			    "%s is in use by another process (another mqlockd?)",
+			    path);
+		else
+			snprintf(err, errsz, "cannot use %s: %s", path,
+			    sqlite3_errmsg(s->db));
+		goto err;
+	}
+	rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errsz, "cannot write %s: %s", path,
+		    sqlite3_errmsg(s->db));
+		goto err;
+	}
+	for (int i = 0; i < NSTMT; i++) {
+		if (sqlite3_prepare_v2(s->db, stmt_sql[i], -1, &s->st[i],
+			NULL) != SQLITE_OK) {
+			snprintf(err, errsz, "%s is not an mqlock journal: %s",
+			    path, sqlite3_errmsg(s->db));
+			goto err;
+		}
+	}
+	if (get_meta(s, "schema", &version) != 0 || version != SCHEMA_VERSION) {
+		snprintf(err, errsz, "%s has journal schema %lld, expected %d",
+		    path, (long long)version, SCHEMA_VERSION);
+		goto err;
+	}
+	return s;
+err:
+	store_close(s);
+	return NULL;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	for (int i = 0; i < NSTMT; i++)
+		sqlite3_finalize(s->st[i]);
+	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
+		log_error("journal %s: close: %s", s->path,
+		    sqlite3_errmsg(s->db));
+	free(s->path);
+	free(s);
+}
+
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+static int
+load_clients(struct store *s, struct locktab *t)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, ret = -1;
+
+	if (sqlite3_prepare_v2(s->db,
+		"SELECT id, session, connected, max_conn, grace_deadline"
+		" FROM clients",
+		-1, &st, NULL) != SQLITE_OK)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct lt_client_rec rec = {
+			.id = col_text(st, 0),
+			.session = col_text(st, 1),
+			.connected = sqlite3_column_int(st, 2) != 0,
+			.max_conn = sqlite3_column_int64(st, 3),
+			.grace_deadline = sqlite3_column_int64(st, 4),
+		};
+
+		if (locktab_restore_client(t, &rec) != LT_OK) {
+			log_error("journal %s: bad client row %s", s->path,
+			    rec.id != NULL ? rec.id : "(null)");
+			goto out;
+		}
+	}
+	if (rc == SQLITE_DONE)
+		ret = 0;
+out:
+	if (ret != 0 && sqlite3_errcode(s->db) != SQLITE_OK)
+		log_error("journal %s: reading clients: %s", s->path,
+		    sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* The queue column is [["client","user"], ...], oldest waiter first. */
+static int
+load_locks(struct store *s, struct locktab *t)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, ret = -1;
+
+	if (sqlite3_prepare_v2(s->db,
+		"SELECT id, holder, holder_user, token, since, idle_deadline,"
+		" warned, queue FROM locks",
+		-1, &st, NULL) != SQLITE_OK)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct lt_lock_rec rec = {
+			.id = col_text(st, 0),
+			.holder = col_text(st, 1),
+			.holder_user = col_text(st, 2),
+			.token = (uint64_t)sqlite3_column_int64(st, 3),
+			.since = sqlite3_column_int64(st, 4),
+			.idle_deadline = sqlite3_column_int64(st, 5),
+			.warned = sqlite3_column_int(st, 6) != 0,
+		};
+		cJSON *q = cJSON_Parse(col_text(st, 7));
+		struct lt_waiter_rec *w = calloc(
+		    (size_t)cJSON_GetArraySize(q) + 1, sizeof(*w));
+		size_t n = 0;
+		const cJSON *e;
+		enum lt_err err = LT_ERR_BAD_REQUEST;
+
+		if (w != NULL && cJSON_IsArray(q) &&
+		    cJSON_GetArraySize(q) <= MQL_WAITERS_PER_LOCK) {
+			err = LT_OK;
+			cJSON_ArrayForEach(e, q) {
+				const cJSON *c = cJSON_GetArrayItem(e, 0);
+				const cJSON *u = cJSON_GetArrayItem(e, 1);
+
+				if (!cJSON_IsString(c) || !cJSON_IsString(u)) {
+					err = LT_ERR_BAD_REQUEST;
+					break;
+				}
+				w[n].client = c->valuestring;
+				w[n++].user = u->valuestring;
+			}
+		}
+		rec.waiters = w;
+		rec.nwaiters = n;
+		if (err == LT_OK)
+			err = locktab_restore_lock(t, &rec);
+		free(w);
+		cJSON_Delete(q);
+		if (err != LT_OK) {
+			log_error("journal %s: bad lock row %s", s->path,
+			    rec.id != NULL ? rec.id : "(null)");
+			goto out;
+		}
+	}
+	if (rc == SQLITE_DONE)
+		ret = 0;
+out:
+	if (ret != 0 && sqlite3_errcode(s->db) != SQLITE_OK &&
+	    sqlite3_errcode(s->db) != SQLITE_DONE &&
+	    sqlite3_errcode(s->db) != SQLITE_ROW)
+		log_error("journal %s: reading locks: %s", s->path,
+		    sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int
+store_load(struct store *s, struct locktab *t)
+{
+	int64_t last = 0;
+
+	if (load_clients(s, t) != 0 || load_locks(s, t) != 0 ||
+	    get_meta(s, "last_token", &last) != 0)
+		return -1;
+	if (last < 0) {
+		log_error("journal %s: negative token counter", s->path);
+		return -1;
+	}
+	locktab_restore_token(t, (uint64_t)last);
+	locktab_restore_done(t);
+	return 0;
+}
+
+int
+store_next_epoch(struct store *s, uint64_t *epoch)
+{
+	int64_t e = 0;
+
+	if (exec(s, "BEGIN IMMEDIATE") != 0)
+		return -1;
+	if (get_meta(s, "epoch", &e) != 0 || put_meta(s, "epoch", e + 1) != 0 ||
+	    exec(s, "COMMIT") != 0) {
+		exec(s, "ROLLBACK");
+		return -1;
+	}
+	*epoch = (uint64_t)(e + 1);
+	return 0;
+}
+
+static char *
+encode_queue(const struct lt_lock_rec *rec)
+{
+	cJSON *a = cJSON_CreateArray();
+	char *text = NULL;
+
+	if (a == NULL)
+		return NULL;
+	for (size_t i = 0; i < rec->nwaiters; i++) {
+		const char *pair[2] = {rec->waiters[i].client,
+		    rec->waiters[i].user != NULL ? rec->waiters[i].user : ""};
+		cJSON *e = cJSON_CreateStringArray(pair, 2);
+
+		if (e == NULL || !cJSON_AddItemToArray(a, e)) {
+			cJSON_Delete(e);
+			goto out;
+		}
+	}
+	text = cJSON_PrintUnformatted(a);
+out:
+	cJSON_Delete(a);
+	return text;
+}
+
+static int
+step(struct store *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE) {
+		log_error("journal %s: write failed: %s", s->path,
+		    sqlite3_errmsg(s->db));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+write_lock(struct store *s, struct locktab *t, size_t i)
+{
+	struct lt_lock_rec rec;
+	sqlite3_stmt *st;
+	char *queue;
+	int rc;
+
+	if (!locktab_dirty_lock(t, i, &rec)) {
+		st = s->st[DEL_LOCK];
+		sqlite3_bind_text(st, 1, rec.id, -1, SQLITE_STATIC);
+		return step(s, st);
+	}
+	queue = encode_queue(&rec);
+	if (queue == NULL) {
+		log_error("journal %s: out of memory", s->path);
+		return -1;
+	}
+	st = s->st[PUT_LOCK];
+	sqlite3_bind_text(st, 1, rec.id, -1, SQLITE_STATIC);
+	if (rec.holder != NULL) {
+		sqlite3_bind_text(st, 2, rec.holder, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, rec.holder_user, -1, SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)rec.token);
+	sqlite3_bind_int64(st, 5, rec.since);
+	sqlite3_bind_int64(st, 6, rec.idle_deadline);
+	sqlite3_bind_int(st, 7, rec.warned);
+	sqlite3_bind_text(st, 8, queue, -1, SQLITE_STATIC);
+	rc = step(s, st);
+	cJSON_free(queue);
+	return rc;
+}
+
+static int
+write_client(struct store *s, const struct locktab *t, size_t i)
+{
+	struct lt_client_rec rec;
+	sqlite3_stmt *st;
+
+	if (!locktab_dirty_client(t, i, &rec)) {
+		st = s->st[DEL_CLIENT];
+		sqlite3_bind_text(st, 1, rec.id, -1, SQLITE_STATIC);
+		return step(s, st);
+	}
+	st = s->st[PUT_CLIENT];
+	sqlite3_bind_text(st, 1, rec.id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, rec.session, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, rec.connected);
+	sqlite3_bind_int64(st, 4, rec.max_conn);
+	sqlite3_bind_int64(st, 5, rec.grace_deadline);
+	return step(s, st);
+}
+
+int
+store_flush(struct store *s, struct locktab *t)
+{
+	size_t nl = locktab_dirty_locks(t), nc = locktab_dirty_clients(t);
+
+	if (exec(s, "BEGIN IMMEDIATE") != 0)
+		return -1;
+	/* Clients first: lock rows name them. */
+	for (size_t i = 0; i < nc; i++) {
+		if (write_client(s, t, i) != 0)
+			goto err;
+	}
+	for (size_t i = 0; i < nl; i++) {
+		if (write_lock(s, t, i) != 0)
+			goto err;
+	}
+	if (put_meta(s, "last_token", (int64_t)locktab_last_token(t)) != 0 ||
+	    exec(s, "COMMIT") != 0)
+		goto err;
+	return 0;
+err:
+	if (sqlite3_get_autocommit(s->db) == 0)
+		exec(s, "ROLLBACK");
+	return -1;
+}

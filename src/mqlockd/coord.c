@@ -1,0 +1,631 @@
+#include "mqlockd/coord.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/codec.h"
+#include "core/locktab.h"
+#include "io/clock.h"
+#include "io/log.h"
+#include "io/loop.h"
+#include "io/mqtt.h"
+#include "io/store.h"
+
+/* Messages handled per batch, i.e. per journal commit. */
+#define BATCH_MAX 1024
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+/* Long enough to survive any restart of mqlockd: a week. */
+#define SESSION_EXPIRY_S 604800
+#define TOPIC_MAX (MQL_PREFIX_MAX + MQL_CLIENT_ID_MAX + 32)
+#define STOP_TIMEOUT_MS 3000
+
+/* Where the reply to one request goes (MQTT 5 response topic). */
+struct reply {
+	char *topic; /* NULL: the request asked for none */
+	void *corr;
+	size_t corr_len;
+};
+
+struct coord {
+	const struct config *cfg;
+	struct locktab *tab;
+	struct store *store;
+	struct mqtt *mqtt;
+	struct lt_fxlist fx;
+	/* One per LT_FX_REPLY in fx, in the same order. */
+	struct reply *replies;
+	size_t nreplies, capreplies;
+	uint64_t epoch;
+	bool connected;
+	bool announced; /* every owner message published since start */
+	int64_t reconnect_at; /* monotonic ms; 0: none pending */
+	int64_t backoff_ms;
+	char status_topic[TOPIC_MAX];
+};
+
+/* ---- publishing ---- */
+
+static void
+publish_json(struct coord *d, const char *topic, char *json, int retain,
+    const struct mqtt_pub_props *props)
+{
+	if (json == NULL) {
+		log_error("out of memory encoding a message for %s", topic);
+		return;
+	}
+	mqtt_publish(d->mqtt, topic, json, strlen(json), 1, retain, props);
+	free(json);
+}
+
+static void
+publish_owner(struct coord *d, const struct lt_lock_rec *rec)
+{
+	char topic[TOPIC_MAX];
+
+	if (codec_topic(topic, sizeof(topic), d->cfg->prefix, rec->id,
+		"owner") != 0)
+		return;
+	publish_json(d, topic, codec_encode_owner(rec), 1, NULL);
+}
+
+static int
+republish_cb(const struct lt_lock_rec *rec, void *arg)
+{
+	publish_owner(arg, rec);
+	return 0;
+}
+
+static void
+publish_status(struct coord *d, bool online, lt_ms since)
+{
+	publish_json(d, d->status_topic,
+	    codec_encode_status(online, MQLOCK_VERSION, since, d->epoch), 1,
+	    NULL);
+}
+
+static void
+log_fx(const struct lt_fx *e)
+{
+	static const char *const notes[] = {
+		[LT_N_RELEASED] = "release",
+		[LT_N_LEFT_QUEUE] = "leave-queue",
+		[LT_N_DISCONNECTED] = "disconnected",
+		[LT_N_RECONNECTED] = "reconnected",
+		[LT_N_DROPPED] = "drop-waiter",
+		[LT_N_WILL_IGNORED] = "will-ignored",
+		[LT_N_FREED] = "free",
+	};
+
+	if (e->kind == LT_FX_NOTE) {
+		enum log_level l = e->what.note == LT_N_WILL_IGNORED ||
+			e->what.note == LT_N_FREED ?
+		    LOG_DEBUG :
+		    LOG_INFO;
+
+		log_msg(l, "%s lock=%s client=%s", notes[e->what.note],
+		    e->lock, e->client);
+		return;
+	}
+	if (e->kind != LT_FX_EVENT)
+		return;
+	switch (e->what.event) {
+	case LT_E_GRANTED:
+		log_info("grant lock=%s client=%s token=%" PRIu64, e->lock,
+		    e->client, e->token);
+		break;
+	case LT_E_QUEUED:
+		log_info("queue lock=%s client=%s position=%" PRIu32, e->lock,
+		    e->client, e->position);
+		break;
+	case LT_E_REVOKED:
+		log_info("revoke lock=%s client=%s token=%" PRIu64 " reason=%s",
+		    e->lock, e->client, e->token,
+		    codec_reason_name(e->reason));
+		break;
+	case LT_E_IDLE_WARNING:
+		log_info("idle-warning lock=%s client=%s", e->lock, e->client);
+		break;
+	case LT_E_BUSY:
+		log_info("busy lock=%s client=%s", e->lock, e->client);
+		break;
+	case LT_E_ERROR:
+	default:
+		break;
+	}
+}
+
+/* Carry out one effect of a committed batch. */
+static void
+perform(struct coord *d, const struct lt_fx *e, size_t *next_reply)
+{
+	char topic[TOPIC_MAX];
+
+	log_fx(e);
+	if (e->kind == LT_FX_EVENT && e->client[0] != '\0') {
+		if (codec_client_topic(topic, sizeof(topic), d->cfg->prefix,
+			e->client, "events") == 0)
+			publish_json(d, topic, codec_encode_event(e), 0, NULL);
+	} else if (e->kind == LT_FX_REPLY) {
+		const struct reply *r = &d->replies[(*next_reply)++];
+		struct mqtt_pub_props props = {r->topic,
+		    r->corr_len > 0 ? r->corr : NULL, r->corr_len};
+
+		if (r->topic != NULL)
+			publish_json(d, r->topic, codec_encode_reply(e), 0,
+			    &props);
+	}
+}
+
+static void
+clear_replies(struct coord *d)
+{
+	for (size_t i = 0; i < d->nreplies; i++) {
+		free(d->replies[i].topic);
+		free(d->replies[i].corr);
+	}
+	d->nreplies = 0;
+}
+
+/*
+ * End of a batch: commit what changed, then (and only then) announce it.
+ * Returns 0, or -1 when the journal failed: nothing of the batch is
+ * announced and the caller must stop.
+ */
+static int
+flush(struct coord *d)
+{
+	size_t nl = locktab_dirty_locks(d->tab);
+	size_t next_reply = 0;
+
+	if (d->fx.failed) {
+		log_error("out of memory while deciding; stopping");
+		return -1;
+	}
+	if ((nl > 0 || locktab_dirty_clients(d->tab) > 0) &&
+	    store_flush(d->store, d->tab) != 0) {
+		log_error("journal write failed; stopping without announcing "
+			  "the undecided batch");
+		return -1;
+	}
+	for (size_t i = 0; i < nl; i++) {
+		struct lt_lock_rec rec;
+
+		locktab_dirty_lock(d->tab, i, &rec);
+		publish_owner(d, &rec);
+	}
+	for (size_t i = 0; i < d->fx.n; i++)
+		perform(d, &d->fx.v[i], &next_reply);
+	locktab_dirty_done(d->tab);
+	lt_fxlist_clear(&d->fx);
+	clear_replies(d);
+	return 0;
+}
+
+/* ---- input ---- */
+
+/* Remember where the reply of the request just applied goes. */
+static void
+note_reply(struct coord *d, size_t fx_before, struct mqtt_in *in)
+{
+	struct reply r = {NULL, NULL, 0};
+
+	for (size_t i = fx_before; i < d->fx.n; i++) {
+		if (d->fx.v[i].kind != LT_FX_REPLY)
+			continue;
+		if (d->nreplies == d->capreplies) {
+			size_t n = d->capreplies ? d->capreplies * 2 : 64;
+			struct reply *p = realloc(d->replies, n * sizeof(*p));
+
+			if (p == NULL) {
+				d->fx.failed = true;
+				return;
+			}
+			d->replies = p;
+			d->capreplies = n;
+		}
+		/* Exactly one reply per request: the first gets the topic. */
+		r.topic = NULL;
+		r.corr = NULL;
+		r.corr_len = 0;
+		if (in->resp_topic != NULL) {
+			size_t n = strlen(in->resp_topic) + 1;
+
+			r.topic = malloc(n);
+			r.corr = malloc(in->corr_len + 1);
+			if (r.topic == NULL || r.corr == NULL) {
+				free(r.topic);
+				free(r.corr);
+				d->fx.failed = true;
+				return;
+			}
+			memcpy(r.topic, in->resp_topic, n);
+			if (in->corr_len > 0)
+				memcpy(r.corr, in->corr, in->corr_len);
+			r.corr_len = in->corr_len;
+			in->resp_topic = NULL;
+		}
+		d->replies[d->nreplies++] = r;
+	}
+}
+
+/* A refusal found before the table saw the request. */
+static void
+refuse(struct coord *d, const char *client, const char *lock,
+    enum lt_err code, const char *message)
+{
+	struct lt_fx e;
+
+	memset(&e, 0, sizeof(e));
+	e.code = code;
+	e.message = message;
+	snprintf(e.client, sizeof(e.client), "%s", client);
+	snprintf(e.lock, sizeof(e.lock), "%s", lock);
+	if (client[0] != '\0') {
+		e.kind = LT_FX_EVENT;
+		e.what.event = LT_E_ERROR;
+		if (lt_fxlist_push(&d->fx, &e) != 0)
+			return;
+	}
+	e.kind = LT_FX_REPLY;
+	e.what.result = LT_R_ERROR;
+	lt_fxlist_push(&d->fx, &e);
+}
+
+static void
+apply(struct coord *d, const struct lt_event *ev, const char *what)
+{
+	enum lt_err err = locktab_apply(d->tab, clock_wall_ms(), ev, &d->fx);
+
+	if (err != LT_OK && err != LT_ERR_INTERNAL)
+		log_limited(LOG_WARN, "refused %s: %s", what,
+		    codec_err_name(err));
+}
+
+static bool
+props_ok(const struct mqtt_in *in)
+{
+	if (in->corr_len > MQL_CORR_MAX)
+		return false;
+	if (in->resp_topic != NULL &&
+	    (strlen(in->resp_topic) > MQL_RESP_TOPIC_MAX ||
+		strpbrk(in->resp_topic, "+#") != NULL ||
+		!codec_utf8_valid(in->resp_topic, strlen(in->resp_topic))))
+		return false;
+	return true;
+}
+
+static void
+handle_request(struct coord *d, const struct codec_topic *ct,
+    struct mqtt_in *in)
+{
+	struct lt_event ev = {.kind = LT_EV_REQUEST};
+	struct codec_error err;
+
+	if (codec_decode_request(in->payload, in->len,
+		ct->id_valid ? ct->id : NULL, &ev.u.req, &err) != LT_OK) {
+		log_limited(LOG_WARN, "refused request on %s: %s (%s)",
+		    ct->id_valid ? ct->id : "an invalid lock id",
+		    codec_err_name(err.code), err.message);
+		refuse(d, err.client, ct->id, err.code, err.message);
+		return;
+	}
+	if (!props_ok(in)) {
+		log_limited(LOG_WARN, "refused request from %s: bad response "
+		    "topic or correlation data", ev.u.req.client);
+		/* A reply could not be addressed safely: tell the client. */
+		in->resp_topic = NULL;
+		refuse(d, ev.u.req.client, ct->id, LT_ERR_BAD_REQUEST,
+		    "response topic or correlation data too long or invalid");
+		return;
+	}
+	log_debug("request lock=%s client=%s op=%s", ev.u.req.lock,
+	    ev.u.req.client, codec_op_name(ev.u.req.op));
+	apply(d, &ev, "request");
+}
+
+static void
+handle_will(struct coord *d, const struct codec_topic *ct, struct mqtt_in *in)
+{
+	struct lt_event ev = {.kind = LT_EV_WILL};
+
+	if (!ct->id_valid || codec_decode_will(in->payload, in->len, ct->id,
+				 &ev.u.will) != LT_OK) {
+		log_limited(LOG_WARN, "ignored malformed will on %s", in->topic);
+		return;
+	}
+	log_info("will client=%s", ev.u.will.client);
+	apply(d, &ev, "will");
+}
+
+static void
+handle_admin(struct coord *d, struct mqtt_in *in)
+{
+	struct lt_event ev = {.kind = LT_EV_BREAK};
+	struct codec_error err;
+
+	if (codec_decode_break(in->payload, in->len, &ev.u.brk, &err) !=
+	    LT_OK) {
+		log_limited(LOG_WARN, "refused admin command: %s (%s)",
+		    codec_err_name(err.code), err.message);
+		refuse(d, "", "", err.code, err.message);
+		return;
+	}
+	if (!props_ok(in))
+		in->resp_topic = NULL;
+	log_info("admin break lock=%s reason=%s", ev.u.brk.lock,
+	    ev.u.brk.reason);
+	apply(d, &ev, "admin command");
+}
+
+static void
+handle_message(struct coord *d, struct mqtt_in *in)
+{
+	struct codec_topic ct;
+	size_t before = d->fx.n;
+
+	/* Retained copies are history, never requests. */
+	if (in->retained) {
+		log_debug("ignored retained message on %s", in->topic);
+		return;
+	}
+	codec_parse_topic(d->cfg->prefix, in->topic, &ct);
+	switch (ct.kind) {
+	case CODEC_T_REQUEST:
+		handle_request(d, &ct, in);
+		break;
+	case CODEC_T_WILL:
+		handle_will(d, &ct, in);
+		break;
+	case CODEC_T_ADMIN:
+		handle_admin(d, in);
+		break;
+	case CODEC_T_OTHER:
+	default:
+		return;
+	}
+	note_reply(d, before, in);
+}
+
+/* ---- connection ---- */
+
+static void
+schedule_reconnect(struct coord *d, const char *why)
+{
+	d->connected = false;
+	d->reconnect_at = clock_mono_ms() + d->backoff_ms;
+	log_warn("broker %s: %s; retrying in %" PRId64 " ms", d->cfg->broker,
+	    why, d->backoff_ms);
+	d->backoff_ms *= 2;
+	if (d->backoff_ms > BACKOFF_MAX_MS)
+		d->backoff_ms = BACKOFF_MAX_MS;
+}
+
+static void
+on_connected(struct coord *d, const struct mqtt_in *in)
+{
+	lt_ms now = clock_wall_ms();
+
+	d->connected = true;
+	d->backoff_ms = BACKOFF_MIN_MS;
+	log_info("connected to %s (session %s)", d->cfg->broker,
+	    in->session_present ? "resumed" : "new");
+	/*
+	 * Owner messages are retained state the broker may have lost; after
+	 * our own start, or when the broker forgot our session, publish them
+	 * all again from the journal.
+	 */
+	if (!d->announced || !in->session_present) {
+		locktab_foreach_lock(d->tab, republish_cb, d);
+		d->announced = true;
+		log_info("published owner of %zu locks", locktab_nlocks(d->tab));
+	}
+	publish_status(d, true, now);
+}
+
+static void
+handle_in(struct coord *d, struct mqtt_in *in)
+{
+	switch (in->kind) {
+	case MQTT_IN_MESSAGE:
+		handle_message(d, in);
+		break;
+	case MQTT_IN_CONNECTED:
+		on_connected(d, in);
+		break;
+	case MQTT_IN_LOST:
+		schedule_reconnect(d, in->reason[0] ? in->reason : "lost");
+		break;
+	case MQTT_IN_CONNECT_FAILED:
+		schedule_reconnect(d, in->reason[0] ? in->reason : "failed");
+		break;
+	case MQTT_IN_OVERFLOW:
+		log_error("inbound queue full: %zu messages dropped",
+		    in->dropped);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- set-up and loop ---- */
+
+static int
+open_mqtt(struct coord *d, const struct mqtt_sub *subs, size_t nsubs,
+    char *password)
+{
+	char *offline;
+	struct mqtt_opts o = {
+		.uri = d->cfg->broker,
+		.client_id = d->cfg->client_id,
+		.username = d->cfg->username,
+		.password = password,
+		.keepalive = (int)((d->cfg->keepalive_ms + 999) / 1000),
+		.clean_start = 0,
+		.session_expiry = SESSION_EXPIRY_S,
+		.subs = subs,
+		.nsubs = nsubs,
+		.cafile = d->cfg->cafile,
+		.certfile = d->cfg->certfile,
+		.keyfile = d->cfg->keyfile,
+	};
+
+	d->mqtt = mqtt_new(&o);
+	if (d->mqtt == NULL)
+		return -1;
+	offline = codec_encode_status(false, MQLOCK_VERSION, clock_wall_ms(),
+	    d->epoch);
+	if (offline == NULL ||
+	    mqtt_set_will(d->mqtt, d->status_topic, offline, strlen(offline),
+		1) != 0) {
+		free(offline);
+		return -1;
+	}
+	free(offline);
+	if (mqtt_connect(d->mqtt) != 0)
+		schedule_reconnect(d, "connect not started");
+	return 0;
+}
+
+static int64_t
+wait_ms(const struct coord *d)
+{
+	int64_t t = -1;
+
+	if (d->connected) {
+		lt_ms next = locktab_next_deadline(d->tab);
+
+		if (next != LT_NEVER)
+			t = next - clock_wall_ms();
+	}
+	if (d->reconnect_at != 0) {
+		int64_t r = d->reconnect_at - clock_mono_ms();
+
+		if (t < 0 || r < t)
+			t = r;
+	}
+	return t < -1 ? 0 : t;
+}
+
+static int
+run_loop(struct coord *d, int sigfd)
+{
+	int fds[2] = {sigfd, mqtt_wake_fd(d->mqtt)};
+
+	for (;;) {
+		int ready[2];
+		int sig;
+
+		if (loop_wait(fds, 2, wait_ms(d), ready) < 0)
+			return 1;
+		while ((sig = loop_next_signal(sigfd)) != 0) {
+			if (sig == SIGINT || sig == SIGTERM) {
+				log_info("signal %d: stopping", sig);
+				return 0;
+			}
+		}
+		for (int n = 0; n < BATCH_MAX; n++) {
+			struct mqtt_in *in = mqtt_next(d->mqtt);
+
+			if (in == NULL)
+				break;
+			handle_in(d, in);
+			mqtt_in_free(in);
+		}
+		/*
+		 * Deadlines only run while we hear the broker: a coordinator
+		 * cut off from it cannot tell who is alive.
+		 */
+		while (d->connected &&
+		    locktab_next_deadline(d->tab) <= clock_wall_ms() &&
+		    d->fx.n < BATCH_MAX) {
+			struct lt_event tick = {.kind = LT_EV_TICK};
+
+			apply(d, &tick, "tick");
+		}
+		if (flush(d) != 0)
+			return 1;
+		if (d->reconnect_at != 0 && clock_mono_ms() >= d->reconnect_at) {
+			d->reconnect_at = 0;
+			if (mqtt_connect(d->mqtt) != 0)
+				schedule_reconnect(d, "connect not started");
+		}
+	}
+}
+
+int
+coord_run(const struct config *cfg)
+{
+	static const int sigs[] = {SIGINT, SIGTERM};
+	struct coord d = {.cfg = cfg, .backoff_ms = BACKOFF_MIN_MS};
+	struct lt_config lc = {
+		.idle_timeout = cfg->idle_timeout_ms,
+		.idle_warning = cfg->idle_warning_ms,
+		.grace = cfg->grace_ms,
+		.waiters_per_lock = MQL_WAITERS_PER_LOCK,
+		.locks_per_client = MQL_LOCKS_PER_CLIENT,
+	};
+	char req[TOPIC_MAX], will[TOPIC_MAX], admin[TOPIC_MAX];
+	struct mqtt_sub subs[] = {
+		{req, 1, 0, 2},
+		{will, 1, 0, 2},
+		{admin, 1, 0, 2},
+	};
+	char password[1024], err[512];
+	int rc = 1, sigfd;
+
+	if (codec_topic(d.status_topic, sizeof(d.status_topic), cfg->prefix,
+		"_coordinator", "status") != 0 ||
+	    codec_topic(req, sizeof(req), cfg->prefix, "+", "request") != 0 ||
+	    codec_client_topic(will, sizeof(will), cfg->prefix, "+", "will") !=
+		0 ||
+	    codec_topic(admin, sizeof(admin), cfg->prefix, "_admin",
+		"command") != 0)
+		return 1;
+	if (cfg->password_file != NULL &&
+	    config_read_secret(cfg->password_file, password, sizeof(password),
+		err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return 1;
+	}
+	d.store = store_open(cfg->db, err, sizeof(err));
+	if (d.store == NULL) {
+		log_error("journal: %s", err);
+		return 1;
+	}
+	d.tab = locktab_new(&lc);
+	if (d.tab == NULL || store_load(d.store, d.tab) != 0 ||
+	    store_next_epoch(d.store, &d.epoch) != 0)
+		goto out;
+	log_info("mqlockd %s: journal %s: %zu locks, %zu clients, last token "
+		 "%" PRIu64 ", epoch %" PRIu64,
+	    MQLOCK_VERSION, cfg->db, locktab_nlocks(d.tab),
+	    locktab_nclients(d.tab), locktab_last_token(d.tab), d.epoch);
+	/* Orphaned clients found by the restore are deleted now. */
+	if (flush(&d) != 0)
+		goto out;
+	sigfd = loop_signals(sigs, sizeof(sigs) / sizeof(sigs[0]));
+	if (sigfd < 0 ||
+	    open_mqtt(&d, subs, sizeof(subs) / sizeof(subs[0]),
+		cfg->password_file != NULL ? password : NULL) != 0)
+		goto out;
+	rc = run_loop(&d, sigfd);
+	if (d.connected) {
+		/* A normal DISCONNECT suppresses our will: say it ourselves. */
+		publish_status(&d, false, clock_wall_ms());
+		mqtt_wait_published(d.mqtt, STOP_TIMEOUT_MS);
+	}
+	mqtt_disconnect(d.mqtt, STOP_TIMEOUT_MS);
+out:
+	mqtt_free(d.mqtt);
+	locktab_free(d.tab);
+	store_close(d.store);
+	lt_fxlist_free(&d.fx);
+	clear_replies(&d);
+	free(d.replies);
+	explicit_bzero(password, sizeof(password));
+	return rc;
+}

@@ -1,0 +1,32 @@
+/*
+ * mqlockd: the mqlock coordinator.  Parses flags and runs the loop.
+ */
+#include <stdio.h>
+
+#include "io/config.h"
+#include "io/log.h"
+#include "mqlockd/coord.h"
+
+int
+main(int argc, char **argv)
+{
+	struct config cfg;
+	char err[512];
+
+	switch (config_parse(&cfg, argc, argv, err, sizeof(err))) {
+	case CONFIG_EXIT:
+		return 0;
+	case CONFIG_ERROR:
+		fprintf(stderr, "mqlockd: %s\n", err);
+		return 64;
+	case CONFIG_OK:
+	default:
+		break;
+	}
+	log_set_level(cfg.log_level);
+	if (cfg.check) {
+		printf("mqlockd: configuration ok\n");
+		return 0;
+	}
+	return coord_run(&cfg);
+}
