@@ -1,0 +1,166 @@
+/*
+ * config: defaults, every flag form, ranges and clear refusals.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "io/config.h"
+
+#define PARSE(c, err, ...)                                                     \
+	config_parse((c), (int)(sizeof((char *[]){"mqlockd", __VA_ARGS__}) /      \
+			     sizeof(char *)),                                  \
+	    (char *[]){"mqlockd", __VA_ARGS__}, (err), sizeof(err))
+
+static void
+test_defaults(void **state)
+{
+	struct config c;
+	char err[256];
+	char *argv[] = {"mqlockd"};
+
+	assert_int_equal(config_parse(&c, 1, argv, err, sizeof(err)), CONFIG_OK);
+	assert_string_equal(c.broker, "tcp://127.0.0.1:1883");
+	assert_string_equal(c.prefix, "locks");
+	assert_string_equal(c.db, "./mqlock.db");
+	assert_string_equal(c.client_id, "mqlockd");
+	assert_int_equal(c.idle_timeout_ms, 600000);
+	assert_int_equal(c.idle_warning_ms, 60000);
+	assert_int_equal(c.grace_ms, 10000);
+	assert_int_equal(c.keepalive_ms, 10000);
+	assert_int_equal(c.log_level, LOG_INFO);
+	assert_null(c.username);
+	assert_false(c.check);
+}
+
+static void
+test_values(void **state)
+{
+	struct config c;
+	char err[256];
+
+	assert_int_equal(PARSE(&c, err, "--grace", "0.5", "--idle-timeout=2",
+			     "--idle-warning", "1.25", "--prefix", "site/locks",
+			     "--db", "/tmp/x.db", "--log-level", "debug",
+			     "--check", "--broker", "ssl://h:8883",
+			     "--username", "u", "--password-file", "/p"),
+	    CONFIG_OK);
+	assert_int_equal(c.grace_ms, 500);
+	assert_int_equal(c.idle_timeout_ms, 2000);
+	assert_int_equal(c.idle_warning_ms, 1250);
+	assert_string_equal(c.prefix, "site/locks");
+	assert_string_equal(c.db, "/tmp/x.db");
+	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_true(c.check);
+	assert_string_equal(c.broker, "ssl://h:8883");
+}
+
+static void
+expect_error(const char *want, int argc, char **argv)
+{
+	struct config c;
+	char err[256] = "";
+
+	assert_int_equal(config_parse(&c, argc, argv, err, sizeof(err)),
+	    CONFIG_ERROR);
+	if (strstr(err, want) == NULL)
+		fail_msg("error '%s' does not mention '%s'", err, want);
+}
+
+#define EXPECT_ERROR(want, ...)                                                \
+	expect_error(want,                                                     \
+	    (int)(sizeof((char *[]){"mqlockd", __VA_ARGS__}) / sizeof(char *)), \
+	    (char *[]){"mqlockd", __VA_ARGS__})
+
+static void
+test_refusals(void **state)
+{
+	EXPECT_ERROR("unknown argument", "--nope");
+	EXPECT_ERROR("unknown argument", "stray");
+	EXPECT_ERROR("needs a value", "--grace");
+	EXPECT_ERROR("--grace", "--grace", "-1");
+	EXPECT_ERROR("--grace", "--grace", "abc");
+	EXPECT_ERROR("--grace", "--grace", "1.2345");
+	EXPECT_ERROR("--grace", "--grace", "1e3");
+	EXPECT_ERROR("--idle-timeout", "--idle-timeout", "0");
+	EXPECT_ERROR("--keepalive", "--keepalive", "0");
+	EXPECT_ERROR("--grace", "--grace", "99999999999999999999");
+	EXPECT_ERROR("--log-level", "--log-level", "loud");
+	EXPECT_ERROR("--prefix", "--prefix", "a/+/b");
+	EXPECT_ERROR("--prefix", "--prefix", "/locks");
+	EXPECT_ERROR("--prefix", "--prefix", "locks/");
+	EXPECT_ERROR("--prefix", "--prefix", "a//b");
+	EXPECT_ERROR("--prefix", "--prefix", "");
+	EXPECT_ERROR("--client-id", "--client-id", "a/b");
+	EXPECT_ERROR("--broker", "--broker", "http://x");
+	EXPECT_ERROR("--db", "--db", "");
+	EXPECT_ERROR("--password-file needs --username", "--password-file",
+	    "/p");
+	EXPECT_ERROR("takes no value", "--check=1");
+}
+
+static void
+test_help_and_version_exit(void **state)
+{
+	struct config c;
+	char err[64];
+	FILE *saved = stdout;
+
+	/* Keep the test output readable: send the text to /dev/null. */
+	stdout = fopen("/dev/null", "w");
+	assert_int_equal(PARSE(&c, err, "--help"), CONFIG_EXIT);
+	assert_int_equal(PARSE(&c, err, "--version"), CONFIG_EXIT);
+	fclose(stdout);
+	stdout = saved;
+}
+
+static void
+test_read_secret(void **state)
+{
+	char path[] = "/tmp/mqlock-secret-XXXXXX";
+	char buf[16], err[256];
+	int fd = mkstemp(path);
+	FILE *f;
+
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs("s3cret\nsecond line\n", f);
+	fclose(f);
+	assert_int_equal(config_read_secret(path, buf, sizeof(buf), err,
+			     sizeof(err)),
+	    0);
+	assert_string_equal(buf, "s3cret");
+
+	f = fopen(path, "w");
+	fputs("a-password-much-longer-than-the-buffer\n", f);
+	fclose(f);
+	assert_int_equal(config_read_secret(path, buf, sizeof(buf), err,
+			     sizeof(err)),
+	    -1);
+	unlink(path);
+	assert_int_equal(config_read_secret(path, buf, sizeof(buf), err,
+			     sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, path));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_help_and_version_exit),
+		cmocka_unit_test(test_read_secret),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

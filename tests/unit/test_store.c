@@ -1,0 +1,379 @@
+/*
+ * store: the journal round-trips the lock table through sqlite, refuses a
+ * second opener, and reports unusable files clearly.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "core/locktab.h"
+#include "io/store.h"
+
+static const struct lt_config cfg = {
+	.idle_timeout = 10000,
+	.idle_warning = 2000,
+	.grace = 3000,
+	.waiters_per_lock = MQL_WAITERS_PER_LOCK,
+	.locks_per_client = MQL_LOCKS_PER_CLIENT,
+};
+
+struct fixture {
+	char dir[64];
+	char path[96];
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mqlock-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/j.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static void
+apply_req(struct locktab *t, lt_ms now, enum lt_op op, const char *lock,
+    const char *client, const char *user)
+{
+	struct lt_event ev = {.kind = LT_EV_REQUEST};
+	struct lt_fxlist fx = {0};
+
+	ev.u.req.op = op;
+	snprintf(ev.u.req.lock, sizeof(ev.u.req.lock), "%s", lock);
+	snprintf(ev.u.req.client, sizeof(ev.u.req.client), "%s", client);
+	snprintf(ev.u.req.session, sizeof(ev.u.req.session),
+	    "session-of-%s-000000", client);
+	snprintf(ev.u.req.user, sizeof(ev.u.req.user), "%s", user);
+	ev.u.req.conn = 4;
+	ev.u.req.wait = true;
+	assert_int_equal(locktab_apply(t, now, &ev, &fx), LT_OK);
+	lt_fxlist_free(&fx);
+}
+
+static void
+apply_will(struct locktab *t, lt_ms now, const char *client)
+{
+	struct lt_event ev = {.kind = LT_EV_WILL};
+	struct lt_fxlist fx = {0};
+
+	snprintf(ev.u.will.client, sizeof(ev.u.will.client), "%s", client);
+	snprintf(ev.u.will.session, sizeof(ev.u.will.session),
+	    "session-of-%s-000000", client);
+	ev.u.will.conn = 5;
+	assert_int_equal(locktab_apply(t, now, &ev, &fx), LT_OK);
+	lt_fxlist_free(&fx);
+}
+
+/* Compare one lock of a and b field by field. */
+static int
+same_lock(const struct lt_lock_rec *ra, void *arg)
+{
+	struct locktab *b = arg;
+	struct lt_lock_rec rb;
+	struct lt_waiter_rec wa[MQL_WAITERS_PER_LOCK];
+
+	/* Copy a's waiters: viewing b reuses b's scratch, not a's. */
+	memcpy(wa, ra->waiters, ra->nwaiters * sizeof(*wa));
+	assert_true(locktab_view(b, ra->id, &rb));
+	assert_int_equal(ra->holder == NULL, rb.holder == NULL);
+	if (ra->holder != NULL) {
+		assert_string_equal(ra->holder, rb.holder);
+		assert_string_equal(ra->holder_user, rb.holder_user);
+		assert_int_equal(ra->holder_connected, rb.holder_connected);
+		assert_int_equal(ra->idle_deadline, rb.idle_deadline);
+		assert_int_equal(ra->warned, rb.warned);
+	}
+	assert_int_equal(ra->token, rb.token);
+	assert_int_equal(ra->since, rb.since);
+	assert_int_equal(ra->nwaiters, rb.nwaiters);
+	for (size_t i = 0; i < ra->nwaiters; i++) {
+		assert_string_equal(wa[i].client, rb.waiters[i].client);
+		assert_string_equal(wa[i].user, rb.waiters[i].user);
+		assert_int_equal(wa[i].connected, rb.waiters[i].connected);
+	}
+	return 0;
+}
+
+static void
+assert_same_tables(struct locktab *a, struct locktab *b)
+{
+	assert_int_equal(locktab_nlocks(a), locktab_nlocks(b));
+	assert_int_equal(locktab_nclients(a), locktab_nclients(b));
+	assert_int_equal(locktab_last_token(a), locktab_last_token(b));
+	assert_int_equal(locktab_next_deadline(a), locktab_next_deadline(b));
+	locktab_foreach_lock(a, same_lock, b);
+}
+
+static void
+assert_same_client(struct locktab *a, struct locktab *b, const char *id)
+{
+	struct lt_client_rec ca, cb;
+
+	assert_true(locktab_view_client(a, id, &ca));
+	assert_true(locktab_view_client(b, id, &cb));
+	assert_string_equal(ca.session, cb.session);
+	assert_int_equal(ca.connected, cb.connected);
+	assert_int_equal(ca.max_conn, cb.max_conn);
+	assert_int_equal(ca.grace_deadline, cb.grace_deadline);
+}
+
+static struct locktab *
+reload(const char *path)
+{
+	char err[256];
+	struct store *s = store_open(path, err, sizeof(err));
+	struct locktab *t = locktab_new(&cfg);
+
+	assert_non_null(s);
+	assert_non_null(t);
+	assert_int_equal(store_load(s, t), 0);
+	/* A restored table is clean: nothing to journal again. */
+	assert_int_equal(locktab_dirty_locks(t), 0);
+	assert_null(locktab_check(t));
+	store_close(s);
+	return t;
+}
+
+static void
+flush(struct store *s, struct locktab *t)
+{
+	assert_int_equal(store_flush(s, t), 0);
+	locktab_dirty_done(t);
+}
+
+static void
+test_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	struct store *s = store_open(f->path, err, sizeof(err));
+	struct locktab *t = locktab_new(&cfg), *r;
+
+	assert_non_null(s);
+	apply_req(t, 1000, LT_OP_ACQUIRE, "doc-1", "alice", "Alice");
+	apply_req(t, 1001, LT_OP_ACQUIRE, "doc-1", "bob", "Bob \"B\" ✓");
+	apply_req(t, 1002, LT_OP_ACQUIRE, "doc-1", "carol", "");
+	apply_req(t, 1003, LT_OP_ACQUIRE, "doc-2", "bob", "Bob");
+	apply_req(t, 1004, LT_OP_ACQUIRE, "doc-3", "dave", "Dave");
+	flush(s, t);
+	apply_will(t, 1005, "carol");
+	apply_req(t, 1006, LT_OP_RELEASE, "doc-3", "dave", "");
+	flush(s, t);
+	store_close(s);
+
+	r = reload(f->path);
+	assert_same_tables(t, r);
+	assert_int_equal(locktab_nlocks(r), 2); /* doc-3 was freed */
+	assert_int_equal(locktab_last_token(r), 3);
+	assert_same_client(t, r, "carol");
+	assert_same_client(t, r, "bob");
+	/* dave holds nothing: his row is gone. */
+	assert_false(locktab_view_client(r, "dave", &(struct lt_client_rec){0}));
+	locktab_free(r);
+	locktab_free(t);
+}
+
+/* Only committed batches survive: a flush that never ran leaves no trace. */
+static void
+test_unflushed_changes_are_not_journaled(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	struct store *s = store_open(f->path, err, sizeof(err));
+	struct locktab *t = locktab_new(&cfg), *r;
+
+	apply_req(t, 10, LT_OP_ACQUIRE, "a", "alice", "");
+	flush(s, t);
+	apply_req(t, 11, LT_OP_ACQUIRE, "b", "alice", "");
+	store_close(s);
+	r = reload(f->path);
+	assert_int_equal(locktab_nlocks(r), 1);
+	assert_int_equal(locktab_last_token(r), 1);
+	locktab_free(r);
+	locktab_free(t);
+}
+
+/* The token counter survives even when every lock is free again. */
+static void
+test_token_survives_free_table(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	struct store *s = store_open(f->path, err, sizeof(err));
+	struct locktab *t = locktab_new(&cfg), *r;
+
+	for (int i = 0; i < 5; i++) {
+		apply_req(t, 10 + i, LT_OP_ACQUIRE, "a", "alice", "");
+		apply_req(t, 10 + i, LT_OP_RELEASE, "a", "alice", "");
+		flush(s, t);
+	}
+	store_close(s);
+	r = reload(f->path);
+	assert_int_equal(locktab_nlocks(r), 0);
+	assert_int_equal(locktab_last_token(r), 5);
+	locktab_free(r);
+	locktab_free(t);
+}
+
+static void
+test_epoch_increases(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	uint64_t e1 = 0, e2 = 0;
+	struct store *s = store_open(f->path, err, sizeof(err));
+
+	assert_int_equal(store_next_epoch(s, &e1), 0);
+	store_close(s);
+	s = store_open(f->path, err, sizeof(err));
+	assert_int_equal(store_next_epoch(s, &e2), 0);
+	assert_true(e2 > e1);
+	store_close(s);
+}
+
+static void
+test_second_opener_refused(void **state)
+{
+	struct fixture *f = *state;
+	char err[256] = "";
+	struct store *s = store_open(f->path, err, sizeof(err));
+	pid_t pid;
+	int status;
+
+	assert_non_null(s);
+	/* sqlite locks per process: try from a child. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char e[256] = "";
+		struct store *s2 = store_open(f->path, e, sizeof(e));
+
+		_exit(s2 == NULL && strstr(e, "in use") != NULL ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	store_close(s);
+}
+
+static void
+test_unusable_files(void **state)
+{
+	struct fixture *f = *state;
+	char err[256] = "", path[160];
+	FILE *fp;
+
+	/* A directory that does not exist. */
+	snprintf(path, sizeof(path), "%s/missing/j.db", f->dir);
+	assert_null(store_open(path, err, sizeof(err)));
+	assert_non_null(strstr(err, path));
+
+	/* A file that is not a database. */
+	snprintf(path, sizeof(path), "%s/garbage.db", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	for (int i = 0; i < 512; i++)
+		fputs("this is not sqlite ", fp);
+	fclose(fp);
+	err[0] = '\0';
+	assert_null(store_open(path, err, sizeof(err)));
+	assert_true(strlen(err) > 0);
+
+	/* A read-only directory (root bypasses modes, so only if it bites). */
+	snprintf(path, sizeof(path), "%s/ro", f->dir);
+	assert_int_equal(mkdir(path, 0500), 0);
+	if (geteuid() != 0) {
+		snprintf(path, sizeof(path), "%s/ro/j.db", f->dir);
+		assert_null(store_open(path, err, sizeof(err)));
+	}
+}
+
+/* A journal whose rows break the table's rules is refused, not half-used. */
+static void
+test_corrupt_rows_refused(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	struct store *s = store_open(f->path, err, sizeof(err));
+	struct locktab *t = locktab_new(&cfg);
+	sqlite3 *db;
+
+	apply_req(t, 10, LT_OP_ACQUIRE, "a", "alice", "");
+	flush(s, t);
+	store_close(s);
+	locktab_free(t);
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+			     "UPDATE locks SET holder = 'nobody'", NULL, NULL,
+			     NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	s = store_open(f->path, err, sizeof(err));
+	assert_non_null(s);
+	t = locktab_new(&cfg);
+	assert_int_equal(store_load(s, t), -1);
+	locktab_free(t);
+
+	/* Waiter list that is not JSON. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	store_close(s);
+	assert_int_equal(sqlite3_exec(db,
+			     "UPDATE locks SET holder = 'alice', queue = '[[1'",
+			     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	s = store_open(f->path, err, sizeof(err));
+	t = locktab_new(&cfg);
+	assert_int_equal(store_load(s, t), -1);
+	locktab_free(t);
+	store_close(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_unflushed_changes_are_not_journaled, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_survives_free_table,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_epoch_increases, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_second_opener_refused, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_unusable_files, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_rows_refused, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
