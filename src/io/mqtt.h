@@ -14,6 +14,13 @@
  * carries the broker's "session present" flag.
  *
  * Every socket this process opens to the broker gets TCP_NODELAY (net.h).
+ *
+ * Paho MQTT C 1.3.12 quirks this relies on or works around: callbacks run on
+ * Paho's threads, so everything is copied under a mutex; maxBufferedMessages
+ * applies even while connected, so it is set far above any real backlog;
+ * ssl:// needs the paho-mqtt3as library (mqlock_io links paho-mqtt3a, where
+ * such a URI is refused at mqtt_new()).  With more than one client in a
+ * process, connecting a second one waits out Paho's one-second socket poll.
  */
 #ifndef MQLOCK_IO_MQTT_H
 #define MQLOCK_IO_MQTT_H
@@ -31,17 +38,17 @@ struct mqtt_sub {
 };
 
 struct mqtt_opts {
-	const char *uri;       /* tcp://host:port, ssl://host:port */
-	const char *client_id; /* required */
-	const char *username;  /* NULL: none */
-	const char *password;  /* NULL: none */
-	int keepalive;         /* seconds, >= 1 */
-	int clean_start;       /* 1: new session each connect */
+	const char *uri;         /* tcp://host:port, ssl://host:port */
+	const char *client_id;   /* required */
+	const char *username;    /* NULL: none */
+	const char *password;    /* NULL: none */
+	int keepalive;           /* seconds, >= 1 */
+	int clean_start;         /* 1: new session each connect */
 	uint32_t session_expiry; /* seconds; 0 ends the session on disconnect */
 	const struct mqtt_sub *subs; /* made on every connect */
 	size_t nsubs;
-	size_t inbound_max;    /* FIFO bound; 0 = 65536 */
-	int connect_timeout;   /* seconds; 0 = 5 */
+	size_t inbound_max;  /* FIFO bound; 0 = 65536 */
+	int connect_timeout; /* seconds; 0 = 5 */
 	/* TLS: used when uri starts with ssl:// or mqtts://; NULL = none. */
 	const char *cafile;
 	const char *certfile;
@@ -59,19 +66,19 @@ enum mqtt_in_kind {
 struct mqtt_in {
 	enum mqtt_in_kind kind;
 	/* MQTT_IN_MESSAGE: */
-	char *topic;         /* NUL-terminated */
-	void *payload;       /* len bytes, followed by one NUL not counted */
+	char *topic;   /* NUL-terminated */
+	void *payload; /* len bytes, followed by one NUL not counted */
 	size_t len;
 	int qos;
 	int retained;
-	char *resp_topic;    /* MQTT 5 Response Topic, or NULL */
-	void *corr;          /* Correlation Data, or NULL */
+	char *resp_topic; /* MQTT 5 Response Topic, or NULL */
+	void *corr;       /* Correlation Data, or NULL */
 	size_t corr_len;
 	/* MQTT_IN_CONNECTED: */
 	int session_present;
 	/* MQTT_IN_CONNECT_FAILED / MQTT_IN_LOST: */
-	int code;            /* Paho or MQTT reason code, 0 if unknown */
-	char reason[128];    /* readable cause */
+	int code;         /* Paho or MQTT reason code, 0 if unknown */
+	char reason[128]; /* readable cause */
 	/* MQTT_IN_OVERFLOW: */
 	size_t dropped;
 };
@@ -103,28 +110,40 @@ int mqtt_set_will(struct mqtt *m, const char *topic, const void *payload,
 /*
  * mqtt_connect(m): start one asynchronous connect attempt.  Its outcome
  * arrives as MQTT_IN_CONNECTED or MQTT_IN_CONNECT_FAILED.  Returns 0, or -1
- * if the attempt could not even be started (logged).
+ * if the attempt could not even be started (logged), including while an
+ * attempt is running or the connection is up: call it again only after
+ * MQTT_IN_LOST, MQTT_IN_CONNECT_FAILED or mqtt_disconnect().  A refused
+ * subscription fails the attempt (the connection is then closed with a
+ * normal DISCONNECT).
  */
 int mqtt_connect(struct mqtt *m);
 
 /*
  * mqtt_disconnect(m, timeout_ms): a normal DISCONNECT (the will is not
- * published), waiting up to timeout_ms for queued publishes to complete.
+ * published), waiting up to timeout_ms for queued publishes to complete,
+ * and returning once Paho reports the DISCONNECT sent (or about two seconds
+ * after timeout_ms).  Also abandons a connect attempt in progress.  No
+ * MQTT_IN_LOST follows; mqtt_connect() may be called again.
  */
 void mqtt_disconnect(struct mqtt *m, int timeout_ms);
 
 /*
  * mqtt_publish(m, topic, payload, len, qos, retain, props): queue one
  * publish.  Returns 0, or -1 (logged) if Paho refused it, e.g. while
- * disconnected.  The caller keeps ownership of every argument.
+ * disconnected (no offline buffering).  The caller keeps ownership of every
+ * argument: Paho copies them.
  */
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload,
     size_t len, int qos, int retain, const struct mqtt_pub_props *props);
 
 /*
- * mqtt_wait_published(m, timeout_ms): wait until every publish queued so far
- * is acknowledged (QoS 1) or timeout_ms passed.  Returns 0 when all are,
- * -1 on timeout.
+ * mqtt_wait_published(m, timeout_ms): wait until every QoS 1 publish queued
+ * so far has completed, or timeout_ms passed.  Returns 0 when all are
+ * acknowledged; -1 on timeout, or when a publish completed since the
+ * previous call without being acknowledged (the connection dropped first:
+ * Paho gives up on unacknowledged publishes when it loses the connection,
+ * and the clean-start sessions mqlock uses do not resend them; or the
+ * broker refused it with a reason code >= 0x80).  QoS 0 is not tracked.
  */
 int mqtt_wait_published(struct mqtt *m, int timeout_ms);
 
@@ -133,7 +152,10 @@ int mqtt_wake_fd(const struct mqtt *m);
 
 /*
  * mqtt_next(m): pop the oldest item, or NULL if none.  The caller owns the
- * item and frees it with mqtt_in_free().
+ * item and frees it with mqtt_in_free().  Only messages count against
+ * inbound_max; a message arriving at a full FIFO is dropped, and once there
+ * is room again one MQTT_IN_OVERFLOW item (in FIFO order, after the messages
+ * that were queued before the drops) reports how many were lost.
  */
 struct mqtt_in *mqtt_next(struct mqtt *m);
 

@@ -1,0 +1,789 @@
+/*
+ * test_mqtt: the Paho adapter against a real mosquitto.
+ *
+ * Every test gets its own broker on a free 127.0.0.1 port, started in the
+ * setup and killed in the teardown (which cmocka runs even when the test
+ * fails).  Waits are for events, with generous deadlines.
+ *
+ * The will test needs a process that dies without DISCONNECT: the binary
+ * runs itself again (/proc/self/exe) with --will-child, so the child starts
+ * with fresh Paho state instead of a fork of the parent's threads.
+ *
+ * Most tests use one client that publishes to its own subscriptions: in
+ * Paho 1.3.12 a second client in the same process waits out the first one's
+ * one-second socket poll on its way to connect, and that adds up.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io/clock.h"
+#include "io/log.h"
+#include "io/mqtt.h"
+
+#define DEADLINE_MS 10000 /* for anything that should take milliseconds */
+
+struct broker {
+	pid_t pid;
+	int port;
+	char dir[64];
+	char uri[64];
+	char conf[128];
+	char log[128];
+};
+
+static int
+free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd, port = -1;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return -1;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static int
+port_open(int port)
+{
+	struct sockaddr_in a;
+	int fd, ok;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+static void
+pause_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* Start mosquitto on a free port; 0 once it accepts connections. */
+static int
+broker_start_once(struct broker *b)
+{
+	int64_t until = clock_mono_ms() + DEADLINE_MS;
+	FILE *f;
+	int fd, status;
+
+	if ((b->port = free_port()) == -1)
+		return -1;
+	snprintf(b->uri, sizeof(b->uri), "tcp://127.0.0.1:%d", b->port);
+	if ((f = fopen(b->conf, "w")) == NULL)
+		return -1;
+	fprintf(f,
+	    "listener %d 127.0.0.1\n"
+	    "allow_anonymous true\n"
+	    "set_tcp_nodelay true\n"
+	    "persistence false\n"
+	    "log_dest stderr\n"
+	    "log_type all\n",
+	    b->port);
+	if (fclose(f) != 0)
+		return -1;
+	if ((fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0644)) == -1)
+		return -1;
+	if ((b->pid = fork()) == -1) {
+		close(fd);
+		return -1;
+	}
+	if (b->pid == 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(MOSQUITTO_BIN, MOSQUITTO_BIN, "-c", b->conf,
+		    (char *)NULL);
+		_exit(127);
+	}
+	close(fd);
+	while (clock_mono_ms() < until) {
+		if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
+			b->pid = -1; /* e.g. the port was taken meanwhile */
+			return -1;
+		}
+		if (port_open(b->port))
+			return 0;
+		pause_ms(10);
+	}
+	return -1;
+}
+
+static void
+broker_kill(struct broker *b)
+{
+	if (b->pid > 0) {
+		kill(b->pid, SIGKILL);
+		waitpid(b->pid, NULL, 0);
+		b->pid = -1;
+	}
+}
+
+static int
+setup(void **state)
+{
+	struct broker *b = calloc(1, sizeof(*b));
+	int i;
+
+	if (b == NULL)
+		return -1;
+	b->pid = -1;
+	snprintf(b->dir, sizeof(b->dir), "/tmp/test_mqtt.XXXXXX");
+	if (mkdtemp(b->dir) == NULL) {
+		free(b);
+		return -1;
+	}
+	/* mosquitto drops root privileges: let it read its config. */
+	chmod(b->dir, 0755);
+	snprintf(b->conf, sizeof(b->conf), "%s/mosquitto.conf", b->dir);
+	snprintf(b->log, sizeof(b->log), "%s/mosquitto.log", b->dir);
+	*state = b;
+	for (i = 0; i < 5; i++) {
+		if (broker_start_once(b) == 0)
+			return 0;
+		broker_kill(b);
+	}
+	fprintf(stderr, "mosquitto did not start; see %s\n", b->log);
+	return -1;
+}
+
+static int
+teardown(void **state)
+{
+	struct broker *b = *state;
+
+	if (b == NULL)
+		return 0;
+	broker_kill(b);
+	unlink(b->conf);
+	unlink(b->log);
+	rmdir(b->dir);
+	free(b);
+	return 0;
+}
+
+static struct mqtt *
+client(const struct broker *b, const char *id, const struct mqtt_sub *subs,
+    size_t nsubs, size_t inbound_max)
+{
+	struct mqtt_opts o;
+	struct mqtt *m;
+
+	memset(&o, 0, sizeof(o));
+	o.uri = b->uri;
+	o.client_id = id;
+	o.keepalive = 10;
+	o.clean_start = 1;
+	o.subs = subs;
+	o.nsubs = nsubs;
+	o.inbound_max = inbound_max;
+	m = mqtt_new(&o);
+	assert_non_null(m);
+	return m;
+}
+
+/* The next item, waiting on the wake fd up to ms; NULL on timeout. */
+static struct mqtt_in *
+next_within(struct mqtt *m, int ms)
+{
+	int64_t until = clock_mono_ms() + ms;
+	struct mqtt_in *in;
+
+	while ((in = mqtt_next(m)) == NULL) {
+		struct pollfd p = {mqtt_wake_fd(m), POLLIN, 0};
+		int64_t left = until - clock_mono_ms();
+
+		if (left <= 0)
+			return NULL;
+		if (poll(&p, 1, (int)left) == -1 && errno != EINTR)
+			fail_msg("poll: %s", strerror(errno));
+	}
+	return in;
+}
+
+static struct mqtt_in *
+expect(struct mqtt *m, enum mqtt_in_kind kind)
+{
+	struct mqtt_in *in = next_within(m, DEADLINE_MS);
+
+	if (in == NULL)
+		fail_msg("no item of kind %d within %d ms", kind, DEADLINE_MS);
+	if (in->kind != kind)
+		fail_msg("got kind %d (code %d, %s), want %d", in->kind,
+		    in->code, in->reason, kind);
+	return in;
+}
+
+static void
+connect_ok(struct mqtt *m, int *session_present)
+{
+	struct mqtt_in *in;
+
+	assert_int_equal(mqtt_connect(m), 0);
+	in = expect(m, MQTT_IN_CONNECTED);
+	if (session_present != NULL)
+		*session_present = in->session_present;
+	mqtt_in_free(in);
+	assert_int_equal(mqtt_is_connected(m), 1);
+}
+
+static struct mqtt_in *
+expect_message(struct mqtt *m, const char *topic, const char *payload)
+{
+	struct mqtt_in *in = expect(m, MQTT_IN_MESSAGE);
+
+	assert_string_equal(in->topic, topic);
+	if (payload != NULL) {
+		assert_int_equal(in->len, strlen(payload));
+		assert_memory_equal(in->payload, payload, in->len + 1);
+	}
+	return in;
+}
+
+static int
+wake_readable(struct mqtt *m)
+{
+	struct pollfd p = {mqtt_wake_fd(m), POLLIN, 0};
+
+	return poll(&p, 1, 0) == 1;
+}
+
+static void
+publish_ok(struct mqtt *m, const char *topic, const void *payload, size_t len,
+    int retain, const struct mqtt_pub_props *pp)
+{
+	assert_int_equal(mqtt_publish(m, topic, payload, len, 1, retain, pp),
+	    0);
+	assert_int_equal(mqtt_wait_published(m, DEADLINE_MS), 0);
+}
+
+static void
+test_publish_receive(void **state)
+{
+	struct broker *b = *state;
+	const struct mqtt_sub subs[] = {{"t/a", 1, 0, 0}, {"t/b", 1, 0, 0}};
+	struct mqtt *m = client(b, "pubsub", subs, 2, 0);
+	struct mqtt_in *in;
+	int sp = -1;
+
+	connect_ok(m, &sp);
+	assert_int_equal(sp, 0);
+
+	publish_ok(m, "t/a", "a\0b", 3, 0, NULL);
+	in = expect(m, MQTT_IN_MESSAGE);
+	assert_string_equal(in->topic, "t/a");
+	assert_int_equal(in->len, 3);
+	assert_memory_equal(in->payload, "a\0b", 4); /* and a trailing NUL */
+	assert_int_equal(in->qos, 1);
+	assert_int_equal(in->retained, 0);
+	assert_null(in->resp_topic);
+	assert_null(in->corr);
+	assert_int_equal(in->corr_len, 0);
+	mqtt_in_free(in);
+
+	/* An empty payload still has its NUL. */
+	publish_ok(m, "t/b", NULL, 0, 0, NULL);
+	in = expect_message(m, "t/b", "");
+	assert_non_null(in->payload);
+	mqtt_in_free(in);
+
+	/* Drained: the wake fd is quiet until the next item. */
+	assert_null(mqtt_next(m));
+	assert_false(wake_readable(m));
+	publish_ok(m, "t/a", "x", 1, 0, NULL);
+	in = expect_message(m, "t/a", "x");
+	mqtt_in_free(in);
+	assert_false(wake_readable(m));
+
+	/* Not subscribed: nothing arrives ahead of the next message. */
+	publish_ok(m, "t/c", "no", 2, 0, NULL);
+	publish_ok(m, "t/b", "yes", 3, 0, NULL);
+	in = expect_message(m, "t/b", "yes");
+	mqtt_in_free(in);
+
+	/* QoS 0 goes through too. */
+	assert_int_equal(mqtt_publish(m, "t/a", "q0", 2, 0, 0, NULL), 0);
+	in = expect_message(m, "t/a", "q0");
+	assert_int_equal(in->qos, 0);
+	mqtt_in_free(in);
+
+	mqtt_free(m);
+}
+
+static void
+test_response_topic(void **state)
+{
+	struct broker *b = *state;
+	const struct mqtt_sub subs[] = {{"req/#", 1, 0, 0}};
+	const unsigned char corr[] = {0x01, 0x00, 0xff, 'z'};
+	struct mqtt_pub_props pp = {"replies/me", corr, sizeof(corr)};
+	struct mqtt_pub_props only_topic = {"replies/two", NULL, 0};
+	struct mqtt *m = client(b, "rt", subs, 1, 0);
+	struct mqtt_in *in;
+
+	connect_ok(m, NULL);
+
+	publish_ok(m, "req/1", "{}", 2, 0, &pp);
+	in = expect_message(m, "req/1", "{}");
+	assert_non_null(in->resp_topic);
+	assert_string_equal(in->resp_topic, "replies/me");
+	assert_int_equal(in->corr_len, sizeof(corr));
+	assert_memory_equal(in->corr, corr, sizeof(corr));
+	mqtt_in_free(in);
+
+	publish_ok(m, "req/2", "{}", 2, 0, &only_topic);
+	in = expect_message(m, "req/2", "{}");
+	assert_string_equal(in->resp_topic, "replies/two");
+	assert_null(in->corr);
+	mqtt_in_free(in);
+
+	mqtt_free(m);
+}
+
+static void
+test_retain_handling(void **state)
+{
+	struct broker *b = *state;
+	const struct mqtt_sub never[] = {{"ret/a", 1, 0, 2}};
+	const struct mqtt_sub always[] = {{"ret/a", 1, 0, 0}};
+	struct mqtt *m = client(b, "ret-pub", NULL, 0, 0);
+	struct mqtt_in *in;
+
+	connect_ok(m, NULL);
+	publish_ok(m, "ret/a", "R", 1, 1, NULL);
+	mqtt_free(m);
+
+	/*
+	 * Retain handling 2: the first thing seen is the new message.  The
+	 * broker sends retained messages while it handles the SUBSCRIBE,
+	 * before it reads our PUBLISH, so "R" would come first.
+	 */
+	m = client(b, "ret-2", never, 1, 0);
+	connect_ok(m, NULL);
+	publish_ok(m, "ret/a", "M", 1, 0, NULL);
+	in = expect_message(m, "ret/a", "M");
+	assert_int_equal(in->retained, 0);
+	mqtt_in_free(in);
+	mqtt_free(m);
+
+	/* Retain handling 0: the retained message comes, flagged. */
+	m = client(b, "ret-0", always, 1, 0);
+	connect_ok(m, NULL);
+	in = expect_message(m, "ret/a", "R");
+	assert_int_equal(in->retained, 1);
+	mqtt_in_free(in);
+	mqtt_free(m);
+}
+
+static void
+test_session_present(void **state)
+{
+	struct broker *b = *state;
+	const struct mqtt_sub subs[] = {{"sp/t", 1, 0, 0}};
+	struct mqtt_opts o;
+	struct mqtt *m;
+	int sp = -1;
+
+	memset(&o, 0, sizeof(o));
+	o.uri = b->uri;
+	o.client_id = "sp-client";
+	o.keepalive = 10;
+	o.clean_start = 0;
+	o.session_expiry = 60;
+	o.subs = subs;
+	o.nsubs = 1;
+	assert_non_null(m = mqtt_new(&o));
+
+	connect_ok(m, &sp);
+	assert_int_equal(sp, 0); /* a fresh broker knows no session */
+	mqtt_disconnect(m, 1000);
+	assert_int_equal(mqtt_is_connected(m), 0);
+	connect_ok(m, &sp);
+	assert_int_equal(sp, 1);
+	mqtt_free(m);
+
+	/* Clean start throws the stored session away. */
+	o.clean_start = 1;
+	o.session_expiry = 0;
+	assert_non_null(m = mqtt_new(&o));
+	connect_ok(m, &sp);
+	assert_int_equal(sp, 0);
+	mqtt_free(m);
+}
+
+/* Run this binary again as a will client; returns its pid once it is
+ * connected.  mode: "kill" waits to be killed, "clean" disconnects. */
+static pid_t
+will_child(const struct broker *b, const char *mode)
+{
+	char buf[8];
+	int fds[2];
+	pid_t pid;
+	ssize_t n;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		execl("/proc/self/exe", "test_mqtt", "--will-child", b->uri,
+		    mode, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	do
+		n = read(fds[0], buf, sizeof(buf));
+	while (n == -1 && errno == EINTR);
+	close(fds[0]);
+	if (n != 1 || buf[0] != 'r') {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		fail_msg("will child did not connect");
+	}
+	return pid;
+}
+
+static int
+will_child_main(const char *uri, const char *mode)
+{
+	static const char payload[] = "{\"session\":\"0123456789abcdef\","
+				      "\"conn\":1}";
+	struct mqtt_opts o;
+	struct mqtt_in *in;
+	struct mqtt *m;
+	int64_t until = clock_mono_ms() + DEADLINE_MS;
+
+	memset(&o, 0, sizeof(o));
+	o.uri = uri;
+	o.client_id = "will-child";
+	o.keepalive = 10;
+	o.clean_start = 1;
+	if ((m = mqtt_new(&o)) == NULL ||
+	    mqtt_set_will(m, "will/child", payload, sizeof(payload) - 1, 0) ||
+	    mqtt_connect(m) == -1)
+		return 1;
+	for (;;) {
+		struct pollfd p = {mqtt_wake_fd(m), POLLIN, 0};
+
+		if ((in = mqtt_next(m)) != NULL)
+			break;
+		if (clock_mono_ms() > until)
+			return 1;
+		poll(&p, 1, 100);
+	}
+	if (in->kind != MQTT_IN_CONNECTED)
+		return 1;
+	mqtt_in_free(in);
+	if (strcmp(mode, "clean") == 0) {
+		mqtt_disconnect(m, 1000);
+		mqtt_free(m);
+		if (write(1, "r", 1) != 1)
+			return 1;
+		return 0;
+	}
+	if (write(1, "r", 1) != 1)
+		return 1;
+	for (;;)
+		pause();
+}
+
+static void
+test_will(void **state)
+{
+	struct broker *b = *state;
+	const struct mqtt_sub subs[] = {{"will/child", 1, 0, 0}};
+	struct mqtt *obs = client(b, "will-observer", subs, 1, 0);
+	struct mqtt_in *in;
+	pid_t pid;
+	int status;
+
+	connect_ok(obs, NULL);
+
+	/* A normal DISCONNECT publishes no will: the marker comes first. */
+	pid = will_child(b, "clean");
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	publish_ok(obs, "will/child", "marker", 6, 0, NULL);
+	in = expect_message(obs, "will/child", "marker");
+	mqtt_in_free(in);
+
+	/* Killed: the broker publishes the will. */
+	pid = will_child(b, "kill");
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	in = expect_message(obs, "will/child",
+	    "{\"session\":\"0123456789abcdef\",\"conn\":1}");
+	assert_int_equal(in->qos, 1);
+	assert_int_equal(in->retained, 0);
+	mqtt_in_free(in);
+
+	mqtt_free(obs);
+}
+
+/* Wait until process pid is stopped (state T in /proc/pid/stat). */
+static void
+wait_stopped(pid_t pid)
+{
+	int64_t until = clock_mono_ms() + DEADLINE_MS;
+	char path[64], buf[256], *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	while (clock_mono_ms() < until) {
+		if ((f = fopen(path, "r")) == NULL)
+			fail_msg("%s: %s", path, strerror(errno));
+		p = fgets(buf, sizeof(buf), f);
+		fclose(f);
+		/* "pid (comm) S ...": the state follows the last ')'. */
+		if (p != NULL && (p = strrchr(buf, ')')) != NULL &&
+		    p[1] == ' ' && p[2] == 'T')
+			return;
+		pause_ms(5);
+	}
+	fail_msg("process %d did not stop", (int)pid);
+}
+
+static void
+test_lost(void **state)
+{
+	struct broker *b = *state;
+	const struct mqtt_sub subs[] = {{"lost/t", 1, 0, 0}};
+	struct mqtt *m = client(b, "lost-client", subs, 1, 0);
+	struct mqtt_in *in;
+
+	connect_ok(m, NULL);
+	/* A publish the stopped broker never acknowledges... */
+	kill(b->pid, SIGSTOP);
+	wait_stopped(b->pid);
+	assert_int_equal(mqtt_publish(m, "lost/t", "x", 1, 1, 0, NULL), 0);
+	assert_int_equal(mqtt_wait_published(m, 100), -1);
+	broker_kill(b);
+	in = expect(m, MQTT_IN_LOST);
+	assert_true(strlen(in->reason) > 0);
+	mqtt_in_free(in);
+	assert_int_equal(mqtt_is_connected(m), 0);
+	/* ...is reported as not published, once. */
+	assert_int_equal(mqtt_wait_published(m, DEADLINE_MS), -1);
+	assert_int_equal(mqtt_wait_published(m, 0), 0);
+	assert_int_equal(mqtt_publish(m, "lost/t", "x", 1, 1, 0, NULL), -1);
+	assert_int_equal(mqtt_wait_published(m, 0), 0);
+
+	/* Reconnecting to nothing fails; the owner may try again. */
+	assert_int_equal(mqtt_connect(m), 0);
+	in = expect(m, MQTT_IN_CONNECT_FAILED);
+	mqtt_in_free(in);
+	mqtt_free(m);
+}
+
+static void
+test_connect_failed(void **state)
+{
+	struct broker *b = *state;
+	struct broker none = *b;
+	struct mqtt *m;
+	struct mqtt_in *in;
+	int i;
+
+	(void)state;
+	snprintf(none.uri, sizeof(none.uri), "tcp://127.0.0.1:%d", free_port());
+	m = client(&none, "nobody-listens", NULL, 0, 0);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(mqtt_connect(m), 0);
+		in = expect(m, MQTT_IN_CONNECT_FAILED);
+		assert_int_not_equal(in->code, 0);
+		assert_true(strlen(in->reason) > 0);
+		mqtt_in_free(in);
+		assert_int_equal(mqtt_is_connected(m), 0);
+	}
+	assert_null(mqtt_next(m));
+	assert_false(wake_readable(m));
+	mqtt_free(m);
+}
+
+static void
+test_connect_twice_refused(void **state)
+{
+	struct broker *b = *state;
+	struct mqtt *m = client(b, "twice", NULL, 0, 0);
+
+	connect_ok(m, NULL);
+	assert_int_equal(mqtt_connect(m), -1);
+	assert_int_equal(mqtt_is_connected(m), 1);
+	mqtt_free(m);
+}
+
+/* A subscription the broker will not take fails the connect attempt. */
+static void
+test_subscribe_refused(void **state)
+{
+	struct broker *b = *state;
+	const struct mqtt_sub subs[] = {{"ok/t", 1, 0, 0}, {"a/#/b", 1, 0, 0}};
+	struct mqtt *m = client(b, "badsub", subs, 2, 0);
+	struct mqtt_in *in;
+
+	assert_int_equal(mqtt_connect(m), 0);
+	in = expect(m, MQTT_IN_CONNECT_FAILED);
+	assert_true(strlen(in->reason) > 0);
+	mqtt_in_free(in);
+	assert_int_equal(mqtt_is_connected(m), 0);
+	assert_null(mqtt_next(m));
+	mqtt_free(m);
+}
+
+static void
+test_overflow(void **state)
+{
+	struct broker *b = *state;
+	const struct mqtt_sub subs[] = {{"ovf/t", 1, 0, 0}};
+	struct mqtt *m = client(b, "ovf", subs, 1, 3);
+	struct mqtt_in *in;
+	char buf[8];
+	int i;
+
+	connect_ok(m, NULL);
+	/*
+	 * The client sends to itself: mosquitto writes each copy to us
+	 * before the PUBACK, and Paho reports both in order, so once every
+	 * publish is acknowledged all ten copies have been queued or
+	 * dropped.
+	 */
+	for (i = 0; i < 10; i++) {
+		snprintf(buf, sizeof(buf), "%d", i);
+		assert_int_equal(
+		    mqtt_publish(m, "ovf/t", buf, strlen(buf), 1, 0, NULL), 0);
+	}
+	assert_int_equal(mqtt_wait_published(m, DEADLINE_MS), 0);
+	for (i = 0; i < 3; i++) {
+		snprintf(buf, sizeof(buf), "%d", i);
+		in = expect_message(m, "ovf/t", buf);
+		mqtt_in_free(in);
+	}
+	in = expect(m, MQTT_IN_OVERFLOW);
+	assert_int_equal(in->dropped, 7);
+	mqtt_in_free(in);
+	assert_null(mqtt_next(m));
+	assert_false(wake_readable(m));
+
+	/* Room again: messages flow. */
+	publish_ok(m, "ovf/t", "after", 5, 0, NULL);
+	in = expect_message(m, "ovf/t", "after");
+	mqtt_in_free(in);
+	mqtt_free(m);
+}
+
+/* A /proc/self/fd entry as a descriptor, or -1. */
+static int
+fd_of(const char *name)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(name, &end, 10);
+	if (errno != 0 || end == name || *end != '\0' || v < 0 || v > INT_MAX)
+		return -1;
+	return (int)v;
+}
+
+/* TCP_NODELAY on every socket of ours that talks to the broker. */
+static void
+test_nodelay(void **state)
+{
+	struct broker *b = *state;
+	struct mqtt *m = client(b, "nodelay", NULL, 0, 0);
+	struct dirent *de;
+	DIR *dir;
+	int found = 0;
+
+	connect_ok(m, NULL);
+	assert_non_null(dir = opendir("/proc/self/fd"));
+	while ((de = readdir(dir)) != NULL) {
+		struct sockaddr_in peer;
+		socklen_t len = sizeof(peer);
+		int fd = fd_of(de->d_name), on = 0;
+		socklen_t olen = sizeof(on);
+
+		if (fd < 0 ||
+		    getpeername(fd, (struct sockaddr *)&peer, &len) == -1 ||
+		    peer.sin_family != AF_INET ||
+		    ntohs(peer.sin_port) != b->port)
+			continue;
+		assert_int_equal(
+		    getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &olen), 0);
+		assert_int_not_equal(on, 0);
+		found++;
+	}
+	closedir(dir);
+	assert_int_equal(found, 1);
+	mqtt_free(m);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_publish_receive, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_response_topic, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_retain_handling, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_session_present, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_will, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lost, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_connect_failed, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_connect_twice_refused, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_subscribe_refused, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_overflow, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_nodelay, setup, teardown),
+	};
+
+	if (argc == 4 && strcmp(argv[1], "--will-child") == 0)
+		return will_child_main(argv[2], argv[3]);
+	log_set_level(LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
