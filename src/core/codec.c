@@ -680,7 +680,7 @@ codec_encode_reply(const struct lt_fx *fx)
 
 char *
 codec_encode_status(bool online, const char *version, lt_ms since,
-    uint64_t epoch)
+    uint64_t epoch, const char *error)
 {
 	cJSON *o = cJSON_CreateObject();
 	bool ok;
@@ -692,6 +692,8 @@ codec_encode_status(bool online, const char *version, lt_ms since,
 	    cJSON_AddStringToObject(o, "version", version) != NULL &&
 	    add_int(o, "protocol", MQL_PROTOCOL_VERSION) &&
 	    add_int(o, "since", since) && add_uint(o, "epoch", epoch);
+	if (ok && error != NULL)
+		ok = cJSON_AddStringToObject(o, "error", error) != NULL;
 	return finish(o, ok);
 }
 

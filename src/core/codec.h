@@ -107,9 +107,12 @@ char *codec_encode_event(const struct lt_fx *fx);
 /* codec_encode_reply(fx): the MQTT 5 reply payload of an LT_FX_REPLY. */
 char *codec_encode_reply(const struct lt_fx *fx);
 
-/* codec_encode_status(online, version, since, epoch): the status message. */
+/*
+ * codec_encode_status(online, version, since, epoch, error): the status
+ * message; error (NULL: none) says why an offline coordinator stopped.
+ */
 char *codec_encode_status(bool online, const char *version, lt_ms since,
-    uint64_t epoch);
+    uint64_t epoch, const char *error);
 
 /* codec_encode_request(req): a request payload (for clients and tests);
  * conn < 0 leaves "conn" out; user "" leaves "user" out. */

@@ -32,9 +32,10 @@ struct lock {
 struct client {
 	char *session;
 	bool connected;
+	bool unconfirmed; /* roll call unanswered; never journaled */
 	bool dirty;
 	int64_t max_conn;
-	lt_ms grace_deadline; /* valid while disconnected */
+	lt_ms grace_deadline; /* valid while disconnected or unconfirmed */
 	struct lock **locks;  /* held or awaited, in no order */
 	size_t nlocks, caplocks;
 	size_t hidx;
@@ -571,13 +572,19 @@ leave_queue(struct locktab *t, struct lock *l, size_t idx,
 		fx_note(fx, LT_N_FREED, NULL, l);
 }
 
-/* A valid request came from a disconnected client: it is back. */
+/*
+ * A valid request came from a client that was disconnected or owed an
+ * answer to a roll call: it is alive.
+ */
 static void
 reconnect(struct locktab *t, lt_ms now, struct client *c,
     struct lt_fxlist *fx)
 {
-	c->connected = true;
+	c->unconfirmed = false;
 	heap_clear(t, c->hidx);
+	if (c->connected)
+		return;
+	c->connected = true;
 	dirty_client(t, c);
 	fx_note(fx, LT_N_RECONNECTED, c, NULL);
 	/*
@@ -613,7 +620,7 @@ touch_client(struct locktab *t, lt_ms now, struct client *c,
 		c->max_conn = rq->conn;
 		dirty_client(t, c);
 	}
-	if (!c->connected)
+	if (!c->connected || c->unconfirmed)
 		reconnect(t, now, c, fx);
 }
 
@@ -842,6 +849,7 @@ do_will(struct locktab *t, lt_ms now, const struct lt_will *w,
 	if (!c->connected)
 		return LT_OK;
 	c->connected = false;
+	c->unconfirmed = false;
 	c->grace_deadline = now + t->cfg.grace;
 	heap_set(t, NULL, c, c->grace_deadline);
 	dirty_client(t, c);
@@ -876,6 +884,9 @@ static void
 expire_client(struct locktab *t, lt_ms now, struct client *c,
     struct lt_fxlist *fx)
 {
+	if (c->connected)
+		fx_note(fx, LT_N_SILENT, c, NULL);
+	c->unconfirmed = false;
 	while (c->nlocks > 0 && !t->oom) {
 		struct lock *l = c->locks[c->nlocks - 1];
 
@@ -924,6 +935,69 @@ do_tick(struct locktab *t, lt_ms now, struct lt_fxlist *fx)
 	return LT_OK;
 }
 
+struct resume_arg {
+	struct locktab *t;
+	lt_ms now;
+	const struct lt_resume *r;
+};
+
+static int
+resume_lock_cb(const char *key, void *value, void *arg)
+{
+	struct resume_arg *a = arg;
+	struct lock *l = value;
+	lt_ms floor = a->now + a->t->cfg.grace;
+
+	if (l->holder != NULL && l->idle_deadline < floor) {
+		l->idle_deadline = floor;
+		schedule_lock(a->t, l);
+		dirty_lock(a->t, l);
+	}
+	return 0;
+}
+
+static int
+resume_client_cb(const char *key, void *value, void *arg)
+{
+	struct resume_arg *a = arg;
+	struct client *c = value;
+	lt_ms floor = a->now + a->t->cfg.grace;
+	lt_ms deadline = c->connected && !c->unconfirmed ? LT_NEVER :
+							     c->grace_deadline;
+
+	if (c->nlocks == 0)
+		return 0;
+	if (a->r->rollcall) {
+		c->unconfirmed = true;
+		if (deadline == LT_NEVER || deadline < a->now + a->r->window)
+			deadline = a->now + a->r->window;
+	}
+	if (deadline == LT_NEVER)
+		return 0;
+	if (deadline < floor)
+		deadline = floor;
+	if (deadline != c->grace_deadline || c->hidx == NOIDX) {
+		c->grace_deadline = deadline;
+		heap_set(a->t, NULL, c, deadline);
+		/* Only a disconnected client's deadline is journaled. */
+		if (!c->connected)
+			dirty_client(a->t, c);
+	}
+	return 0;
+}
+
+static enum lt_err
+do_resume(struct locktab *t, lt_ms now, const struct lt_resume *r)
+{
+	struct resume_arg a = {t, now, r};
+
+	if (r->rollcall && r->window < 0)
+		return LT_ERR_BAD_REQUEST;
+	idmap_foreach(t->locks, resume_lock_cb, &a);
+	idmap_foreach(t->clients, resume_client_cb, &a);
+	return LT_OK;
+}
+
 enum lt_err
 locktab_apply(struct locktab *t, lt_ms now, const struct lt_event *ev,
     struct lt_fxlist *fx)
@@ -943,6 +1017,9 @@ locktab_apply(struct locktab *t, lt_ms now, const struct lt_event *ev,
 		break;
 	case LT_EV_TICK:
 		err = do_tick(t, now, fx);
+		break;
+	case LT_EV_RESUME:
+		err = do_resume(t, now, &ev->u.resume);
 		break;
 	default:
 		err = LT_ERR_BAD_REQUEST;
@@ -1071,6 +1148,7 @@ describe_client(const struct client *c, struct lt_client_rec *out)
 	out->id = c->id;
 	out->session = c->session;
 	out->connected = c->connected;
+	out->unconfirmed = c->unconfirmed;
 	out->max_conn = c->max_conn;
 	out->grace_deadline = c->connected ? 0 : c->grace_deadline;
 }
@@ -1390,8 +1468,9 @@ check_client_cb(const char *key, void *value, void *arg)
 		a->why = "client map key differs from client id";
 	else if (c->nlocks > a->t->cfg.locks_per_client)
 		a->why = "client has too many locks";
-	else if (c->nlocks > 0 && c->connected != (c->hidx == NOIDX))
-		a->why = "grace timer out of step with connected flag";
+	else if (c->nlocks > 0 &&
+	    (!c->connected || c->unconfirmed) != (c->hidx != NOIDX))
+		a->why = "client timer out of step with its state";
 	else if (c->hidx != NOIDX && a->t->heap[c->hidx].c != c)
 		a->why = "heap index of client is wrong";
 	else if (!c->dirty && c->nlocks == 0)

@@ -69,7 +69,25 @@ struct lt_break {
 	char reason[MQL_REASON_SZ];
 };
 
-enum lt_event_kind { LT_EV_REQUEST, LT_EV_WILL, LT_EV_BREAK, LT_EV_TICK };
+/*
+ * The coordinator is back in touch with the broker (after its own start or
+ * a reconnect).  Every deadline is moved to at least now + grace, so nobody
+ * loses a lock for what happened while nobody could hear them.  With
+ * rollcall (a new epoch: the broker may have lost wills), every client must
+ * also send a valid request within `window` ms or be treated as gone.
+ */
+struct lt_resume {
+	bool rollcall;
+	lt_ms window;
+};
+
+enum lt_event_kind {
+	LT_EV_REQUEST,
+	LT_EV_WILL,
+	LT_EV_BREAK,
+	LT_EV_TICK,
+	LT_EV_RESUME
+};
 
 struct lt_event {
 	enum lt_event_kind kind;
@@ -77,6 +95,7 @@ struct lt_event {
 		struct lt_request req;
 		struct lt_will will;
 		struct lt_break brk;
+		struct lt_resume resume;
 	} u;
 };
 
@@ -114,7 +133,8 @@ enum lt_note {
 	LT_N_RECONNECTED,  /* request from a disconnected client */
 	LT_N_DROPPED,      /* waiter removed when its grace ended */
 	LT_N_WILL_IGNORED, /* stale, foreign or unknown will */
-	LT_N_FREED         /* a lock became free */
+	LT_N_FREED,        /* a lock became free */
+	LT_N_SILENT        /* no answer to a roll call: treated as gone */
 };
 
 enum lt_reason { LT_REASON_IDLE, LT_REASON_DISCONNECT, LT_REASON_ADMIN };
@@ -184,6 +204,7 @@ struct lt_client_rec {
 	const char *id;
 	const char *session;
 	bool connected;
+	bool unconfirmed; /* views only: owes an answer to a roll call */
 	int64_t max_conn; /* -1: none seen */
 	lt_ms grace_deadline; /* when disconnected */
 };

@@ -80,11 +80,11 @@ republish_cb(const struct lt_lock_rec *rec, void *arg)
 }
 
 static void
-publish_status(struct coord *d, bool online, lt_ms since)
+publish_status(struct coord *d, bool online, lt_ms since, const char *error)
 {
 	publish_json(d, d->status_topic,
-	    codec_encode_status(online, MQLOCK_VERSION, since, d->epoch), 1,
-	    NULL);
+	    codec_encode_status(online, MQLOCK_VERSION, since, d->epoch, error),
+	    1, NULL);
 }
 
 static void
@@ -98,6 +98,7 @@ log_fx(const struct lt_fx *e)
 		[LT_N_DROPPED] = "drop-waiter",
 		[LT_N_WILL_IGNORED] = "will-ignored",
 		[LT_N_FREED] = "free",
+		[LT_N_SILENT] = "silent",
 	};
 
 	if (e->kind == LT_FX_NOTE) {
@@ -106,8 +107,9 @@ log_fx(const struct lt_fx *e)
 		    LOG_DEBUG :
 		    LOG_INFO;
 
-		log_msg(l, "%s lock=%s client=%s", notes[e->what.note],
-		    e->lock, e->client);
+		log_msg(l, "%s%s%s%s%s", notes[e->what.note],
+		    e->lock[0] ? " lock=" : "", e->lock,
+		    e->client[0] ? " client=" : "", e->client);
 		return;
 	}
 	if (e->kind != LT_FX_EVENT)
@@ -408,11 +410,27 @@ static void
 on_connected(struct coord *d, const struct mqtt_in *in)
 {
 	lt_ms now = clock_wall_ms();
+	struct lt_event resume = {.kind = LT_EV_RESUME};
 
 	d->connected = true;
 	d->backoff_ms = BACKOFF_MIN_MS;
 	log_info("connected to %s (session %s)", d->cfg->broker,
 	    in->session_present ? "resumed" : "new");
+	/*
+	 * A broker that forgot our session may also have lost wills: start a
+	 * new epoch, in which every client must show it is alive.  Our own
+	 * start began one already.
+	 */
+	resume.u.resume.rollcall = !d->announced || !in->session_present;
+	resume.u.resume.window = d->cfg->grace_ms + d->cfg->keepalive_ms;
+	if (d->announced && !in->session_present &&
+	    store_next_epoch(d->store, &d->epoch) != 0)
+		d->fx.failed = true;
+	apply(d, &resume, "resume");
+	if (resume.u.resume.rollcall)
+		log_info("epoch %" PRIu64 ": roll call, %" PRId64
+			 " ms to answer",
+		    d->epoch, resume.u.resume.window);
 	/*
 	 * Owner messages are retained state the broker may have lost; after
 	 * our own start, or when the broker forgot our session, publish them
@@ -423,7 +441,7 @@ on_connected(struct coord *d, const struct mqtt_in *in)
 		d->announced = true;
 		log_info("published owner of %zu locks", locktab_nlocks(d->tab));
 	}
-	publish_status(d, true, now);
+	publish_status(d, true, now, NULL);
 }
 
 static void
@@ -477,7 +495,7 @@ open_mqtt(struct coord *d, const struct mqtt_sub *subs, size_t nsubs,
 	if (d->mqtt == NULL)
 		return -1;
 	offline = codec_encode_status(false, MQLOCK_VERSION, clock_wall_ms(),
-	    d->epoch);
+	    d->epoch, NULL);
 	if (offline == NULL ||
 	    mqtt_set_will(d->mqtt, d->status_topic, offline, strlen(offline),
 		1) != 0) {
@@ -510,6 +528,15 @@ wait_ms(const struct coord *d)
 	return t < -1 ? 0 : t;
 }
 
+/* Nothing undecided was announced; say why we stop, then go. */
+static int
+stop_on_journal_failure(struct coord *d)
+{
+	publish_status(d, false, clock_wall_ms(), "journal write failed");
+	mqtt_wait_published(d->mqtt, STOP_TIMEOUT_MS);
+	return 1;
+}
+
 static int
 run_loop(struct coord *d, int sigfd)
 {
@@ -532,6 +559,14 @@ run_loop(struct coord *d, int sigfd)
 
 			if (in == NULL)
 				break;
+			/*
+			 * A connection change republishes state from the
+			 * table: commit what the batch decided so far first.
+			 */
+			if (in->kind != MQTT_IN_MESSAGE && flush(d) != 0) {
+				mqtt_in_free(in);
+				return stop_on_journal_failure(d);
+			}
 			handle_in(d, in);
 			mqtt_in_free(in);
 		}
@@ -547,7 +582,7 @@ run_loop(struct coord *d, int sigfd)
 			apply(d, &tick, "tick");
 		}
 		if (flush(d) != 0)
-			return 1;
+			return stop_on_journal_failure(d);
 		if (d->reconnect_at != 0 && clock_mono_ms() >= d->reconnect_at) {
 			d->reconnect_at = 0;
 			if (mqtt_connect(d->mqtt) != 0)
@@ -613,9 +648,9 @@ coord_run(const struct config *cfg)
 		cfg->password_file != NULL ? password : NULL) != 0)
 		goto out;
 	rc = run_loop(&d, sigfd);
-	if (d.connected) {
+	if (rc == 0 && d.connected) {
 		/* A normal DISCONNECT suppresses our will: say it ourselves. */
-		publish_status(&d, false, clock_wall_ms());
+		publish_status(&d, false, clock_wall_ms(), NULL);
 		mqtt_wait_published(d.mqtt, STOP_TIMEOUT_MS);
 	}
 	mqtt_disconnect(d.mqtt, STOP_TIMEOUT_MS);
