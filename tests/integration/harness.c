@@ -866,40 +866,50 @@ log_describe(char *buf, size_t size, struct h_client *c, const char *topic)
 		snprintf(buf, size, "  (nothing)\n");
 }
 
-struct h_msg *
-h_expect_(const char *file, int line, struct h_client *c, const char *topic,
-    int ms, ...)
+/*
+ * The first unconsumed message on topic matching mt, or NULL; with upto,
+ * every earlier message on topic is consumed along with it.  c->mu held.
+ */
+static struct h_msg *
+take(struct h_client *c, const char *topic, const struct h_match *mt, int upto)
+{
+	struct h_msg *m, *e;
+
+	for (m = c->head; m != NULL; m = m->next) {
+		if (m->consumed || !msg_matches(m, topic, mt))
+			continue;
+		m->consumed = 1;
+		for (e = c->head; upto && e != m; e = e->next)
+			if (strcmp(e->topic, topic) == 0)
+				e->consumed = 1;
+		return m;
+	}
+	return NULL;
+}
+
+static struct h_msg *
+expect(const char *file, int line, struct h_client *c, const char *topic,
+    int ms, int upto, va_list ap)
 {
 	char want[1024];
 	char got[6000];
 	struct h_match mt;
 	struct timespec ts;
 	struct h_msg *m;
-	va_list ap;
 
-	va_start(ap, ms);
 	match_collect(&mt, ap, file, line);
-	va_end(ap);
 	abs_deadline(&ts, mono_ms() + ms);
 	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		for (m = c->head; m != NULL; m = m->next) {
-			if (!m->consumed && msg_matches(m, topic, &mt)) {
-				m->consumed = 1;
-				pthread_mutex_unlock(&c->mu);
-				return m;
-			}
-		}
-		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT)
+	while ((m = take(c, topic, &mt, upto)) == NULL) {
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) {
+			/* One last look: the wait may end with it in. */
+			m = take(c, topic, &mt, upto);
 			break;
-	}
-	/* One last look: the timed wait may end with a message in. */
-	for (m = c->head; m != NULL; m = m->next) {
-		if (!m->consumed && msg_matches(m, topic, &mt)) {
-			m->consumed = 1;
-			pthread_mutex_unlock(&c->mu);
-			return m;
 		}
+	}
+	if (m != NULL) {
+		pthread_mutex_unlock(&c->mu);
+		return m;
 	}
 	log_describe(got, sizeof(got), c, topic);
 	pthread_mutex_unlock(&c->mu);
@@ -908,6 +918,32 @@ h_expect_(const char *file, int line, struct h_client *c, const char *topic,
 	    "%s: no message on %s matching {%s} within %d ms; "
 	    "received there:\n%s",
 	    c->id, topic, want, ms, got);
+}
+
+struct h_msg *
+h_expect_(const char *file, int line, struct h_client *c, const char *topic,
+    int ms, ...)
+{
+	struct h_msg *m;
+	va_list ap;
+
+	va_start(ap, ms);
+	m = expect(file, line, c, topic, ms, 0, ap);
+	va_end(ap);
+	return m;
+}
+
+struct h_msg *
+h_state_(const char *file, int line, struct h_client *c, const char *topic,
+    int ms, ...)
+{
+	struct h_msg *m;
+	va_list ap;
+
+	va_start(ap, ms);
+	m = expect(file, line, c, topic, ms, 1, ap);
+	va_end(ap);
+	return m;
 }
 
 void

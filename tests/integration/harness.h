@@ -154,6 +154,18 @@ struct h_msg *h_expect_(const char *file, int line, struct h_client *c,
     const char *topic, int ms, ...);
 
 /*
+ * h_state(c, topic, ms, key, value, ..., NULL): h_expect() for topics that
+ * carry a state, such as owner messages: the matching message and every
+ * message before it on topic are consumed, so later calls see only newer
+ * states.
+ */
+#define h_state(c, topic, ms, ...)                              \
+	h_state_(__FILE__, __LINE__, c, topic, ms, __VA_ARGS__, \
+	    (const char *)NULL)
+struct h_msg *h_state_(const char *file, int line, struct h_client *c,
+    const char *topic, int ms, ...);
+
+/*
  * h_expect_none(c, topic, ms, key, value, ..., NULL): fails the test if a
  * message not consumed before on topic matches, already or within ms.
  */
