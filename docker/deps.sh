@@ -16,11 +16,12 @@
 set -euo pipefail
 
 # The CMake project configures its tests unconditionally: cmocka and the
-# mosquitto binary must be present even just to build the programs.
+# mosquitto and mosquitto_sub binaries must be present even just to build
+# the programs.
 pkgs_build=(
 	gcc libc6-dev make cmake pkg-config ca-certificates
 	libpaho-mqtt-dev libsqlite3-dev libcjson-dev
-	libcmocka-dev mosquitto
+	libcmocka-dev mosquitto mosquitto-clients
 )
 pkgs_libs=(
 	libpaho-mqtt1.3 libsqlite3-0 libcjson1

@@ -77,7 +77,10 @@ check_format() {
 	fi
 	echo "clang-format $(clang-format --version | sed 's/.*version //')," \
 		"${#files[@]} files"
-	clang-format --dry-run --Werror "${files[@]}"
+	if ! clang-format --dry-run --Werror "${files[@]}"; then
+		echo "fix: clang-format -i FILE... (style in .clang-format)"
+		return 1
+	fi
 }
 
 # run_ctest LOG ARGS...: ctest with output on failure; adds its counts to
