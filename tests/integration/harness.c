@@ -118,6 +118,15 @@ h_fail_at(const char *file, int line, const char *fmt, ...)
 
 #define h_fail(...) h_fail_at(__FILE__, __LINE__, __VA_ARGS__)
 
+void
+h_filter(void)
+{
+	const char *f = getenv("MQLOCK_IT_FILTER");
+
+	if (f != NULL && f[0] != '\0')
+		cmocka_set_test_filter(f);
+}
+
 long long
 h_now_ms(void)
 {

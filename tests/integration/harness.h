@@ -247,6 +247,13 @@ const char *h_path(const struct h_world *w, const char *name);
 /* h_wait_file(path, ms): wait for a file a started process writes. */
 void h_wait_file(const char *path, int ms);
 
+/*
+ * h_filter(): run only the tests whose names match $MQLOCK_IT_FILTER
+ * (cmocka's pattern, '*' and '?'), when it is set.  Call before
+ * cmocka_run_group_tests().  $MQLOCK_IT_KEEP keeps each world's directory.
+ */
+void h_filter(void);
+
 /* Wall-clock milliseconds, as the protocol's ms. */
 long long h_now_ms(void);
 

@@ -464,5 +464,6 @@ main(void)
 		h_teardown),
 	};
 
+	h_filter();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -261,5 +261,6 @@ main(void)
 	    cmocka_unit_test_teardown(test_admin_break, h_teardown),
 	};
 
+	h_filter();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

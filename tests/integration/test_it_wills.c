@@ -290,5 +290,6 @@ main(void)
 		h_teardown),
 	};
 
+	h_filter();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
