@@ -655,8 +655,9 @@ h_sub(struct h_client *c, const char *filter)
 }
 
 void
-h_publish(struct h_client *c, const char *topic, const void *data, size_t len,
-    int retained, const char *corr)
+h_publish5(struct h_client *c, const char *topic, const void *data,
+    size_t len, int retained, const char *resp, const void *corr,
+    size_t corr_len)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	MQTTAsync_message m = MQTTAsync_message_initializer;
@@ -664,15 +665,17 @@ h_publish(struct h_client *c, const char *topic, const void *data, size_t len,
 	struct h_op *op;
 	int rc;
 
-	if (corr != NULL) {
+	if (resp != NULL) {
 		p.identifier = MQTTPROPERTY_CODE_RESPONSE_TOPIC;
-		p.value.data.data = c->reply;
-		p.value.data.len = (int)strlen(c->reply);
+		p.value.data.data = (char *)(uintptr_t)resp;
+		p.value.data.len = (int)strlen(resp);
 		if (MQTTProperties_add(&m.properties, &p) != 0)
 			h_fail("MQTTProperties_add response topic");
+	}
+	if (corr != NULL) {
 		p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
 		p.value.data.data = (char *)(uintptr_t)corr;
-		p.value.data.len = (int)strlen(corr);
+		p.value.data.len = (int)corr_len;
 		if (MQTTProperties_add(&m.properties, &p) != 0)
 			h_fail("MQTTProperties_add correlation data");
 	}
@@ -691,6 +694,15 @@ h_publish(struct h_client *c, const char *topic, const void *data, size_t len,
 	rc = op_wait(op, H_WAIT_MS, "publish");
 	if (rc != 0)
 		h_fail("%s: publish to %s refused: %d", c->id, topic, rc);
+}
+
+void
+h_publish(struct h_client *c, const char *topic, const void *data, size_t len,
+    int retained, const char *corr)
+{
+	h_publish5(c, topic, data, len, retained,
+	    corr != NULL ? c->reply : NULL, corr,
+	    corr != NULL ? strlen(corr) : 0);
 }
 
 void

@@ -124,6 +124,15 @@ void h_sub(struct h_client *c, const char *filter);
 void h_publish(struct h_client *c, const char *topic, const void *data,
     size_t len, int retained, const char *corr);
 
+/*
+ * h_publish5(c, topic, data, len, retained, resp, corr, corr_len): as
+ * h_publish() with any Response Topic resp and Correlation Data corr
+ * (each left out when NULL).
+ */
+void h_publish5(struct h_client *c, const char *topic, const void *data,
+    size_t len, int retained, const char *resp, const void *corr,
+    size_t corr_len);
+
 /* h_pub(c, topic, text): h_publish() of a string, not retained, no reply. */
 void h_pub(struct h_client *c, const char *topic, const char *text);
 
