@@ -1,0 +1,213 @@
+/*
+ * test_it_restart.c: mqlockd killed and restarted on the same journal
+ * (topics.md, "Guarantees", "Coordinator status", "Tokens").
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define FLAGS "--grace 0.5 --idle-timeout 600 --idle-warning 60"
+#define STATUS H_PREFIX "/_coordinator/status"
+
+static long long
+acquire(struct h_client *ctl, const char *lock, const char *id,
+    const char *session, const char *extra, const char *event)
+{
+	struct h_msg *m;
+
+	h_request(ctl, lock, "acquire", id, session, extra, NULL);
+	m = h_expect(ctl, h_events(id), H_WAIT_MS, "event", event, "lock",
+	    lock);
+	return h_get(m, "token") != NULL ? h_int(m, "token") : 0;
+}
+
+static void
+test_kill9_restores_state(void **state)
+{
+	struct h_world *w = h_world_start(state, FLAGS);
+	struct h_client *ctl = h_ctl(w);
+	const char *sa = h_session(), *sb = h_session(), *sc = h_session();
+	const char *sd = h_session();
+	struct h_msg *m;
+	long long ta, td, top, epoch, since, deadline, tb;
+
+	/* Tokens used on another lock count as "before" too. */
+	td = acquire(ctl, "spare", "cl-d", sd, NULL, "granted");
+	h_request(ctl, "spare", "release", "cl-d", sd, NULL, NULL);
+	h_state(ctl, h_owner("spare"), H_WAIT_MS, "owner", "#null");
+	ta = acquire(ctl, "doc", "cl-a", sa, "\"user\":\"Alice\"", "granted");
+	acquire(ctl, "doc", "cl-b", sb, "\"user\":\"Bob\"", "queued");
+	acquire(ctl, "doc", "cl-c", sc, NULL, "queued");
+	td = acquire(ctl, "spare", "cl-d", sd, NULL, "granted");
+	top = ta > td ? ta : td;
+	m = h_state(ctl, h_owner("doc"), H_WAIT_MS, "waiting", "#2");
+	since = h_int(m, "since");
+	deadline = h_int(m, "idle_deadline");
+	epoch = h_coord_epoch(w);
+	h_drain(ctl, h_owner("doc"));
+	h_drain(ctl, h_owner("spare"));
+
+	h_coord_stop(w, SIGKILL);
+	/* Its Last Will says it is gone. */
+	h_expect(ctl, STATUS, H_WAIT_MS, "state", "offline");
+	h_coord_start(w);
+	assert_true(h_coord_epoch(w) > epoch);
+
+	/* Every held lock's owner message is published again, unchanged. */
+	m = h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-a");
+	assert_false(m->retained);
+	assert_string_equal(h_str(m, "owner.user"), "Alice");
+	assert_true(cJSON_IsTrue(h_get(m, "owner.connected")));
+	assert_int_equal(h_int(m, "token"), ta);
+	assert_int_equal(h_int(m, "since"), since);
+	assert_int_equal(h_int(m, "idle_deadline"), deadline);
+	assert_int_equal(h_int(m, "waiting"), 2);
+	assert_string_equal(h_str(m, "queue.0.client"), "cl-b");
+	assert_string_equal(h_str(m, "queue.0.user"), "Bob");
+	assert_string_equal(h_str(m, "queue.1.client"), "cl-c");
+	m = h_state(ctl, h_owner("spare"), H_WAIT_MS, "owner.client", "cl-d");
+	assert_int_equal(h_int(m, "token"), td);
+
+	/* Session bindings survived. */
+	h_request(ctl, "doc", "release", "cl-a", h_session(), NULL, NULL);
+	h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "error", "code",
+	    "session-mismatch");
+	acquire(ctl, "doc", "cl-c", sc, NULL, "queued");
+
+	/* The next grant's token is larger than every one before. */
+	h_request(ctl, "doc", "release", "cl-a", sa, NULL, NULL);
+	m = h_expect(ctl, h_events("cl-b"), H_WAIT_MS, "event", "granted",
+	    "lock", "doc");
+	tb = h_int(m, "token");
+	assert_true(tb > top);
+	h_expect(ctl, h_events("cl-c"), H_WAIT_MS, "event", "queued",
+	    "position", "#1");
+	m = h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-b");
+	assert_int_equal(h_int(m, "token"), tb);
+	assert_string_equal(h_str(m, "queue.0.client"), "cl-c");
+	h_pass(w);
+}
+
+static void
+test_requests_while_down_are_handled(void **state)
+{
+	struct h_world *w = h_world_start(state, FLAGS);
+	struct h_client *ctl = h_ctl(w);
+	const char *sa = h_session(), *sb = h_session(), *sc = h_session();
+	struct h_msg *m;
+	long long ta, tb, tc;
+
+	ta = acquire(ctl, "doc", "cl-a", sa, NULL, "granted");
+	h_coord_stop(w, SIGKILL);
+	h_expect(ctl, STATUS, H_WAIT_MS, "state", "offline");
+
+	/* Published while nobody serves: they wait in mqlockd's session. */
+	h_request(ctl, "other", "acquire", "cl-c", sc, NULL, "down-1");
+	h_request(ctl, "doc", "acquire", "cl-b", sb, NULL, "down-2");
+	h_request(ctl, "doc", "release", "cl-a", sa, NULL, "down-3");
+	h_expect_none(ctl, h_events("cl-c"), H_QUIET_MS, H_ANY);
+
+	h_coord_start(w);
+	m = h_expect(ctl, h_events("cl-c"), H_WAIT_MS, "event", "granted",
+	    "lock", "other");
+	tc = h_int(m, "token");
+	h_expect(ctl, h_events("cl-b"), H_WAIT_MS, "event", "queued",
+	    "position", "#1");
+	m = h_expect(ctl, h_events("cl-b"), H_WAIT_MS, "event", "granted",
+	    "lock", "doc");
+	tb = h_int(m, "token");
+	assert_true(tc > ta);
+	assert_true(tb > tc);
+	m = h_expect(ctl, h_reply_topic(ctl), H_WAIT_MS, H_ANY);
+	assert_string_equal(m->corr, "down-1");
+	m = h_expect(ctl, h_reply_topic(ctl), H_WAIT_MS, H_ANY);
+	assert_string_equal(m->corr, "down-2");
+	assert_string_equal(h_str(m, "result"), "queued");
+	m = h_expect(ctl, h_reply_topic(ctl), H_WAIT_MS, H_ANY);
+	assert_string_equal(m->corr, "down-3");
+	assert_string_equal(h_str(m, "result"), "released");
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-b");
+	h_pass(w);
+}
+
+static void
+test_sigterm_goes_offline_and_back(void **state)
+{
+	struct h_world *w = h_world_start(state, FLAGS);
+	struct h_client *ctl = h_ctl(w);
+	const char *sa = h_session();
+	struct h_msg *m;
+	long long ta, epoch = h_coord_epoch(w);
+	int status;
+
+	ta = acquire(ctl, "doc", "cl-a", sa, NULL, "granted");
+	h_drain(ctl, h_owner("doc"));
+	status = h_coord_stop(w, SIGTERM);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	m = h_expect(ctl, STATUS, H_WAIT_MS, "state", "offline");
+	h_int(m, "since");
+
+	h_coord_start(w);
+	assert_true(h_coord_epoch(w) > epoch);
+	m = h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-a");
+	assert_int_equal(h_int(m, "token"), ta);
+	assert_true(acquire(ctl, "doc", "cl-a", sa, NULL, "granted") == ta);
+	h_pass(w);
+}
+
+static void
+test_disconnected_holder_survives_restart(void **state)
+{
+	struct h_world *w = h_world_start(state,
+	    "--grace 3 --idle-timeout 600 --idle-warning 60");
+	struct h_client *ctl = h_ctl(w);
+	const char *sa = h_session(), *sb = h_session();
+	struct h_proc *a = h_sub_proc(w, "cl-a", sa, 1, 60);
+	struct h_msg *m;
+	long long ta;
+
+	ta = acquire(ctl, "doc", "cl-a", sa, "\"conn\":1", "granted");
+	acquire(ctl, "doc", "cl-b", sb, NULL, "queued");
+	h_proc_kill(a, SIGKILL);
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.connected", "#false");
+
+	/* The connected flag is journaled: it is still false afterwards. */
+	h_coord_stop(w, SIGKILL);
+	h_coord_start(w);
+	m = h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-a");
+	assert_true(cJSON_IsFalse(h_get(m, "owner.connected")));
+	assert_int_equal(h_int(m, "token"), ta);
+
+	/* And the grace still ends: B gets the lock. */
+	m = h_expect(ctl, h_events("cl-b"), H_WAIT_MS, "event", "granted");
+	assert_true(h_int(m, "token") > ta);
+	h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "revoked", "reason",
+	    "disconnect");
+	h_pass(w);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_kill9_restores_state, h_teardown),
+	    cmocka_unit_test_teardown(test_requests_while_down_are_handled,
+		h_teardown),
+	    cmocka_unit_test_teardown(test_sigterm_goes_offline_and_back,
+		h_teardown),
+	    cmocka_unit_test_teardown(test_disconnected_holder_survives_restart,
+		h_teardown),
+	};
+
+	h_filter();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
