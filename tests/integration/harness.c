@@ -94,6 +94,9 @@ struct h_match {
 	int n;
 	const char *key[H_MAX_PAIRS];
 	const char *val[H_MAX_PAIRS];
+	h_pred *fn; /* and this, when not NULL */
+	void *arg;
+	const char *what;
 };
 
 /* The world of the running test, for the atexit() safety net. */
@@ -655,9 +658,8 @@ h_sub(struct h_client *c, const char *filter)
 }
 
 void
-h_publish5(struct h_client *c, const char *topic, const void *data,
-    size_t len, int retained, const char *resp, const void *corr,
-    size_t corr_len)
+h_publish5(struct h_client *c, const char *topic, const void *data, size_t len,
+    int retained, const char *resp, const void *corr, size_t corr_len)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	MQTTAsync_message m = MQTTAsync_message_initializer;
@@ -820,7 +822,7 @@ msg_matches(const struct h_msg *m, const char *topic, const struct h_match *mt)
 		if (!value_matches(h_get(m, mt->key[i]), mt->val[i]))
 			return 0;
 	}
-	return 1;
+	return mt->fn == NULL || mt->fn(m, mt->arg);
 }
 
 static void
@@ -829,6 +831,9 @@ match_collect(struct h_match *mt, va_list ap, const char *file, int line)
 	const char *k;
 
 	mt->n = 0;
+	mt->fn = NULL;
+	mt->arg = NULL;
+	mt->what = NULL;
 	while ((k = va_arg(ap, const char *)) != NULL) {
 		if (mt->n == H_MAX_PAIRS)
 			h_fail_at(file, line, "too many match pairs");
@@ -856,7 +861,9 @@ match_describe(char *buf, size_t size, const struct h_match *mt)
 			break;
 		used += (size_t)n;
 	}
-	if (buf[0] == '\0')
+	if (mt->what != NULL)
+		snprintf(buf, size, "%s", mt->what);
+	else if (buf[0] == '\0')
 		snprintf(buf, size, "(anything)");
 }
 
@@ -909,16 +916,14 @@ take(struct h_client *c, const char *topic, const struct h_match *mt, int upto)
 }
 
 static struct h_msg *
-expect(const char *file, int line, struct h_client *c, const char *topic,
-    int ms, int upto, va_list ap)
+expect_mt(const char *file, int line, struct h_client *c, const char *topic,
+    int ms, int upto, struct h_match mt)
 {
 	char want[1024];
 	char got[6000];
-	struct h_match mt;
 	struct timespec ts;
 	struct h_msg *m;
 
-	match_collect(&mt, ap, file, line);
 	abs_deadline(&ts, mono_ms() + ms);
 	pthread_mutex_lock(&c->mu);
 	while ((m = take(c, topic, &mt, upto)) == NULL) {
@@ -939,6 +944,29 @@ expect(const char *file, int line, struct h_client *c, const char *topic,
 	    "%s: no message on %s matching {%s} within %d ms; "
 	    "received there:\n%s",
 	    c->id, topic, want, ms, got);
+}
+
+static struct h_msg *
+expect(const char *file, int line, struct h_client *c, const char *topic,
+    int ms, int upto, va_list ap)
+{
+	struct h_match mt;
+
+	match_collect(&mt, ap, file, line);
+	return expect_mt(file, line, c, topic, ms, upto, mt);
+}
+
+struct h_msg *
+h_state_fn_(const char *file, int line, struct h_client *c, const char *topic,
+    int ms, h_pred *fn, void *arg, const char *what)
+{
+	struct h_match mt;
+
+	mt.n = 0;
+	mt.fn = fn;
+	mt.arg = arg;
+	mt.what = what;
+	return expect_mt(file, line, c, topic, ms, 1, mt);
 }
 
 struct h_msg *

@@ -175,6 +175,16 @@ struct h_msg *h_state_(const char *file, int line, struct h_client *c,
     const char *topic, int ms, ...);
 
 /*
+ * h_state_fn(c, topic, ms, fn, arg, what): h_state() for a message that
+ * fn(message, arg) accepts; what describes it in the failure message.
+ */
+typedef int h_pred(const struct h_msg *m, void *arg);
+#define h_state_fn(c, topic, ms, fn, arg, what) \
+	h_state_fn_(__FILE__, __LINE__, c, topic, ms, fn, arg, what)
+struct h_msg *h_state_fn_(const char *file, int line, struct h_client *c,
+    const char *topic, int ms, h_pred *fn, void *arg, const char *what);
+
+/*
  * h_expect_none(c, topic, ms, key, value, ..., NULL): fails the test if a
  * message not consumed before on topic matches, already or within ms.
  */

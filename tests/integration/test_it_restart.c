@@ -76,6 +76,17 @@ test_kill9_restores_state(void **state)
 	m = h_state(ctl, h_owner("spare"), H_WAIT_MS, "owner.client", "cl-d");
 	assert_int_equal(h_int(m, "token"), td);
 
+	/* A new epoch: every client re-sends acquire and keeps its place. */
+	assert_int_equal(acquire(ctl, "doc", "cl-a", sa, NULL, "granted"), ta);
+	h_request(ctl, "doc", "acquire", "cl-b", sb, NULL, NULL);
+	h_expect(ctl, h_events("cl-b"), H_WAIT_MS, "event", "queued",
+	    "position", "#1");
+	h_request(ctl, "doc", "acquire", "cl-c", sc, NULL, NULL);
+	h_expect(ctl, h_events("cl-c"), H_WAIT_MS, "event", "queued",
+	    "position", "#2");
+	assert_int_equal(acquire(ctl, "spare", "cl-d", sd, NULL, "granted"),
+	    td);
+
 	/* Session bindings survived. */
 	h_request(ctl, "doc", "release", "cl-a", h_session(), NULL, NULL);
 	h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "error", "code",
@@ -167,13 +178,14 @@ test_sigterm_goes_offline_and_back(void **state)
 static void
 test_disconnected_holder_survives_restart(void **state)
 {
+	/* A roll call of 3 + 30 s: only the grace can end A's hold. */
 	struct h_world *w = h_world_start(state,
-	    "--grace 3 --idle-timeout 600 --idle-warning 60");
+	    "--grace 3 --keepalive 30 --idle-timeout 600 --idle-warning 60");
 	struct h_client *ctl = h_ctl(w);
 	const char *sa = h_session(), *sb = h_session();
 	struct h_proc *a = h_sub_proc(w, "cl-a", sa, 1, 60);
 	struct h_msg *m;
-	long long ta;
+	long long ta, back;
 
 	ta = acquire(ctl, "doc", "cl-a", sa, "\"conn\":1", "granted");
 	acquire(ctl, "doc", "cl-b", sb, NULL, "queued");
@@ -183,15 +195,112 @@ test_disconnected_holder_survives_restart(void **state)
 	/* The connected flag is journaled: it is still false afterwards. */
 	h_coord_stop(w, SIGKILL);
 	h_coord_start(w);
+	back = h_now_ms();
 	m = h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-a");
 	assert_true(cJSON_IsFalse(h_get(m, "owner.connected")));
 	assert_int_equal(h_int(m, "token"), ta);
+	acquire(ctl, "doc", "cl-b", sb, NULL, "queued");
 
-	/* And the grace still ends: B gets the lock. */
+	/*
+	 * A's grace ends at the latest 3 s after mqlockd is back ("After an
+	 * outage"): B gets the lock then, long before the roll call ends.
+	 */
 	m = h_expect(ctl, h_events("cl-b"), H_WAIT_MS, "event", "granted");
 	assert_true(h_int(m, "token") > ta);
+	print_message("  granted %lld ms after the restart\n", m->at_ms - back);
 	h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "revoked", "reason",
 	    "disconnect");
+	h_pass(w);
+}
+
+static void
+test_roll_call_drops_silent_clients(void **state)
+{
+	struct h_world *w = h_world_start(state,
+	    "--grace 0.5 --keepalive 2 --idle-timeout 600 --idle-warning 60");
+	struct h_client *ctl = h_ctl(w);
+	const char *sa = h_session(), *sb = h_session(), *sc = h_session();
+	struct h_msg *m;
+	long long ta, back;
+
+	ta = acquire(ctl, "doc", "cl-a", sa, NULL, "granted");
+	acquire(ctl, "doc", "cl-b", sb, NULL, "queued");
+	acquire(ctl, "doc", "cl-c", sc, NULL, "queued");
+	h_coord_stop(w, SIGKILL);
+	h_coord_start(w);
+	back = h_now_ms();
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-a",
+	    "waiting", "#2");
+
+	/* Only C answers the roll call. */
+	h_request(ctl, "doc", "acquire", "cl-c", sc, NULL, NULL);
+	h_expect(ctl, h_events("cl-c"), H_WAIT_MS, "event", "queued",
+	    "position", "#2");
+
+	/* After grace + keepalive, A and B are gone and C holds the lock. */
+	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "revoked");
+	assert_string_equal(h_str(m, "reason"), "disconnect");
+	assert_int_equal(h_int(m, "token"), ta);
+	assert_true(m->at_ms >= back + 2500 - 500);
+	m = h_expect(ctl, h_events("cl-c"), H_WAIT_MS, "event", "granted");
+	assert_true(h_int(m, "token") > ta);
+	m = h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-c");
+	assert_int_equal(h_int(m, "waiting"), 0);
+	h_expect_none(ctl, h_events("cl-b"), H_QUIET_MS, "event", "granted");
+	h_pass(w);
+}
+
+/* Accepts an owner message whose idle deadline is later than *arg. */
+static int
+deadline_after(const struct h_msg *m, void *arg)
+{
+	cJSON *d = h_get(m, "idle_deadline");
+
+	return cJSON_IsNumber(d) && d->valuedouble > *(long long *)arg;
+}
+
+static void
+test_deadline_passed_during_outage(void **state)
+{
+	struct h_world *w = h_world_start(state,
+	    "--grace 1.5 --keepalive 30 --idle-timeout 3 --idle-warning 0.5");
+	struct h_client *ctl = h_ctl(w);
+	struct h_msg *m;
+	long long dl, before, floored, quiet, stale = 0;
+
+	h_request(ctl, "doc", "acquire", "cl-a", h_session(), NULL, NULL);
+	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "granted");
+	dl = h_int(m, "idle_deadline");
+	h_drain(ctl, h_owner("doc"));
+	h_coord_stop(w, SIGKILL);
+
+	/* Down until the idle deadline is well past: nothing is decided. */
+	quiet = dl + 500 - h_now_ms();
+	h_expect_none(ctl, h_events("cl-a"), quiet > 0 ? (int)quiet : 0,
+	    "event", "revoked");
+
+	before = h_now_ms();
+	h_coord_start(w);
+	/* A keeps the lock, with its deadline moved to now + grace. */
+	m = h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-a");
+	if (h_int(m, "idle_deadline") <= dl) {
+		/* Checked last: first see what happens next. */
+		stale = h_int(m, "idle_deadline");
+		m = h_state_fn(ctl, h_owner("doc"), H_WAIT_MS, deadline_after,
+		    &dl, "idle_deadline later than before the outage");
+	}
+	assert_string_equal(h_str(m, "owner.client"), "cl-a");
+	floored = h_int(m, "idle_deadline");
+	assert_true(floored >= before + 1500 - 50);
+	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "revoked");
+	assert_string_equal(h_str(m, "reason"), "idle");
+	assert_true(m->at_ms >= floored - 50);
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null");
+	if (stale != 0)
+		fail_msg("the first owner message after the restart showed "
+			 "idle_deadline %lld, which had passed during the "
+			 "outage; the moved one (%lld) came after it",
+		    stale, floored);
 	h_pass(w);
 }
 
@@ -205,6 +314,10 @@ main(void)
 	    cmocka_unit_test_teardown(test_sigterm_goes_offline_and_back,
 		h_teardown),
 	    cmocka_unit_test_teardown(test_disconnected_holder_survives_restart,
+		h_teardown),
+	    cmocka_unit_test_teardown(test_roll_call_drops_silent_clients,
+		h_teardown),
+	    cmocka_unit_test_teardown(test_deadline_passed_during_outage,
 		h_teardown),
 	};
 
