@@ -304,10 +304,39 @@ test_deadline_passed_during_outage(void **state)
 	h_pass(w);
 }
 
+static void
+test_status_message(void **state)
+{
+	struct h_world *w = h_world_start(state, FLAGS);
+	struct h_client *late;
+	struct h_msg *m;
+
+	/* Retained: a client that comes later still sees it. */
+	late = h_client_new(w, "late");
+	h_sub(late, STATUS);
+	m = h_expect(late, STATUS, H_WAIT_MS, "state", "online");
+	assert_true(m->retained);
+	h_keys(m, "", "state,version,protocol,since,epoch");
+	h_str(m, "version");
+	assert_int_equal(h_int(m, "protocol"), 1);
+	assert_int_equal(h_int(m, "epoch"), h_coord_epoch(w));
+	assert_true(h_int(m, "since") <= h_now_ms());
+
+	/* kill -9: its Last Will sets offline, retained too. */
+	h_coord_stop(w, SIGKILL);
+	m = h_expect(late, STATUS, H_WAIT_MS, "state", "offline");
+	late = h_client_new(w, "later");
+	h_sub(late, STATUS);
+	m = h_expect(late, STATUS, H_WAIT_MS, "state", "offline");
+	assert_true(m->retained);
+	h_pass(w);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_status_message, h_teardown),
 	    cmocka_unit_test_teardown(test_kill9_restores_state, h_teardown),
 	    cmocka_unit_test_teardown(test_requests_while_down_are_handled,
 		h_teardown),

@@ -274,6 +274,48 @@ test_returning_waiter_granted_when_free(void **state)
 	h_pass(w);
 }
 
+static void
+test_will_covers_every_lock(void **state)
+{
+	struct h_world *w = h_world_start(state, "--grace 1");
+	struct h_client *ctl = h_ctl(w);
+	const char *sa = h_session(), *sh = h_session();
+	struct h_proc *a = h_sub_proc(w, "cl-a", sa, 1, SLOW_KEEPALIVE);
+	struct h_msg *m;
+	long long t1, t2;
+
+	/* A holds two locks and waits for a third. */
+	t1 = grant(ctl, "one", "cl-a", sa, "\"conn\":1");
+	t2 = grant(ctl, "two", "cl-a", sa, "\"conn\":1");
+	grant(ctl, "three", "cl-h", sh, NULL);
+	queue(ctl, "three", "cl-a", sa, "\"conn\":1", 1);
+
+	h_proc_kill(a, SIGKILL);
+	h_state(ctl, h_owner("one"), H_WAIT_MS, "owner.client", "cl-a",
+	    "owner.connected", "#false");
+	h_state(ctl, h_owner("two"), H_WAIT_MS, "owner.client", "cl-a",
+	    "owner.connected", "#false");
+	m = h_state(ctl, h_owner("three"), H_WAIT_MS, "queue.0.client", "cl-a",
+	    "queue.0.connected", "#false");
+	assert_string_equal(h_str(m, "owner.client"), "cl-h");
+
+	/* After the grace: both revoked, and out of the queue. */
+	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "revoked",
+	    "lock", "one");
+	assert_int_equal(h_int(m, "token"), t1);
+	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "revoked",
+	    "lock", "two");
+	assert_int_equal(h_int(m, "token"), t2);
+	h_state(ctl, h_owner("one"), H_WAIT_MS, "owner", "#null");
+	h_state(ctl, h_owner("two"), H_WAIT_MS, "owner", "#null");
+	h_state(ctl, h_owner("three"), H_WAIT_MS, "owner.client", "cl-h",
+	    "waiting", "#0");
+
+	/* Holding and waiting for nothing, the id may bind a new session. */
+	grant(ctl, "one", "cl-a", h_session(), NULL);
+	h_pass(w);
+}
+
 int
 main(void)
 {
@@ -281,6 +323,7 @@ main(void)
 	    cmocka_unit_test_teardown(test_killed_holder_handed_over,
 		h_teardown),
 	    cmocka_unit_test_teardown(test_will_without_conn, h_teardown),
+	    cmocka_unit_test_teardown(test_will_covers_every_lock, h_teardown),
 	    cmocka_unit_test_teardown(test_reconnect_within_grace_keeps_lock,
 		h_teardown),
 	    cmocka_unit_test_teardown(test_stale_will_ignored, h_teardown),
