@@ -147,7 +147,7 @@ test_busy_and_wait_timeout_exit_75(void **state)
 	assert_int_not_equal(access(h_path(w, "ran0"), F_OK), 0);
 
 	/* A short wait: queued behind A, then gone again. */
-	p = cli_acquire(w, "doc", "--wait 0.5", "touch @/ran1", "mqlock-2.out");
+	p = cli_acquire(w, "doc", "--wait 2", "touch @/ran1", "mqlock-2.out");
 	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-a",
 	    "waiting", "#1");
 	assert_int_equal(h_proc_wait(p, H_WAIT_MS), EX_TEMPFAIL);

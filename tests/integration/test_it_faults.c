@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -354,7 +355,7 @@ msg_matches(const struct h_msg *m, const char *topic, ...)
  * to ms; -1 when none came.
  */
 static long
-rec_find(struct rec *r, size_t from, int ms, const char *topic, ...)
+rec_find_(struct rec *r, size_t from, int ms, const char *topic, ...)
 {
 	long long end = mono_ms() + ms;
 	size_t i = from, n = rec_count(r);
@@ -396,7 +397,7 @@ rec_dump(struct rec *r, size_t from)
 #define rec_expect(r, from, ms, ...) \
 	rec_expect_(__LINE__, r, from, ms, __VA_ARGS__, (const char *)NULL)
 #define rec_find(r, from, ms, ...) \
-	rec_find(r, from, ms, __VA_ARGS__, (const char *)NULL)
+	rec_find_(r, from, ms, __VA_ARGS__, (const char *)NULL)
 
 static size_t
 rec_expect_(int line, struct rec *r, size_t from, int ms, const char *topic,

@@ -45,15 +45,15 @@ test_warning_then_revoke(void **state)
 	h_expect(ctl, h_events("cl-b"), H_WAIT_MS, "event", "queued");
 
 	/* One warning, idle-warning before the deadline. */
-	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "idle-warning",
-	    "lock", "doc");
+	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, H_ANY);
+	assert_string_equal(h_str(m, "event"), "idle-warning");
 	h_keys(m, "", "event,lock,deadline");
 	assert_int_equal(h_int(m, "deadline"), dl);
 	assert_true(m->at_ms >= dl - 1000 - SLACK_MS);
 
 	/* At the deadline: revoked, and the waiter gets the lock. */
-	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "revoked",
-	    "lock", "doc");
+	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, H_ANY);
+	assert_string_equal(h_str(m, "event"), "revoked");
 	h_keys(m, "", "event,lock,token,reason");
 	assert_string_equal(h_str(m, "reason"), "idle");
 	assert_int_equal(h_int(m, "token"), ta);
@@ -151,12 +151,14 @@ test_warning_at_grant(void **state)
 	m = grant(ctl, "doc", "cl-a", h_session(), NULL);
 	dl = h_int(m, "idle_deadline");
 	/* The warning period is not shorter than the timeout: warn now. */
-	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "idle-warning");
+	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, H_ANY);
+	assert_string_equal(h_str(m, "event"), "idle-warning");
 	assert_int_equal(h_int(m, "deadline"), dl);
-	assert_true(m->at_ms < dl);
-	h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "revoked", "reason",
-	    "idle");
-	h_expect_none(ctl, h_events("cl-a"), 0, "event", "idle-warning");
+	/* The next event is the revoke: one warning, before it. */
+	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, H_ANY);
+	assert_string_equal(h_str(m, "event"), "revoked");
+	assert_string_equal(h_str(m, "reason"), "idle");
+	h_expect_none(ctl, h_events("cl-a"), 0, H_ANY);
 	h_pass(w);
 }
 
