@@ -1,0 +1,557 @@
+/*
+ * mqlock: the command-line client.  Parses the command line and runs one
+ * subcommand (acquire.c, show.c); the helpers they share live here too.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/codec.h"
+#include "io/clock.h"
+#include "io/log.h"
+#include "mqlock/cli.h"
+
+#define PASSWORD_MAX 1024
+
+static const char usage_text[] =
+    "usage: mqlock [--broker URI] [--prefix P] [--username U] "
+    "[--password-file F]\n"
+    "              [--keepalive S] [--client-id ID] COMMAND\n"
+    "       mqlock [flags] acquire LOCK [--wait SECONDS] [--user NAME]\n"
+    "              -- COMMAND [ARGS...]\n"
+    "       mqlock [flags] status [LOCK]\n"
+    "       mqlock [flags] watch\n"
+    "       mqlock --help | --version\n";
+
+static const char help_text[] =
+    "\n"
+    "Edit locks over MQTT, granted by the mqlockd coordinator.\n"
+    "\n"
+    "  acquire LOCK -- COMMAND  wait for LOCK, run COMMAND while holding it,\n"
+    "                           release it when COMMAND ends\n"
+    "      --wait SECONDS       give up after SECONDS (0: only if free now)\n"
+    "      --user NAME          the name others see (default: $USER)\n"
+    "  status [LOCK]            holders and queues of locks in use (or LOCK)\n"
+    "  watch                    print lock changes as they happen\n"
+    "\n"
+    "  --broker URI             default " CLI_DEFAULT_BROKER "\n"
+    "  --prefix P               topic prefix, default " CLI_DEFAULT_PREFIX "\n"
+    "  --username U             MQTT user name\n"
+    "  --password-file F        first line of F is the MQTT password\n"
+    "  --keepalive S            MQTT keepalive in seconds, default 10\n"
+    "  --client-id ID           MQTT client id (default: mqlock-<random>)\n"
+    "\n"
+    "Exit status: COMMAND's own; 64 usage, 69 broker unreachable, 70 lock\n"
+    "lost while COMMAND ran, 75 busy or --wait ran out.\n";
+
+static int sig_pipe[2] = {-1, -1};
+
+static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Say what is wrong with the command line; returns EXIT_USAGE. */
+static int
+usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("mqlock: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fputs(usage_text, stderr);
+	return EXIT_USAGE;
+}
+
+int
+cli_random_hex(char *buf, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[64];
+	size_t got = 0, i;
+
+	if (n > 2 * sizeof(raw)) {
+		fprintf(stderr, "mqlock: too many random digits asked for\n");
+		return -1;
+	}
+	while (got < (n + 1) / 2) {
+		ssize_t r = getrandom(raw + got, (n + 1) / 2 - got, 0);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			fprintf(stderr, "mqlock: getrandom: %s\n",
+			    strerror(errno));
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	for (i = 0; i < n; i++)
+		buf[i] = hex[(raw[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
+	buf[n] = '\0';
+	return 0;
+}
+
+struct mqtt *
+cli_client(const struct cli *c, const struct mqtt_sub *subs, size_t nsubs)
+{
+	struct mqtt_opts o;
+	struct mqtt *m;
+
+	memset(&o, 0, sizeof(o));
+	o.uri = c->broker;
+	o.client_id = c->client_id;
+	o.username = c->username;
+	o.password = c->password;
+	o.keepalive = c->keepalive;
+	o.clean_start = 1;
+	o.session_expiry = 0;
+	o.subs = subs;
+	o.nsubs = nsubs;
+	if ((m = mqtt_new(&o)) == NULL)
+		fprintf(stderr, "mqlock: cannot set up a client for %s\n",
+		    c->broker);
+	return m;
+}
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+	unsigned char b = (unsigned char)sig;
+
+	/* Nonblocking: if the pipe is full, enough wakeups are pending. */
+	if (write(sig_pipe[1], &b, 1) == -1) {
+		/* nothing to do in a handler */
+	}
+	errno = saved;
+}
+
+int
+cli_signals_init(void)
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGCHLD};
+	struct sigaction sa;
+	size_t i;
+	int j;
+
+	if (pipe(sig_pipe) == -1) {
+		fprintf(stderr, "mqlock: pipe: %s\n", strerror(errno));
+		return -1;
+	}
+	for (j = 0; j < 2; j++) {
+		int fl = fcntl(sig_pipe[j], F_GETFL);
+
+		if (fl == -1 ||
+		    fcntl(sig_pipe[j], F_SETFL, fl | O_NONBLOCK) == -1 ||
+		    fcntl(sig_pipe[j], F_SETFD, FD_CLOEXEC) == -1) {
+			fprintf(stderr, "mqlock: fcntl: %s\n", strerror(errno));
+			return -1;
+		}
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		if (sigaction(sigs[i], &sa, NULL) == -1) {
+			fprintf(stderr, "mqlock: sigaction: %s\n",
+			    strerror(errno));
+			return -1;
+		}
+	}
+	/* A dead broker socket must not kill us; SIGTTOU: we hand the
+	 * terminal to COMMAND and take it back. */
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
+	return 0;
+}
+
+void
+cli_signals_restore(void)
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGCHLD, SIGPIPE, SIGTTOU};
+	sigset_t none;
+	size_t i;
+
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+int
+cli_wait(struct mqtt *m, int64_t deadline)
+{
+	struct pollfd p[2];
+	unsigned char b;
+	int timeout = -1;
+
+	if (deadline >= 0) {
+		int64_t left = deadline - clock_mono_ms();
+
+		timeout = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+	}
+	p[0].fd = sig_pipe[0];
+	p[0].events = POLLIN;
+	p[1].fd = m != NULL ? mqtt_wake_fd(m) : -1;
+	p[1].events = POLLIN;
+	if (poll(p, 2, timeout) == -1 && errno != EINTR) {
+		fprintf(stderr, "mqlock: poll: %s\n", strerror(errno));
+		return 0;
+	}
+	if (read(sig_pipe[0], &b, 1) == 1)
+		return b;
+	return 0;
+}
+
+struct cJSON *
+cli_json_parse(const void *payload, size_t len)
+{
+	cJSON *o;
+
+	if (len > 65536)
+		return NULL;
+	o = cJSON_ParseWithLength(payload, len);
+	if (o != NULL && !cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+const char *
+cli_json_str(const struct cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int
+cli_json_int(const struct cJSON *o, const char *name, int64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	double d;
+
+	if (!cJSON_IsNumber(v))
+		return -1;
+	d = v->valuedouble;
+	/* Beyond 2^53 a double is no longer an exact integer. */
+	if (d != d || d < -9007199254740991.0 || d > 9007199254740991.0 ||
+	    d != (double)(int64_t)d)
+		return -1;
+	*out = (int64_t)d;
+	return 0;
+}
+
+/* Why s is not a valid lock id, in words; NULL if it is one. */
+static const char *
+lock_id_problem(const char *s)
+{
+	size_t len = strlen(s), i;
+
+	if (codec_lock_id_valid(s, len))
+		return NULL;
+	if (len == 0)
+		return "it is empty";
+	if (len > MQL_LOCK_ID_MAX)
+		return "it is longer than 128 bytes";
+	if (s[0] == '_' || s[0] == '$')
+		return "it starts with '_' or '$' (reserved)";
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '/' || ch == '+' || ch == '#')
+			return "it contains '/', '+' or '#'";
+		if (ch < 0x20 || ch == 0x7f)
+			return "it contains a control character";
+	}
+	if (!codec_utf8_valid(s, len))
+		return "it is not valid UTF-8";
+	return "it breaks the naming rules";
+}
+
+static int
+read_password(const char *path, char **out)
+{
+	char buf[PASSWORD_MAX + 2];
+	size_t n, len;
+	FILE *f;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "mqlock: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	if (ferror(f)) {
+		fprintf(stderr, "mqlock: %s: read error\n", path);
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	/* The first line is the password. */
+	for (len = 0; len < n && buf[len] != '\n' && buf[len] != '\r'; len++) {
+		if (buf[len] == '\0') {
+			fprintf(stderr, "mqlock: %s: NUL byte in password\n",
+			    path);
+			return -1;
+		}
+	}
+	if (len > PASSWORD_MAX) {
+		fprintf(stderr, "mqlock: %s: password longer than %d bytes\n",
+		    path, PASSWORD_MAX);
+		return -1;
+	}
+	buf[len] = '\0';
+	if ((*out = strdup(buf)) == NULL) {
+		fprintf(stderr, "mqlock: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
+enum flag_scope { F_COMMON, F_ACQUIRE };
+
+struct flag {
+	const char *name;
+	enum flag_scope scope;
+	size_t slot; /* index into the values array */
+};
+
+enum {
+	V_BROKER,
+	V_PREFIX,
+	V_USERNAME,
+	V_PASSWORD_FILE,
+	V_KEEPALIVE,
+	V_CLIENT_ID,
+	V_WAIT,
+	V_USER,
+	V_COUNT
+};
+
+static const struct flag flags[] = {
+    {"--broker", F_COMMON, V_BROKER},
+    {"--prefix", F_COMMON, V_PREFIX},
+    {"--username", F_COMMON, V_USERNAME},
+    {"--password-file", F_COMMON, V_PASSWORD_FILE},
+    {"--keepalive", F_COMMON, V_KEEPALIVE},
+    {"--client-id", F_COMMON, V_CLIENT_ID},
+    {"--wait", F_ACQUIRE, V_WAIT},
+    {"--user", F_ACQUIRE, V_USER},
+};
+
+/* Subcommands: name and how many operands they take. */
+struct verb {
+	const char *name;
+	size_t min_ops;
+	size_t max_ops;
+	int takes_command; /* "-- COMMAND..." */
+};
+
+static const struct verb verbs[] = {
+    {"acquire", 1, 1, 1},
+    {"status", 0, 1, 0},
+    {"watch", 0, 0, 0},
+};
+
+#define MAX_OPERANDS 3 /* verb + its operands, + one to detect extras */
+
+static int
+apply_common(struct cli *c, const char **v)
+{
+	static const char *const schemes[] = {"tcp://", "mqtt://", "ssl://",
+	    "mqtts://", "ws://", "wss://"};
+	size_t i;
+
+	if (v[V_BROKER] != NULL)
+		c->broker = v[V_BROKER];
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		if (strncmp(c->broker, schemes[i], strlen(schemes[i])) == 0)
+			break;
+	}
+	if (i == sizeof(schemes) / sizeof(schemes[0]))
+		return usage("bad --broker '%s': tcp://HOST:PORT or "
+			     "ssl://HOST:PORT",
+		    c->broker);
+	if (v[V_PREFIX] != NULL)
+		c->prefix = v[V_PREFIX];
+	if (!codec_prefix_valid(c->prefix))
+		return usage("bad --prefix '%s': 1-64 bytes of topic levels "
+			     "without wildcards or a leading/trailing '/'",
+		    c->prefix);
+	c->username = v[V_USERNAME];
+	if (v[V_KEEPALIVE] != NULL) {
+		char *end;
+		long k;
+
+		errno = 0;
+		k = strtol(v[V_KEEPALIVE], &end, 10);
+		if (errno != 0 || end == v[V_KEEPALIVE] || *end != '\0' ||
+		    k < 1 || k > 65535)
+			return usage("bad --keepalive '%s': whole seconds, "
+				     "1 to 65535",
+			    v[V_KEEPALIVE]);
+		c->keepalive = (int)k;
+	}
+	if (v[V_CLIENT_ID] != NULL) {
+		size_t len = strlen(v[V_CLIENT_ID]);
+
+		if (!codec_client_id_valid(v[V_CLIENT_ID], len))
+			return usage("bad --client-id '%s': 1-128 bytes of "
+				     "UTF-8, no '/', '+', '#', control "
+				     "characters or leading '$'",
+			    v[V_CLIENT_ID]);
+		memcpy(c->client_id, v[V_CLIENT_ID], len + 1);
+	} else {
+		memcpy(c->client_id, "mqlock-", 7);
+		if (cli_random_hex(c->client_id + 7, 16) == -1)
+			return EXIT_SOFTWARE;
+	}
+	if (v[V_PASSWORD_FILE] != NULL &&
+	    read_password(v[V_PASSWORD_FILE], &c->password) == -1)
+		return EXIT_USAGE;
+	return 0;
+}
+
+static int
+apply_acquire(struct acquire_args *a, const char **v)
+{
+	const char *problem = lock_id_problem(a->lock);
+
+	if (problem != NULL) {
+		fprintf(stderr, "mqlock: bad lock id '%s': %s\n", a->lock,
+		    problem);
+		return EXIT_USAGE;
+	}
+	if (a->argv == NULL || a->argv[0] == NULL)
+		return usage("%s needs -- COMMAND to run", "acquire");
+	if (v[V_WAIT] != NULL &&
+	    clock_parse_seconds(v[V_WAIT], &a->wait_ms) == -1)
+		return usage("bad --wait '%s': seconds from 0 to 31536000, "
+			     "at most three decimals",
+		    v[V_WAIT]);
+	a->user = v[V_USER];
+	if (a->user == NULL && (a->user = getenv("USER")) == NULL)
+		a->user = "";
+	if (strlen(a->user) > MQL_USER_MAX ||
+	    !codec_utf8_valid(a->user, strlen(a->user)))
+		return usage("bad --user '%s': at most 128 bytes of UTF-8",
+		    a->user);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *values[V_COUNT] = {NULL};
+	const char *ops[MAX_OPERANDS];
+	struct cli c = {CLI_DEFAULT_BROKER, CLI_DEFAULT_PREFIX, NULL, NULL,
+	    CLI_DEFAULT_KEEPALIVE, ""};
+	struct acquire_args a = {NULL, -1, NULL, NULL};
+	const struct verb *verb = NULL;
+	size_t nops = 0, i;
+	int k, rc, acquire_flags = 0;
+
+	for (k = 1; k < argc; k++) {
+		const char *arg = argv[k], *eq;
+		size_t namelen;
+
+		if (strcmp(arg, "--") == 0) {
+			a.argv = &argv[k + 1];
+			break;
+		}
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			fputs(usage_text, stdout);
+			fputs(help_text, stdout);
+			return 0;
+		}
+		if (strcmp(arg, "--version") == 0) {
+			printf("mqlock %s\n", MQLOCK_VERSION);
+			return 0;
+		}
+		if (arg[0] != '-' || arg[1] == '\0') {
+			if (nops == MAX_OPERANDS)
+				return usage("unexpected argument '%s'", arg);
+			ops[nops++] = arg;
+			continue;
+		}
+		/* --flag VALUE or --flag=VALUE */
+		eq = strchr(arg, '=');
+		namelen = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+		for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+			if (strlen(flags[i].name) == namelen &&
+			    strncmp(flags[i].name, arg, namelen) == 0)
+				break;
+		}
+		if (i == sizeof(flags) / sizeof(flags[0]))
+			return usage("unknown option '%s'", arg);
+		if (eq != NULL)
+			values[flags[i].slot] = eq + 1;
+		else if (k + 1 < argc)
+			values[flags[i].slot] = argv[++k];
+		else
+			return usage("%s needs a value", flags[i].name);
+		if (flags[i].scope == F_ACQUIRE)
+			acquire_flags = 1;
+	}
+
+	if (nops == 0)
+		return usage("%s", "no command given");
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strcmp(ops[0], verbs[i].name) == 0)
+			verb = &verbs[i];
+	}
+	if (verb == NULL)
+		return usage("unknown command '%s'", ops[0]);
+	if (nops - 1 < verb->min_ops)
+		return usage("%s needs more arguments", verb->name);
+	if (nops - 1 > verb->max_ops)
+		return usage("unexpected argument '%s'",
+		    ops[verb->max_ops + 1]);
+	if (!verb->takes_command && a.argv != NULL)
+		return usage("%s takes no -- COMMAND", verb->name);
+	if (!verb->takes_command && acquire_flags)
+		return usage("--wait and --user are for acquire, not %s",
+		    verb->name);
+
+	/* The CLI speaks for itself; the adapter's warnings stay quiet. */
+	log_set_level(LOG_ERROR);
+	if ((rc = apply_common(&c, values)) != 0)
+		return rc;
+	if (cli_signals_init() == -1) {
+		rc = EXIT_SOFTWARE;
+		goto out;
+	}
+	if (strcmp(verb->name, "acquire") == 0) {
+		a.lock = ops[1];
+		if ((rc = apply_acquire(&a, values)) == 0)
+			rc = cmd_acquire(&c, &a);
+	} else if (strcmp(verb->name, "status") == 0) {
+		const char *lock = nops > 1 ? ops[1] : NULL;
+		const char *problem =
+		    lock != NULL ? lock_id_problem(lock) : NULL;
+
+		if (problem != NULL) {
+			fprintf(stderr, "mqlock: bad lock id '%s': %s\n", lock,
+			    problem);
+			rc = EXIT_USAGE;
+		} else
+			rc = cmd_status(&c, lock);
+	} else
+		rc = cmd_watch(&c);
+out:
+	free(c.password);
+	return rc;
+}
