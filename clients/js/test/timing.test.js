@@ -1,0 +1,152 @@
+// mqlock.js and time: activity debouncing, idle warnings and revocation,
+// self-fencing at the idle deadline, and a coordinator restart (new epoch).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from '../mqlock.js';
+import { withStack, nextEvent, observe, waitFor, sleep } from './harness.js';
+
+async function run(opts, fn) {
+	await withStack(opts, async (stack) => {
+		const all = [];
+		const open = (o) => {
+			const c = connect(o);
+			all.push(c);
+			return c;
+		};
+		try {
+			await fn(stack, open);
+		} finally {
+			await Promise.all(all.map((c) => c.close()));
+		}
+	});
+}
+
+function requests(obs, client, op) {
+	return obs.messages.filter((m) => m.topic.endsWith('/request') && m.json?.client === client && m.json.op === op);
+}
+
+test('touch() sends at most one activity per interval, and the last one of a burst', async () => {
+	await run({}, async (stack, open) => {
+		const obs = await observe(stack.mqttUrl, ['locks/+/request']);
+		try {
+			const a = open({ url: stack.mqttUrl, user: 'Alice', activityInterval: 1 });
+			const h = a.lock('doc-1');
+			const first = await nextEvent(h, 'editing');
+			// Touch every 20 ms for 3.5 s.
+			const start = Date.now();
+			while (Date.now() - start < 3500) {
+				h.touch();
+				await sleep(20);
+			}
+			const stopped = Date.now();
+			// The trailing activity of the burst arrives after the touching
+			// stopped, within one interval.
+			await waitFor(() => requests(obs, a.clientId, 'activity').some((m) => m.at >= stopped),
+			    { what: 'trailing activity' });
+			await sleep(1500);
+			const acts = requests(obs, a.clientId, 'activity');
+			const span = (acts.at(-1).at - start) / 1000;
+			assert.ok(acts.length >= 3, `${acts.length} activities`);
+			assert.ok(acts.length <= Math.ceil(span) + 1, `${acts.length} activities in ${span} s`);
+			for (let i = 1; i < acts.length; i++) {
+				// Delivery to the observer can bunch two sends a little.
+				const gap = acts[i].at - acts[i - 1].at;
+				assert.ok(gap >= 800, `activities ${i - 1} and ${i} only ${gap} ms apart`);
+			}
+			// Each accepted activity moved the deadline; the handle saw it in
+			// the owner message.
+			await waitFor(() => h.idleDeadline > first.idle_deadline, { what: 'later idle deadline' });
+			// Waiters and finished handles send nothing.
+			const n = acts.length;
+			h.release();
+			h.touch();
+			await sleep(300);
+			assert.equal(requests(obs, a.clientId, 'activity').length, n);
+		} finally {
+			await obs.close();
+		}
+	});
+});
+
+test('idle: a warning, then revoked with reason idle, and the waiter gets the lock', async () => {
+	await run({ idleTimeout: 3, idleWarning: 1.5 }, async (stack, open) => {
+		const a = open({ url: stack.mqttUrl, user: 'Alice' });
+		const b = open({ url: stack.mqttUrl, user: 'Bob' });
+		const ha = a.lock('doc-1');
+		const ed = await nextEvent(ha, 'editing');
+		const hb = b.lock('doc-1');
+		await nextEvent(hb, 'waiting');
+		const w = await nextEvent(ha, 'idle-warning');
+		assert.equal(w.deadline, ed.idle_deadline);
+		assert.equal(ha.warning, ed.idle_deadline);
+		const lost = await nextEvent(ha, 'lost');
+		assert.equal(lost.reason, 'idle');
+		assert.equal(lost.token, ed.token);
+		await nextEvent(hb, 'editing');
+	});
+});
+
+test('activity after the warning moves the deadline and clears the warning', async () => {
+	await run({ idleTimeout: 4, idleWarning: 3 }, async (stack, open) => {
+		const a = open({ url: stack.mqttUrl, user: 'Alice', activityInterval: 0.2 });
+		const h = a.lock('doc-1');
+		const ed = await nextEvent(h, 'editing');
+		await nextEvent(h, 'idle-warning');
+		const moved = nextEvent(h, 'editing', { pred: (d) => d.idle_deadline > ed.idle_deadline });
+		h.touch();
+		await moved;
+		assert.equal(h.warning, null);
+		assert.equal(h.state, 'editing');
+	});
+});
+
+test('self-fencing: a holder stops at its idle deadline without hearing the revocation', async () => {
+	await run({ idleTimeout: 3, idleWarning: 1 }, async (stack, open) => {
+		const a = open({ url: stack.mqttUrl, user: 'Alice' });
+		const h = a.lock('doc-1');
+		const ed = await nextEvent(h, 'editing');
+		// Nobody is left to revoke: the coordinator is gone.
+		const offline = nextEvent(h, 'offline');
+		await stack.stopMqlockd('SIGTERM');
+		assert.equal((await offline).reason, 'coordinator');
+		assert.equal(h.state, 'editing', 'offline alone does not stop editing');
+		const lost = await nextEvent(h, 'lost', { timeout: 10000 });
+		assert.ok(Date.now() >= ed.idle_deadline, 'not before the deadline');
+		assert.deepEqual(lost, { reason: 'idle', message: lost.message, token: ed.token, local: true });
+		assert.equal(h.editing, false);
+	});
+});
+
+test('a new coordinator epoch makes the client send acquire again; the lock is kept', async () => {
+	await run({}, async (stack, open) => {
+		const obs = await observe(stack.mqttUrl, ['locks/+/request']);
+		try {
+			const a = open({ url: stack.mqttUrl, user: 'Alice' });
+			const b = open({ url: stack.mqttUrl, user: 'Bob' });
+			const ha = a.lock('doc-1');
+			const { token } = await nextEvent(ha, 'editing');
+			const hb = b.lock('doc-1');
+			await nextEvent(hb, 'waiting');
+			const epoch = a.coordinator.epoch;
+			const offline = nextEvent(ha, 'offline');
+			await stack.stopMqlockd('SIGTERM');
+			await offline;
+			const before = Date.now();
+			const online = nextEvent(ha, 'online');
+			await stack.startMqlockd();
+			await online;
+			await waitFor(() => a.coordinator?.epoch > epoch, { what: 'new epoch seen by the client' });
+			await waitFor(() => requests(obs, a.clientId, 'acquire').some((m) => m.at >= before) &&
+			    requests(obs, b.clientId, 'acquire').some((m) => m.at >= before),
+			    { what: 'acquire re-sent by both' });
+			// Answered with the same grant and the same place.
+			await sleep(300);
+			assert.equal(ha.state, 'editing');
+			assert.equal(ha.token, token);
+			assert.equal(hb.state, 'waiting');
+			assert.equal(hb.position, 1);
+		} finally {
+			await obs.close();
+		}
+	});
+});
