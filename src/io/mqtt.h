@@ -13,7 +13,8 @@
  * MQTT_IN_CONNECTED is queued only once all of them are acknowledged, and
  * carries the broker's "session present" flag.
  *
- * Every socket this process opens to the broker gets TCP_NODELAY (net.h).
+ * Every socket this process opens to the broker gets TCP_NODELAY and
+ * FD_CLOEXEC once the connection is up (net.h).
  *
  * Paho MQTT C 1.3.12 quirks this relies on or works around: callbacks run on
  * Paho's threads, so everything is copied under a mutex; maxBufferedMessages

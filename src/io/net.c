@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,7 +13,8 @@
 #include "io/log.h"
 
 /*
- * Returns 1 if fd is a connected TCP socket that just got TCP_NODELAY, else
+ * Returns 1 if fd is a connected TCP socket that just got TCP_NODELAY (and
+ * FD_CLOEXEC), else
  * 0.  Every check that fails only means "not ours to change": fd may be a
  * file, a pipe, a UNIX or UDP socket, a listener, or already closed by
  * another thread.
@@ -22,7 +24,7 @@ nodelay_one(int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int type, proto, on;
+	int type, proto, on, fl;
 
 	len = sizeof(type);
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
@@ -47,6 +49,9 @@ nodelay_one(int fd)
 		log_warn("net: TCP_NODELAY on fd %d: %s", fd, strerror(errno));
 		return 0;
 	}
+	if ((fl = fcntl(fd, F_GETFD)) == -1 ||
+	    fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == -1)
+		log_warn("net: FD_CLOEXEC on fd %d: %s", fd, strerror(errno));
 	return 1;
 }
 

@@ -725,7 +725,7 @@ fd_of(const char *name)
 	return (int)v;
 }
 
-/* TCP_NODELAY on every socket of ours that talks to the broker. */
+/* TCP_NODELAY and FD_CLOEXEC on our socket to the broker. */
 static void
 test_nodelay(void **state)
 {
@@ -751,6 +751,8 @@ test_nodelay(void **state)
 		assert_int_equal(
 		    getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &olen), 0);
 		assert_int_not_equal(on, 0);
+		/* Not inherited by children (mqlock's COMMAND). */
+		assert_true((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
 		found++;
 	}
 	closedir(dir);

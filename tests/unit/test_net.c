@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -18,13 +19,22 @@
 #include "io/net.h"
 
 static int
+cloexec(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	assert_true(fl != -1);
+	return (fl & FD_CLOEXEC) != 0;
+}
+
+static int
 nodelay(int fd)
 {
 	int on = -1;
 	socklen_t len = sizeof(on);
 
-	assert_int_equal(
-	    getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len),
+	    0);
 	return on;
 }
 
@@ -78,12 +88,16 @@ connected_pair(int v6)
 
 	assert_int_equal(nodelay(cfd), 0);
 	assert_int_equal(nodelay(afd), 0);
+	assert_false(cloexec(cfd));
 	/* Both ends of the connection live in this process. */
 	assert_int_equal(net_nodelay_all(), 2);
 	assert_int_not_equal(nodelay(cfd), 0);
 	assert_int_not_equal(nodelay(afd), 0);
+	assert_true(cloexec(cfd));
+	assert_true(cloexec(afd));
 	/* The listener is not connected: left alone. */
 	assert_int_equal(nodelay(lfd), 0);
+	assert_false(cloexec(lfd));
 	/* Only sockets without the option are counted. */
 	assert_int_equal(net_nodelay_all(), 0);
 
@@ -126,8 +140,8 @@ test_others_left_alone(void **state)
 
 	assert_int_equal(net_nodelay_all(), 0);
 	assert_int_equal(nodelay(lfd), 0);
-	assert_int_equal(
-	    getsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &on, &len), -1);
+	assert_int_equal(getsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &on, &len),
+	    -1);
 
 	close(sp[0]);
 	close(sp[1]);
@@ -153,9 +167,11 @@ test_already_set(void **state)
 	afd = accept(lfd, NULL, NULL);
 	assert_true(afd >= 0);
 
-	/* Only the accepted end lacked it. */
+	/* Only the accepted end lacked it; the other is not touched. */
 	assert_int_equal(net_nodelay_all(), 1);
 	assert_int_not_equal(nodelay(afd), 0);
+	assert_true(cloexec(afd));
+	assert_false(cloexec(cfd));
 
 	close(afd);
 	close(cfd);
