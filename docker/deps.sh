@@ -6,7 +6,8 @@
 #   broker   mosquitto and its command-line clients
 #   run      libs + broker: run mqlockd with a local broker
 #   test     run tests/run.sh: unit and integration tests, format check
-#   browser  the browser tests in tests/browser (Node.js and Chromium)
+#   node     Node.js and npm, for the JavaScript client in clients/js
+#   browser  node + Chromium, for the browser tests in tests/browser
 #
 # Example: docker/deps.sh build run test
 #
@@ -39,13 +40,13 @@ pkgs_test=(
 )
 # A Node.js installed another way (NodeSource's nodejs bundles npm and
 # conflicts with Debian's npm) is used as it is.
-pkgs_browser=()
-command -v node >/dev/null 2>&1 || pkgs_browser+=(nodejs)
-command -v npm >/dev/null 2>&1 || pkgs_browser+=(npm)
-pkgs_browser+=(chromium)
+pkgs_node=()
+command -v node >/dev/null 2>&1 || pkgs_node+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs_node+=(npm)
+pkgs_browser=("${pkgs_node[@]}" chromium)
 
 usage() {
-	echo "usage: $0 ROLE...   (roles: build libs broker run test browser)" >&2
+	echo "usage: $0 ROLE...   (roles: build libs broker run test node browser)" >&2
 	exit 64
 }
 
@@ -59,6 +60,7 @@ for role in "$@"; do
 	broker) wanted+=("${pkgs_broker[@]}") ;;
 	run) wanted+=("${pkgs_run[@]}") ;;
 	test) wanted+=("${pkgs_test[@]}") ;;
+	node) wanted+=("${pkgs_node[@]}") ;;
 	browser) wanted+=("${pkgs_browser[@]}") ;;
 	*)
 		echo "deps: unknown role '$role'" >&2
@@ -86,7 +88,7 @@ for pkg in "${unique[@]}"; do
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then
-	echo "deps: $*: all ${#unique[@]} packages installed"
+	echo "deps: $*: nothing to install (${#unique[@]} packages present)"
 	exit 0
 fi
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/run.sh: install what the tests need, then run every check.
 #
-#   1. packages: docker/deps.sh build run test (+ browser, once
-#      tests/browser/package.json exists, with `npm ci` there)
+#   1. packages: docker/deps.sh build run test; where clients/js or
+#      tests/browser has a package.json, also Node.js (and Chromium for the
+#      browser tests) and `npm ci` there, for the ctest labels js, browser
 #   2. format:   clang-format --dry-run --Werror on every .c/.h in src/, tests/
 #   3. build/:   -DMQLOCK_WERROR=ON, then ctest with every label
 #   4. build-asan/: -DMQLOCK_SANITIZE=ON -DMQLOCK_WERROR=ON, then ctest -L
@@ -56,10 +57,20 @@ step() {
 # that can fail is checked by hand.
 install_deps() {
 	"$root/docker/deps.sh" build run test || return
+	if [ -f clients/js/package.json ]; then
+		"$root/docker/deps.sh" node || return
+		npm_ci clients/js || return
+	fi
 	if [ -f tests/browser/package.json ]; then
 		"$root/docker/deps.sh" browser || return
-		(cd tests/browser && npm ci --no-audit --no-fund) || return
+		npm_ci tests/browser || return
 	fi
+}
+
+# npm_ci DIR: the exact modules of DIR's package-lock.json.
+npm_ci() {
+	echo "npm ci in $1"
+	(cd "$1" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
 check_format() {
