@@ -360,12 +360,16 @@ on_granted(struct acq *s, const cJSON *ev)
 	}
 	s->activity_at = clock_mono_ms() + s->activity_ms;
 	if (s->phase == RUNNING) {
-		if ((uint64_t)token != s->token)
-			fprintf(stderr,
-			    "mqlock: %s granted again with token %lld "
-			    "(COMMAND has %llu)\n",
-			    s->a->lock, (long long)token,
-			    (unsigned long long)s->token);
+		/*
+		 * Granted again after a reconnect: with our token we kept the
+		 * lock; with a new one it was lost meanwhile (its revoked event
+		 * went by while we were away) and COMMAND's token is stale.
+		 */
+		if ((uint64_t)token != s->token) {
+			if (mqtt_is_connected(s->m))
+				(void)send_request(s, LT_OP_RELEASE);
+			stop_command(s, "disconnect");
+		}
 		return;
 	}
 	s->token = (uint64_t)token;
