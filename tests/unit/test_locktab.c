@@ -507,6 +507,7 @@ struct side {
 	struct journal j;
 	uint64_t max_token; /* the highest token seen in a granted event */
 	bool check_alive;   /* a served request marks its client connected */
+	char *before;       /* the table before the current request */
 };
 
 static void
@@ -525,6 +526,7 @@ side_free(struct side *s)
 	locktab_free(s->t);
 	lt_fxlist_free(&s->fx);
 	journal_free(&s->j);
+	free(s->before); /* left by a failed check */
 }
 
 /* The journal describes the table exactly (after a flush). */
@@ -1014,27 +1016,29 @@ check_generic(struct side *s, const struct lt_event *ev, enum lt_err err,
 static enum lt_err
 side_apply(struct side *s, lt_ms now, const struct lt_event *ev)
 {
-	char *before = NULL;
 	size_t dl = locktab_dirty_locks(s->t);
 	size_t dc = locktab_dirty_clients(s->t);
 	enum lt_err err;
 	const char *why;
 
+	free(s->before);
+	s->before = NULL;
 	if (ev->kind == LT_EV_REQUEST)
-		before = dump(s->t, NULL);
+		s->before = dump(s->t, NULL);
 	lt_fxlist_clear(&s->fx);
 	err = locktab_apply(s->t, now, ev, &s->fx);
 	assert_false(s->fx.failed);
 	why = locktab_check(s->t);
 	if (why != NULL)
 		fail_msg("locktab_check: %s", why);
-	check_generic(s, ev, err, before);
+	check_generic(s, ev, err, s->before);
 	if (err != LT_OK) {
 		/* Nothing to journal either. */
 		assert_int_equal(locktab_dirty_locks(s->t), dl);
 		assert_int_equal(locktab_dirty_clients(s->t), dc);
 	}
-	free(before);
+	free(s->before);
+	s->before = NULL;
 	return err;
 }
 
