@@ -361,6 +361,26 @@ get_uint53(const cJSON *o, const char *name, int64_t *out)
 	return F_OK;
 }
 
+/*
+ * Whether the raw payload spells s as a JSON string exactly as cJSON would
+ * print it.  Used when the payload hides a U+0000 somewhere: the client is
+ * named only if its own string is intact, not cut short by the NUL.
+ */
+static bool
+raw_has_string(const char *raw, size_t len, const char *s)
+{
+	cJSON *item = cJSON_CreateString(s);
+	char *text = item != NULL ? cJSON_PrintUnformatted(item) : NULL;
+	size_t n = text != NULL ? strlen(text) : 0;
+	bool found = false;
+
+	for (size_t i = 0; text != NULL && i + n <= len && !found; i++)
+		found = memcmp(raw + i, text, n) == 0;
+	cJSON_free(text);
+	cJSON_Delete(item);
+	return found;
+}
+
 static enum lt_err
 bad(struct codec_error *err, enum lt_err code, const char *message)
 {
@@ -387,7 +407,9 @@ codec_decode_request(const void *payload, size_t len, const char *lock,
 	/* Name the client first: every refusal should reach it. */
 	if (get_string(j, "client", 1, MQL_CLIENT_ID_MAX, out->client,
 		sizeof(out->client)) == F_OK &&
-	    codec_client_id_valid(out->client, strlen(out->client)))
+	    codec_client_id_valid(out->client, strlen(out->client)) &&
+	    (!has_nul_escape(payload, len) ||
+		raw_has_string(payload, len, out->client)))
 		memcpy(err->client, out->client, sizeof(err->client));
 
 	if (len > MQL_PAYLOAD_MAX)
@@ -499,6 +521,8 @@ codec_decode_break(const void *payload, size_t len, struct lt_break *out,
 	if (get_string(j, "op", 1, sizeof(op) - 1, op, sizeof(op)) != F_OK ||
 	    strcmp(op, "break") != 0)
 		rc = bad(err, LT_ERR_BAD_REQUEST, "op must be break");
+	else if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "lock")))
+		rc = bad(err, LT_ERR_BAD_REQUEST, "lock must be a string");
 	else if (get_string(j, "lock", 1, MQL_LOCK_ID_MAX, out->lock,
 		     sizeof(out->lock)) != F_OK ||
 	    !codec_lock_id_valid(out->lock, strlen(out->lock)))

@@ -748,11 +748,12 @@ do_release(struct locktab *t, lt_ms now, struct client *c, struct lock *l,
 {
 	long pos;
 
+	if (c != NULL)
+		touch_client(t, now, c, rq, fx);
 	if (c == NULL || l == NULL) {
 		fx_reply(fx, LT_R_IGNORED, rq->client, rq->lock);
 		return LT_OK;
 	}
-	touch_client(t, now, c, rq, fx);
 	if (l->holder == c) {
 		fx_note(fx, LT_N_RELEASED, c, l);
 		unhold(t, now, l);
@@ -1318,8 +1319,10 @@ locktab_restore_lock(struct locktab *t, const struct lt_lock_rec *rec)
 	for (size_t i = 0; i < rec->nwaiters; i++) {
 		struct client *c = idmap_get(t->clients, rec->waiters[i].client);
 
+		/* Nobody waits on nothing: a free lock's waiters are all gone. */
 		if (c == NULL || c == holder ||
-		    c->nlocks >= t->cfg.locks_per_client)
+		    c->nlocks >= t->cfg.locks_per_client ||
+		    (holder == NULL && c->connected))
 			return LT_ERR_BAD_REQUEST;
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(rec->waiters[j].client,
