@@ -7,6 +7,7 @@
 #   run      libs + broker: run mqlockd with a local broker
 #   test     run tests/run.sh: unit and integration tests, format check
 #   node     Node.js and npm, for the JavaScript client in clients/js
+#   web      the same, for web/build.sh (the demo editor page)
 #   browser  node + Chromium, for the browser tests in tests/browser
 #
 # Example: docker/deps.sh build run test
@@ -46,7 +47,7 @@ command -v npm >/dev/null 2>&1 || pkgs_node+=(npm)
 pkgs_browser=("${pkgs_node[@]}" chromium)
 
 usage() {
-	echo "usage: $0 ROLE...   (roles: build libs broker run test node browser)" >&2
+	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser)" >&2
 	exit 64
 }
 
@@ -60,7 +61,7 @@ for role in "$@"; do
 	broker) wanted+=("${pkgs_broker[@]}") ;;
 	run) wanted+=("${pkgs_run[@]}") ;;
 	test) wanted+=("${pkgs_test[@]}") ;;
-	node) wanted+=("${pkgs_node[@]}") ;;
+	node | web) wanted+=("${pkgs_node[@]}") ;;
 	browser) wanted+=("${pkgs_browser[@]}") ;;
 	*)
 		echo "deps: unknown role '$role'" >&2

@@ -57,7 +57,20 @@ mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 [ -x "$mosquitto_bin" ] || die "mosquitto not found"
 
 check_ports
-mkdir -p run
+mkdir -p run/www
+
+# The demo editor page, served by the broker on port 8080 (http_dir). It
+# needs Node.js and npm (and the npm registry once); without them mqlock
+# runs all the same.
+web=no
+if [ -x web/build.sh ] && command -v node >/dev/null 2>&1 &&
+	command -v npm >/dev/null 2>&1; then
+	if web/build.sh run/www; then
+		web=yes
+	else
+		say "warning: web/build.sh failed; no demo page this time"
+	fi
+fi
 
 broker_pid=
 mqlockd_pid=
@@ -108,6 +121,13 @@ cat <<'EOF'
       mosquitto_sub -v -t 'locks/#'
   Try it: README.md, "A five-minute tour", or
       build/mqlock acquire doc-1 -- sleep 30
+EOF
+if [ "$web" = yes ]; then
+	echo "  Demo editor: http://127.0.0.1:8080/ in two browser windows"
+else
+	echo "  Demo editor page: docker/deps.sh web, then run this again"
+fi
+cat <<'EOF'
   Ctrl-C stops mqlockd and the broker. State stays in run/.
 
 EOF
