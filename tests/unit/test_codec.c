@@ -886,6 +886,17 @@ test_decode_request_nul_in_client(void **state)
 	    LT_ERR_BAD_REQUEST, NULL);
 	refused("{\"op\":\"acquire\",\"client\":\"ed-a\\u0000\"," OK_S "}",
 	    LT_ERR_BAD_REQUEST, NULL);
+	/* ... even when "ed-a" appears elsewhere, as a value or a key. */
+	refused("{\"user\":\"ed-a\",\"op\":\"acquire\",\"client\":"
+		"\"ed-a\\u0000zz\"," OK_S "}",
+	    LT_ERR_BAD_REQUEST, NULL);
+	refused("{\"op\":\"acquire\",\"client\":\"ed-a\\u0000zz\"," OK_S
+		",\"ed-a\":1}",
+	    LT_ERR_BAD_REQUEST, NULL);
+	/* A U+0000 elsewhere does not stop an intact client being told. */
+	refused("{\"op\":\"acquire\",\"client\":\"ed-a\"," OK_S
+		",\"user\":\"\\u0000\"}",
+	    LT_ERR_BAD_REQUEST, "ed-a");
 }
 
 /* Lengths at and past the limits, in bytes. */
