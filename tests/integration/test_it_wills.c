@@ -132,6 +132,34 @@ test_reconnect_within_grace_keeps_lock(void **state)
 }
 
 static void
+test_activity_within_grace_reconnects(void **state)
+{
+	struct h_world *w = h_world_start(state, "--grace 2");
+	struct h_client *ctl = h_ctl(w);
+	const char *sa = h_session(), *sb = h_session();
+	struct h_proc *a = h_sub_proc(w, "cl-a", sa, 1, SLOW_KEEPALIVE);
+	struct h_msg *m;
+	long long ta, will_seen, quiet;
+
+	ta = grant(ctl, "doc", "cl-a", sa, "\"conn\":1");
+	queue(ctl, "doc", "cl-b", sb, NULL, 1);
+	h_proc_kill(a, SIGKILL);
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.connected", "#false");
+	will_seen = h_now_ms();
+
+	/* Any valid request marks it connected again, not only acquire. */
+	h_request(ctl, "doc", "activity", "cl-a", sa, NULL, NULL);
+	m = h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-a",
+	    "owner.connected", "#true");
+	assert_int_equal(h_int(m, "token"), ta);
+	quiet = will_seen + 2000 + 1000 - h_now_ms();
+	h_expect_none(ctl, h_events("cl-b"), quiet > 0 ? (int)quiet : 0,
+	    "event", "granted");
+	h_expect_none(ctl, h_events("cl-a"), 0, "event", "revoked");
+	h_pass(w);
+}
+
+static void
 test_stale_will_ignored(void **state)
 {
 	struct h_world *w = h_world_start(state, "--grace 0.5");
@@ -325,6 +353,8 @@ main(void)
 	    cmocka_unit_test_teardown(test_will_without_conn, h_teardown),
 	    cmocka_unit_test_teardown(test_will_covers_every_lock, h_teardown),
 	    cmocka_unit_test_teardown(test_reconnect_within_grace_keeps_lock,
+		h_teardown),
+	    cmocka_unit_test_teardown(test_activity_within_grace_reconnects,
 		h_teardown),
 	    cmocka_unit_test_teardown(test_stale_will_ignored, h_teardown),
 	    cmocka_unit_test_teardown(test_frozen_holder_released, h_teardown),
