@@ -267,20 +267,26 @@ codec_client_topic(char *buf, size_t size, const char *prefix,
  * short.  Refuse any payload that spells it (an escaped backslash before it
  * makes it ordinary text).
  */
+static char *
+find_nul_escape(char *s, const char *end)
+{
+	for (char *p = s; p + 6 <= end; p++) {
+		size_t bs = 0;
+
+		if (p[0] != '\\' || p[1] != 'u' || memcmp(p + 2, "0000", 4))
+			continue;
+		while (p - bs > s && p[-1 - (long)bs] == '\\')
+			bs++;
+		if (bs % 2 == 0)
+			return p;
+	}
+	return NULL;
+}
+
 static bool
 has_nul_escape(const char *s, size_t len)
 {
-	for (size_t i = 0; i + 6 <= len; i++) {
-		size_t bs = 0;
-
-		if (s[i] != '\\' || s[i + 1] != 'u' || memcmp(s + i + 2, "0000", 4))
-			continue;
-		while (bs < i && s[i - 1 - bs] == '\\')
-			bs++;
-		if (bs % 2 == 0)
-			return true;
-	}
-	return false;
+	return find_nul_escape((char *)s, s + len) != NULL;
 }
 
 /*
@@ -361,26 +367,6 @@ get_uint53(const cJSON *o, const char *name, int64_t *out)
 	return F_OK;
 }
 
-/*
- * Whether the raw payload spells s as a JSON string exactly as cJSON would
- * print it.  Used when the payload hides a U+0000 somewhere: the client is
- * named only if its own string is intact, not cut short by the NUL.
- */
-static bool
-raw_has_string(const char *raw, size_t len, const char *s)
-{
-	cJSON *item = cJSON_CreateString(s);
-	char *text = item != NULL ? cJSON_PrintUnformatted(item) : NULL;
-	size_t n = text != NULL ? strlen(text) : 0;
-	bool found = false;
-
-	for (size_t i = 0; text != NULL && i + n <= len && !found; i++)
-		found = memcmp(raw + i, text, n) == 0;
-	cJSON_free(text);
-	cJSON_Delete(item);
-	return found;
-}
-
 static enum lt_err
 bad(struct codec_error *err, enum lt_err code, const char *message)
 {
@@ -394,29 +380,43 @@ codec_decode_request(const void *payload, size_t len, const char *lock,
     struct lt_request *out, struct codec_error *err)
 {
 	const char *why = NULL;
-	char op[16];
+	char op[16], *copy = NULL;
 	enum lt_err rc;
 	cJSON *j;
 	const cJSON *w;
+	bool nul;
 
 	memset(err, 0, sizeof(*err));
 	memset(out, 0, sizeof(*out));
-	j = parse_object(payload, len, &why);
+	nul = len <= PARSE_MAX && has_nul_escape(payload, len);
+	if (nul) {
+		/*
+		 * Parse a copy in which every \u0000 reads \u0001: a string
+		 * cut short by the NUL then fails its own checks instead of
+		 * naming somebody else.  The request is refused either way.
+		 */
+		if ((copy = malloc(len)) == NULL)
+			return bad(err, LT_ERR_INTERNAL, "out of memory");
+		memcpy(copy, payload, len);
+		for (char *p = copy; (p = find_nul_escape(p, copy + len)) != NULL;
+		     p += 6)
+			p[5] = '1';
+	}
+	j = parse_object(nul ? copy : payload, len, &why);
+	free(copy);
 	if (j == NULL)
 		return bad(err, LT_ERR_BAD_REQUEST, why);
 	/* Name the client first: every refusal should reach it. */
 	if (get_string(j, "client", 1, MQL_CLIENT_ID_MAX, out->client,
 		sizeof(out->client)) == F_OK &&
-	    codec_client_id_valid(out->client, strlen(out->client)) &&
-	    (!has_nul_escape(payload, len) ||
-		raw_has_string(payload, len, out->client)))
+	    codec_client_id_valid(out->client, strlen(out->client)))
 		memcpy(err->client, out->client, sizeof(err->client));
 
 	if (len > MQL_PAYLOAD_MAX)
 		rc = bad(err, LT_ERR_BAD_REQUEST, "payload larger than 4096 bytes");
 	else if (!codec_utf8_valid(payload, len))
 		rc = bad(err, LT_ERR_BAD_REQUEST, "payload is not valid UTF-8");
-	else if (has_nul_escape(payload, len))
+	else if (nul)
 		rc = bad(err, LT_ERR_BAD_REQUEST, "a string contains U+0000");
 	else if (lock == NULL)
 		rc = bad(err, LT_ERR_INVALID_LOCK,

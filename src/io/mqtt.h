@@ -36,6 +36,7 @@ struct mqtt_sub {
 	int qos;
 	int no_local;        /* MQTT 5 No Local */
 	int retain_handling; /* 0 send retained, 1 only if new, 2 never */
+	int retain_as_published; /* MQTT 5: keep the publisher's retain flag */
 };
 
 struct mqtt_opts {

@@ -623,8 +623,8 @@ cmd_acquire(const struct cli *c, const struct acquire_args *a)
 		fprintf(stderr, "mqlock: topic too long\n");
 		return EXIT_USAGE;
 	}
-	subs[0] = (struct mqtt_sub){s.t_events, 1, 0, 0};
-	subs[1] = (struct mqtt_sub){s.t_status, 1, 0, 0};
+	subs[0] = (struct mqtt_sub){s.t_events, 1, 0, 0, 0};
+	subs[1] = (struct mqtt_sub){s.t_status, 1, 0, 0, 0};
 	if ((s.m = cli_client(c, subs, 2)) == NULL)
 		return EXIT_UNAVAILABLE;
 	if (start_connect(&s) == -1) {

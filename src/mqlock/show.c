@@ -338,9 +338,9 @@ cmd_status(const struct cli *c, const char *lock)
 	if (cli_random_hex(nonce, 32) == -1)
 		return EXIT_SOFTWARE;
 	snprintf(marker, sizeof(marker), "{\"marker\":\"%s\"}", nonce);
-	subs[0] = (struct mqtt_sub){t_owner, 1, 0, 0};
-	subs[1] = (struct mqtt_sub){t_status, 1, 0, 0};
-	subs[2] = (struct mqtt_sub){t_events, 1, 0, 0};
+	subs[0] = (struct mqtt_sub){t_owner, 1, 0, 0, 0};
+	subs[1] = (struct mqtt_sub){t_status, 1, 0, 0, 0};
+	subs[2] = (struct mqtt_sub){t_events, 1, 0, 0, 0};
 	if ((m = cli_client(c, subs, 3)) == NULL)
 		return EXIT_UNAVAILABLE;
 	memset(&t, 0, sizeof(t));
@@ -459,8 +459,8 @@ cmd_watch(const struct cli *c)
 
 	if (prefix_topics(c, NULL, t_owner, t_status, NULL) == -1)
 		return EXIT_USAGE;
-	subs[0] = (struct mqtt_sub){t_owner, 1, 0, 0};
-	subs[1] = (struct mqtt_sub){t_status, 1, 0, 0};
+	subs[0] = (struct mqtt_sub){t_owner, 1, 0, 0, 0};
+	subs[1] = (struct mqtt_sub){t_status, 1, 0, 0, 0};
 	if ((m = cli_client(c, subs, 2)) == NULL)
 		return EXIT_UNAVAILABLE;
 	if (mqtt_connect(m) == -1) {

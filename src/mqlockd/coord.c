@@ -604,10 +604,15 @@ coord_run(const struct config *cfg)
 		.locks_per_client = MQL_LOCKS_PER_CLIENT,
 	};
 	char req[TOPIC_MAX], will[TOPIC_MAX], admin[TOPIC_MAX];
+	/*
+	 * Retain handling 2: no stored message on (re)subscribing.  Retain as
+	 * published: a request someone publishes with retain by mistake keeps
+	 * its flag on the way to us, so it is not acted on now either.
+	 */
 	struct mqtt_sub subs[] = {
-		{req, 1, 0, 2},
-		{will, 1, 0, 2},
-		{admin, 1, 0, 2},
+		{req, 1, 0, 2, 1},
+		{will, 1, 0, 2, 1},
+		{admin, 1, 0, 2, 1},
 	};
 	char password[1024], err[512];
 	int rc = 1, sigfd;
