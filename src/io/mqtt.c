@@ -25,7 +25,7 @@
  */
 #define PAHO_BUFFERED_MAX (1 << 24)
 
-/* How long mqtt_disconnect() waits beyond its timeout for Paho to report. */
+/* How long mqtt_disconnect() waits for Paho to report the DISCONNECT sent. */
 #define DISCONNECT_SLACK_MS 2000
 
 enum state {
@@ -596,6 +596,7 @@ copy_subs(struct mqtt *m, const struct mqtt_opts *o)
 		m->sub_qos[i] = s->qos;
 		so.noLocal = s->no_local != 0;
 		so.retainHandling = (unsigned char)s->retain_handling;
+		so.retainAsPublished = s->retain_as_published != 0;
 		m->sub_opts[i] = so;
 	}
 	return 0;
@@ -868,6 +869,18 @@ deadline_in(int ms)
 	return ts;
 }
 
+/* Caller holds mu.  Wait for our QoS 1 publishes until `until`; returns
+ * the number still outstanding. */
+static size_t
+wait_pending_locked(struct mqtt *m, const struct timespec *until)
+{
+	int err = 0;
+
+	while (m->pub_pending > 0 && err != ETIMEDOUT)
+		err = pthread_cond_timedwait(&m->cv, &m->mu, until);
+	return m->pub_pending;
+}
+
 void
 mqtt_disconnect(struct mqtt *m, int timeout_ms)
 {
@@ -883,11 +896,20 @@ mqtt_disconnect(struct mqtt *m, int timeout_ms)
 	was = m->state;
 	m->state = ST_IDLE;
 	m->disc_done = 0;
+	/*
+	 * Wait for our publishes here rather than through Paho's own
+	 * disconnect timeout: Paho 1.3.12 does not notice the last
+	 * acknowledgement arriving and only sends the DISCONNECT (and calls
+	 * back) long after it.
+	 */
+	until = deadline_in(timeout_ms);
+	if (was == ST_CONNECTED || was == ST_SUBSCRIBING)
+		(void)wait_pending_locked(m, &until);
 	pthread_mutex_unlock(&m->mu);
 	if (was == ST_IDLE && !MQTTAsync_isConnected(m->cli))
 		return;
 
-	d.timeout = timeout_ms;
+	d.timeout = 0;
 	d.onSuccess5 = on_disc_ok;
 	d.onFailure5 = on_disc_fail;
 	d.context = m;
@@ -899,7 +921,7 @@ mqtt_disconnect(struct mqtt *m, int timeout_ms)
 		    MQTTAsync_strerror(rc), rc);
 		return;
 	}
-	until = deadline_in(timeout_ms + DISCONNECT_SLACK_MS);
+	until = deadline_in(DISCONNECT_SLACK_MS);
 	pthread_mutex_lock(&m->mu);
 	while (!m->disc_done && err != ETIMEDOUT)
 		err = pthread_cond_timedwait(&m->cv, &m->mu, &until);
@@ -985,12 +1007,10 @@ int
 mqtt_wait_published(struct mqtt *m, int timeout_ms)
 {
 	struct timespec until = deadline_in(timeout_ms < 0 ? 0 : timeout_ms);
-	int err = 0, rc;
+	int rc;
 
 	pthread_mutex_lock(&m->mu);
-	while (m->pub_pending > 0 && err != ETIMEDOUT)
-		err = pthread_cond_timedwait(&m->cv, &m->mu, &until);
-	rc = m->pub_pending == 0 && m->pub_failed == 0 ? 0 : -1;
+	rc = wait_pending_locked(m, &until) == 0 && m->pub_failed == 0 ? 0 : -1;
 	m->pub_failed = 0;
 	pthread_mutex_unlock(&m->mu);
 	return rc;

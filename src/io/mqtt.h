@@ -34,8 +34,8 @@ struct mqtt;
 struct mqtt_sub {
 	const char *filter;
 	int qos;
-	int no_local;        /* MQTT 5 No Local */
-	int retain_handling; /* 0 send retained, 1 only if new, 2 never */
+	int no_local;            /* MQTT 5 No Local */
+	int retain_handling;     /* 0 send retained, 1 only if new, 2 never */
 	int retain_as_published; /* MQTT 5: keep the publisher's retain flag */
 };
 

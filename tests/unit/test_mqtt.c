@@ -299,7 +299,8 @@ static void
 test_publish_receive(void **state)
 {
 	struct broker *b = *state;
-	const struct mqtt_sub subs[] = {{"t/a", 1, 0, 0}, {"t/b", 1, 0, 0}};
+	const struct mqtt_sub subs[] = {{"t/a", 1, 0, 0, 0},
+	    {"t/b", 1, 0, 0, 0}};
 	struct mqtt *m = client(b, "pubsub", subs, 2, 0);
 	struct mqtt_in *in;
 	int sp = -1;
@@ -352,7 +353,7 @@ static void
 test_response_topic(void **state)
 {
 	struct broker *b = *state;
-	const struct mqtt_sub subs[] = {{"req/#", 1, 0, 0}};
+	const struct mqtt_sub subs[] = {{"req/#", 1, 0, 0, 0}};
 	const unsigned char corr[] = {0x01, 0x00, 0xff, 'z'};
 	struct mqtt_pub_props pp = {"replies/me", corr, sizeof(corr)};
 	struct mqtt_pub_props only_topic = {"replies/two", NULL, 0};
@@ -382,8 +383,8 @@ static void
 test_retain_handling(void **state)
 {
 	struct broker *b = *state;
-	const struct mqtt_sub never[] = {{"ret/a", 1, 0, 2}};
-	const struct mqtt_sub always[] = {{"ret/a", 1, 0, 0}};
+	const struct mqtt_sub never[] = {{"ret/a", 1, 0, 2, 0}};
+	const struct mqtt_sub always[] = {{"ret/a", 1, 0, 0, 0}};
 	struct mqtt *m = client(b, "ret-pub", NULL, 0, 0);
 	struct mqtt_in *in;
 
@@ -413,11 +414,36 @@ test_retain_handling(void **state)
 	mqtt_free(m);
 }
 
+/*
+ * Retain as published: a retained message forwarded live keeps its retain
+ * flag only on the subscription that asked for it.
+ */
+static void
+test_retain_as_published(void **state)
+{
+	struct broker *b = *state;
+	const struct mqtt_sub subs[] = {{"rap/keep", 1, 0, 0, 1},
+	    {"rap/plain", 1, 0, 0, 0}};
+	struct mqtt *m = client(b, "rap", subs, 2, 0);
+	struct mqtt_in *in;
+
+	connect_ok(m, NULL);
+	publish_ok(m, "rap/keep", "k", 1, 1, NULL);
+	in = expect_message(m, "rap/keep", "k");
+	assert_int_equal(in->retained, 1);
+	mqtt_in_free(in);
+	publish_ok(m, "rap/plain", "p", 1, 1, NULL);
+	in = expect_message(m, "rap/plain", "p");
+	assert_int_equal(in->retained, 0);
+	mqtt_in_free(in);
+	mqtt_free(m);
+}
+
 static void
 test_session_present(void **state)
 {
 	struct broker *b = *state;
-	const struct mqtt_sub subs[] = {{"sp/t", 1, 0, 0}};
+	const struct mqtt_sub subs[] = {{"sp/t", 1, 0, 0, 0}};
 	struct mqtt_opts o;
 	struct mqtt *m;
 	int sp = -1;
@@ -446,6 +472,33 @@ test_session_present(void **state)
 	assert_non_null(m = mqtt_new(&o));
 	connect_ok(m, &sp);
 	assert_int_equal(sp, 0);
+	mqtt_free(m);
+}
+
+/* mqtt_disconnect() lets queued publishes complete first. */
+static void
+test_disconnect_flushes(void **state)
+{
+	struct broker *b = *state;
+	const struct mqtt_sub subs[] = {{"flush/t", 1, 0, 0, 0}};
+	struct mqtt *m = client(b, "flush", subs, 1, 0);
+	struct mqtt_in *in;
+	int i;
+
+	connect_ok(m, NULL);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(mqtt_publish(m, "flush/t", "x", 1, 1, 0, NULL),
+		    0);
+	mqtt_disconnect(m, DEADLINE_MS);
+	assert_int_equal(mqtt_is_connected(m), 0);
+	/* Every one was acknowledged, none given up. */
+	assert_int_equal(mqtt_wait_published(m, 0), 0);
+	/* A normal disconnect is not a loss; connecting again works. */
+	while ((in = mqtt_next(m)) != NULL) {
+		assert_int_equal(in->kind, MQTT_IN_MESSAGE);
+		mqtt_in_free(in);
+	}
+	connect_ok(m, NULL);
 	mqtt_free(m);
 }
 
@@ -531,7 +584,7 @@ static void
 test_will(void **state)
 {
 	struct broker *b = *state;
-	const struct mqtt_sub subs[] = {{"will/child", 1, 0, 0}};
+	const struct mqtt_sub subs[] = {{"will/child", 1, 0, 0, 0}};
 	struct mqtt *obs = client(b, "will-observer", subs, 1, 0);
 	struct mqtt_in *in;
 	pid_t pid;
@@ -587,7 +640,7 @@ static void
 test_lost(void **state)
 {
 	struct broker *b = *state;
-	const struct mqtt_sub subs[] = {{"lost/t", 1, 0, 0}};
+	const struct mqtt_sub subs[] = {{"lost/t", 1, 0, 0, 0}};
 	struct mqtt *m = client(b, "lost-client", subs, 1, 0);
 	struct mqtt_in *in;
 
@@ -657,7 +710,8 @@ static void
 test_subscribe_refused(void **state)
 {
 	struct broker *b = *state;
-	const struct mqtt_sub subs[] = {{"ok/t", 1, 0, 0}, {"a/#/b", 1, 0, 0}};
+	const struct mqtt_sub subs[] = {{"ok/t", 1, 0, 0, 0},
+	    {"a/#/b", 1, 0, 0, 0}};
 	struct mqtt *m = client(b, "badsub", subs, 2, 0);
 	struct mqtt_in *in;
 
@@ -674,7 +728,7 @@ static void
 test_overflow(void **state)
 {
 	struct broker *b = *state;
-	const struct mqtt_sub subs[] = {{"ovf/t", 1, 0, 0}};
+	const struct mqtt_sub subs[] = {{"ovf/t", 1, 0, 0, 0}};
 	struct mqtt *m = client(b, "ovf", subs, 1, 3);
 	struct mqtt_in *in;
 	char buf[8];
@@ -770,7 +824,11 @@ main(int argc, char **argv)
 		teardown),
 	    cmocka_unit_test_setup_teardown(test_retain_handling, setup,
 		teardown),
+	    cmocka_unit_test_setup_teardown(test_retain_as_published, setup,
+		teardown),
 	    cmocka_unit_test_setup_teardown(test_session_present, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_disconnect_flushes, setup,
 		teardown),
 	    cmocka_unit_test_setup_teardown(test_will, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost, setup, teardown),
