@@ -504,16 +504,23 @@ grant(struct locktab *t, lt_ms now, struct lock *l, struct client *c,
 	}
 }
 
+/* Known to be alive: connected, and no roll call left unanswered. */
+static bool
+alive(const struct client *c)
+{
+	return c->connected && !c->unconfirmed;
+}
+
 /*
- * l has no holder: give it to the first connected waiter, if any.  Skipped
- * (disconnected) waiters keep their places; those behind the new holder
- * move up one.
+ * l has no holder: give it to the first live waiter, if any.  Skipped
+ * waiters (disconnected, or silent since a new epoch) keep their places;
+ * those behind the new holder move up one.
  */
 static void
 hand_on(struct locktab *t, lt_ms now, struct lock *l, struct lt_fxlist *fx)
 {
 	for (size_t i = 0; i < l->nw; i++) {
-		if (l->w[i].c->connected) {
+		if (alive(l->w[i].c)) {
 			struct waiter w = queue_take(l, i);
 
 			grant(t, now, l, w.c, w.user, fx);
@@ -580,13 +587,15 @@ static void
 reconnect(struct locktab *t, lt_ms now, struct client *c,
     struct lt_fxlist *fx)
 {
+	bool was_connected = c->connected;
+
 	c->unconfirmed = false;
-	heap_clear(t, c->hidx);
-	if (c->connected)
-		return;
 	c->connected = true;
-	dirty_client(t, c);
-	fx_note(fx, LT_N_RECONNECTED, c, NULL);
+	heap_clear(t, c->hidx);
+	if (!was_connected) {
+		dirty_client(t, c);
+		fx_note(fx, LT_N_RECONNECTED, c, NULL);
+	}
 	/*
 	 * Iterate over a stable count: hand_on() may grant c a lock it waits
 	 * for, which keeps the entry in c->locks.
@@ -594,7 +603,8 @@ reconnect(struct locktab *t, lt_ms now, struct client *c,
 	for (size_t i = 0; i < c->nlocks; i++) {
 		struct lock *l = c->locks[i];
 
-		dirty_lock(t, l);
+		if (!was_connected)
+			dirty_lock(t, l);
 		if (l->holder == NULL)
 			hand_on(t, now, l, fx);
 	}
@@ -968,7 +978,11 @@ resume_client_cb(const char *key, void *value, void *arg)
 
 	if (c->nlocks == 0)
 		return 0;
-	if (a->r->rollcall) {
+	/*
+	 * A disconnected client already had its will heard: it keeps its own
+	 * grace (floored below) and is not called to answer again.
+	 */
+	if (a->r->rollcall && c->connected) {
 		c->unconfirmed = true;
 		if (deadline == LT_NEVER || deadline < a->now + a->r->window)
 			deadline = a->now + a->r->window;
@@ -1452,10 +1466,10 @@ check_lock_cb(const char *key, void *value, void *arg)
 		}
 		if (a->why != NULL)
 			return 1;
-		connected_waiter |= c->connected;
+		connected_waiter |= alive(c);
 	}
 	if (l->holder == NULL && connected_waiter) {
-		a->why = "free lock with a connected waiter";
+		a->why = "free lock with a live waiter";
 		return 1;
 	}
 	return 0;
