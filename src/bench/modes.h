@@ -1,0 +1,42 @@
+/*
+ * modes: the benchmark's modes, each a workload against a running world
+ * turned into a report with issue 6's targets.
+ */
+#ifndef MQLOCK_BENCH_MODES_H
+#define MQLOCK_BENCH_MODES_H
+
+#include "bench/report.h"
+#include "bench/world.h"
+
+/* Everything the flags set; main.c fills in the defaults of the mode. */
+struct bench_opts {
+	int clients; /* latency, throughput */
+	int locks;   /* throughput: locks per client */
+	int window;  /* throughput: ops in flight per client */
+	long ops;    /* measured ops (hand-overs) per coordinator */
+	long warmup;
+	int rounds;
+	const char *queues; /* contention: K list, "2,10,100" */
+	long held;          /* scale: M */
+	long waiters;       /* scale: W */
+	long base;          /* scale: B */
+	int conns;          /* scale: filling connections */
+	int fill_window;    /* scale: requests in flight per connection */
+	int timeout_s;
+	int restart_timeout_s;
+	double max_p99_us; /* 0: none; else exit 3 when exceeded */
+	int inflight;      /* broker max_inflight_messages */
+};
+
+/*
+ * Each mode runs its workload in w and fills r.  Returns 0, 3 when
+ * --max-p99-us was exceeded, or 1 (logged) when the run failed.
+ */
+int mode_latency(const struct bench_opts *o, struct world *w, struct report *r);
+int mode_throughput(const struct bench_opts *o, struct world *w,
+    struct report *r);
+int mode_contention(const struct bench_opts *o, struct world *w,
+    struct report *r);
+int mode_scale(const struct bench_opts *o, struct world *w, struct report *r);
+
+#endif
