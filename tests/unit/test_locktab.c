@@ -2738,6 +2738,52 @@ test_resume_rollcall(void **state)
 	assert_queue(f, L1, "");
 }
 
+/*
+ * After a new epoch, grants skip waiters that have not answered yet: B,
+ * silent, keeps its place while C, who answered, gets the lock.
+ */
+static void
+test_rollcall_grants_skip_silent_waiters(void **state)
+{
+	struct fixture *f = *state;
+	lt_ms t1 = T0 + 1000, w = 2 * GRACE;
+
+	run(f, T0, acq(L1, A));
+	run(f, T0 + 1, acq(L1, B));
+	run(f, T0 + 2, acq(L1, C));
+	STEP_NONE(f, t1, resume(true, w));
+	STEP(f, t1 + 10, acq(L1, C), X_QUEUED(C, L1, 2), R_QUEUED(C, L1, 2));
+	STEP(f, t1 + 20, rel(L1, A), N_(LT_N_RELEASED, A, L1),
+	    X_GRANTED(C, L1, 2, t1 + 20 + IDLE), R_(LT_R_RELEASED, A, L1));
+	assert_true(view_client(f, B).unconfirmed);
+	assert_queue(f, L1, B);
+	/* B answers: still first in line, behind the holder. */
+	STEP(f, t1 + 30, acq(L1, B), X_QUEUED(B, L1, 1), R_QUEUED(B, L1, 1));
+	STEP(f, t1 + 40, rel(L1, C), N_(LT_N_RELEASED, C, L1),
+	    X_GRANTED(B, L1, 3, t1 + 40 + IDLE), R_(LT_R_RELEASED, C, L1));
+}
+
+/*
+ * A client whose will was heard before the epoch began keeps its own grace
+ * (floored to now + grace), not the longer roll-call window.
+ */
+static void
+test_rollcall_keeps_grace_of_disconnected(void **state)
+{
+	struct fixture *f = *state;
+	lt_ms t1 = T0 + 10 * GRACE, w = 5 * GRACE;
+
+	run(f, T0, acq(L1, A));
+	run(f, T0 + 1, acq(L1, B));
+	run(f, T0 + 2, will(A, NULL, -1));
+	STEP_NONE(f, t1, resume(true, w));
+	STEP(f, t1, acq(L1, B), X_QUEUED(B, L1, 1), R_QUEUED(B, L1, 1));
+	STEP_NONE(f, t1 + GRACE - 1, tick());
+	STEP_ANY(f, t1 + GRACE, tick(),
+	    X_REVOKED(A, L1, 1, LT_REASON_DISCONNECT),
+	    X_GRANTED(B, L1, 2, t1 + GRACE + IDLE));
+}
+
 /* ---- replay: random events, journal, rebuild, compare ---- */
 
 #define RP_CLIENTS 8
@@ -3346,6 +3392,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_tick_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resume_floors_deadlines, setup,
 		teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_rollcall_grants_skip_silent_waiters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_rollcall_keeps_grace_of_disconnected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resume_rollcall, setup,
 		teardown),
 	    cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
