@@ -881,8 +881,10 @@ wait_pending_locked(struct mqtt *m, const struct timespec *until)
 	return m->pub_pending;
 }
 
-void
-mqtt_disconnect(struct mqtt *m, int timeout_ms)
+/* DISCONNECT with `reason` after waiting up to timeout_ms for our
+ * publishes. */
+static void
+disconnect(struct mqtt *m, int timeout_ms, enum MQTTReasonCodes reason)
 {
 	MQTTAsync_disconnectOptions d =
 	    MQTTAsync_disconnectOptions_initializer5;
@@ -910,6 +912,7 @@ mqtt_disconnect(struct mqtt *m, int timeout_ms)
 		return;
 
 	d.timeout = 0;
+	d.reasonCode = reason;
 	d.onSuccess5 = on_disc_ok;
 	d.onFailure5 = on_disc_fail;
 	d.context = m;
@@ -928,6 +931,18 @@ mqtt_disconnect(struct mqtt *m, int timeout_ms)
 	pthread_mutex_unlock(&m->mu);
 	if (err == ETIMEDOUT)
 		log_warn("mqtt: disconnect from %s did not complete", m->uri);
+}
+
+void
+mqtt_disconnect(struct mqtt *m, int timeout_ms)
+{
+	disconnect(m, timeout_ms, MQTTREASONCODE_NORMAL_DISCONNECTION);
+}
+
+void
+mqtt_drop(struct mqtt *m)
+{
+	disconnect(m, 0, MQTTREASONCODE_DISCONNECT_WITH_WILL_MESSAGE);
 }
 
 int

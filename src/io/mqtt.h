@@ -130,6 +130,14 @@ int mqtt_connect(struct mqtt *m);
 void mqtt_disconnect(struct mqtt *m, int timeout_ms);
 
 /*
+ * mqtt_drop(m): like mqtt_disconnect() with no wait, but with MQTT 5 reason
+ * 0x04 (disconnect with will message): the broker publishes the will as if
+ * this process had died.  For a client that could not say goodbye properly
+ * and wants others to learn it is gone.
+ */
+void mqtt_drop(struct mqtt *m);
+
+/*
  * mqtt_publish(m, topic, payload, len, qos, retain, props): queue one
  * publish.  Returns 0, or -1 (logged) if Paho refused it, e.g. while
  * disconnected (no offline buffering).  The caller keeps ownership of every

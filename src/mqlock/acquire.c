@@ -59,6 +59,7 @@ struct acq {
 	int release_status; /* RELEASING: what to exit with afterwards */
 	int ever_connected;
 	int asked; /* an acquire went out: there may be something to release */
+	int release_failed;
 	int lost_said;
 	int queued_said;
 	int offline_said;
@@ -104,16 +105,24 @@ send_request(struct acq *s, enum lt_op op)
 	return rc;
 }
 
-/* Publish release and wait until the broker has it. */
+/*
+ * Publish release and wait until the broker has it.  If it cannot be
+ * confirmed, we leave with our will instead of a normal DISCONNECT, so that
+ * the coordinator still learns we are gone.
+ */
 static void
 release_now(struct acq *s)
 {
+	/* Only this release counts: forget earlier failed publishes. */
+	(void)mqtt_wait_published(s->m, 0);
 	if (!mqtt_is_connected(s->m) || send_request(s, LT_OP_RELEASE) == -1 ||
-	    mqtt_wait_published(s->m, PUBLISH_WAIT_MS) == -1)
+	    mqtt_wait_published(s->m, PUBLISH_WAIT_MS) == -1) {
 		fprintf(stderr,
 		    "mqlock: could not release %s; the coordinator frees it "
 		    "after its grace period\n",
 		    s->a->lock);
+		s->release_failed = 1;
+	}
 }
 
 static void
@@ -648,6 +657,8 @@ cmd_acquire(const struct cli *c, const struct acquire_args *a)
 			on_timers(&s);
 	}
 	take_tty_back(&s);
+	if (s.release_failed)
+		mqtt_drop(s.m);
 	mqtt_free(s.m);
 	return s.exit_code;
 }

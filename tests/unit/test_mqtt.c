@@ -503,7 +503,8 @@ test_disconnect_flushes(void **state)
 }
 
 /* Run this binary again as a will client; returns its pid once it is
- * connected.  mode: "kill" waits to be killed, "clean" disconnects. */
+ * connected.  mode: "kill" waits to be killed, "clean" disconnects,
+ * "drop" disconnects with the will. */
 static pid_t
 will_child(const struct broker *b, const char *mode)
 {
@@ -567,8 +568,11 @@ will_child_main(const char *uri, const char *mode)
 	if (in->kind != MQTT_IN_CONNECTED)
 		return 1;
 	mqtt_in_free(in);
-	if (strcmp(mode, "clean") == 0) {
-		mqtt_disconnect(m, 1000);
+	if (strcmp(mode, "clean") == 0 || strcmp(mode, "drop") == 0) {
+		if (strcmp(mode, "drop") == 0)
+			mqtt_drop(m);
+		else
+			mqtt_disconnect(m, 1000);
 		mqtt_free(m);
 		if (write(1, "r", 1) != 1)
 			return 1;
@@ -598,6 +602,14 @@ test_will(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	publish_ok(obs, "will/child", "marker", 6, 0, NULL);
 	in = expect_message(obs, "will/child", "marker");
+	mqtt_in_free(in);
+
+	/* Dropped with reason 0x04: the broker publishes the will. */
+	pid = will_child(b, "drop");
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	in = expect_message(obs, "will/child",
+	    "{\"session\":\"0123456789abcdef\",\"conn\":1}");
 	mqtt_in_free(in);
 
 	/* Killed: the broker publishes the will. */
