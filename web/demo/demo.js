@@ -138,9 +138,9 @@ function render() {
 	document.body.dataset.state = state;
 	document.body.dataset.offline = String(client.offline);
 
-	$('status').textContent = !client.connected
-	    ? 'Connecting to the lock service…'
-	    : `Connected (connection ${client.conn})`;
+	$('status').textContent = client.connected
+	    ? `Connected (connection ${client.conn})`
+	    : client.conn > 1 || handle.state !== 'pending' ? 'Reconnecting…' : 'Connecting to the lock service…';
 
 	const offline = client.offline && !handle.done;
 	$('banner-offline').hidden = !offline;
