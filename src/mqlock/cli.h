@@ -60,7 +60,8 @@ struct mqtt *cli_client(const struct cli *c, const struct mqtt_sub *subs,
  */
 int cli_signals_init(void);
 
-/* cli_signals_restore(): default dispositions again, for a child. */
+/* cli_signals_restore(): the dispositions and mask mqlock started with,
+ * for a child about to exec COMMAND. */
 void cli_signals_restore(void);
 
 /*

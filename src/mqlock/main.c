@@ -137,11 +137,16 @@ on_signal(int sig)
 	errno = saved;
 }
 
+/* Signals whose disposition we change; the originals go back for COMMAND
+ * (one started with SIGINT ignored, as by "cmd &" in a script, keeps it). */
+static const int changed_sigs[] = {SIGINT, SIGTERM, SIGCHLD, SIGPIPE, SIGTTOU};
+static struct sigaction saved_act[5];
+static sigset_t saved_mask;
+
 int
 cli_signals_init(void)
 {
-	static const int sigs[] = {SIGINT, SIGTERM, SIGCHLD};
-	struct sigaction sa;
+	struct sigaction sa, ign;
 	size_t i;
 	int j;
 
@@ -163,31 +168,35 @@ cli_signals_init(void)
 	sa.sa_handler = on_signal;
 	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
 	sigemptyset(&sa.sa_mask);
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		if (sigaction(sigs[i], &sa, NULL) == -1) {
+	/* A dead broker socket must not kill us (SIGPIPE); we hand the
+	 * terminal to COMMAND and take it back from the background
+	 * (SIGTTOU). */
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigemptyset(&ign.sa_mask);
+	sigprocmask(SIG_BLOCK, NULL, &saved_mask);
+	for (i = 0; i < sizeof(changed_sigs) / sizeof(changed_sigs[0]); i++) {
+		int sig = changed_sigs[i];
+
+		if (sigaction(sig,
+			sig == SIGPIPE || sig == SIGTTOU ? &ign : &sa,
+			&saved_act[i]) == -1) {
 			fprintf(stderr, "mqlock: sigaction: %s\n",
 			    strerror(errno));
 			return -1;
 		}
 	}
-	/* A dead broker socket must not kill us; SIGTTOU: we hand the
-	 * terminal to COMMAND and take it back. */
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGTTOU, SIG_IGN);
 	return 0;
 }
 
 void
 cli_signals_restore(void)
 {
-	static const int sigs[] = {SIGINT, SIGTERM, SIGCHLD, SIGPIPE, SIGTTOU};
-	sigset_t none;
 	size_t i;
 
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		signal(sigs[i], SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (i = 0; i < sizeof(changed_sigs) / sizeof(changed_sigs[0]); i++)
+		sigaction(changed_sigs[i], &saved_act[i], NULL);
+	sigprocmask(SIG_SETMASK, &saved_mask, NULL);
 }
 
 int
