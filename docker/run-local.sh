@@ -123,7 +123,8 @@ cat <<'EOF'
       build/mqlock acquire doc-1 -- sleep 30
 EOF
 if [ "$web" = yes ]; then
-	echo "  Demo editor: http://127.0.0.1:8080/ in two browser windows"
+	echo "  Demo editor: http://127.0.0.1:8080/?user=Alice&lock=doc-1"
+	echo "      and in a second window http://127.0.0.1:8080/?user=Bob&lock=doc-1"
 else
 	echo "  Demo editor page: docker/deps.sh web, then run this again"
 fi
