@@ -90,6 +90,8 @@ static const struct flag flags[] = {
 	"fail when nothing is answered for S seconds"},
     {"restart-timeout", T_INT, B(restart_timeout_s), 1, 3600, "S",
 	"scale: longest wait for a restarted coordinator"},
+    {"max-p50-us", T_DOUBLE, B(max_p50_us), 0, 0, "US",
+	"latency, throughput: exit 3 if a p50 is above US"},
     {"max-p99-us", T_DOUBLE, B(max_p99_us), 0, 0, "US",
 	"latency, throughput: exit 3 if a p99 is above US"},
     {"inflight", T_INT, B(inflight), 1, 65535, "N",
@@ -179,8 +181,8 @@ usage(FILE *f)
 	fprintf(f,
 	    "\nBy default it starts its own mosquitto, mqlockd and stand-in "
 	    "on 127.0.0.1\nand removes them afterwards.  Exit: 0 ran (targets "
-	    "met or not), 1 failed,\n3 a p99 above --max-p99-us, 64 bad "
-	    "flags.\n");
+	    "met or not), 1 failed,\n3 a p50 or p99 above its --max-p*-us, "
+	    "64 bad flags.\n");
 }
 
 static int

@@ -47,23 +47,32 @@ add_latency(struct report *r, const char *prefix, struct stats *const *lat)
 #undef ADD
 }
 
+/* Whether a p50 or p99 of either side is over its --max-p*-us limit. */
 static int
-p99_exceeded(const struct bench_opts *o, struct stats *const *lat)
+limits_exceeded(const struct bench_opts *o, struct stats *const *lat)
 {
-	if (o->max_p99_us <= 0)
-		return 0;
+	int over = 0;
+
 	for (int c = 0; c < W_NCOORD; c++) {
 		struct stats_sum s = stats_summary(lat[c]);
+		const char *name = world_name((enum world_coord)c);
 
-		if (s.p99 > o->max_p99_us) {
+		if (o->max_p50_us > 0 && s.p50 > o->max_p50_us) {
 			fprintf(stderr,
-			    "bench: %s p99 %.0f us is over the limit of %.0f us\n",
-			    world_name((enum world_coord)c), s.p99,
-			    o->max_p99_us);
-			return 1;
+			    "bench: %s p50 %.0f us is over the limit of %.0f "
+			    "us\n",
+			    name, s.p50, o->max_p50_us);
+			over = 1;
+		}
+		if (o->max_p99_us > 0 && s.p99 > o->max_p99_us) {
+			fprintf(stderr,
+			    "bench: %s p99 %.0f us is over the limit of %.0f "
+			    "us\n",
+			    name, s.p99, o->max_p99_us);
+			over = 1;
 		}
 	}
-	return 0;
+	return over;
 }
 
 static int
@@ -124,7 +133,7 @@ run_cycles(const struct bench_opts *o, struct world *w, struct report *r,
 		log_error("bench: %s", note);
 		goto out;
 	}
-	rc = p99_exceeded(o, cr.lat) ? 3 : 0;
+	rc = limits_exceeded(o, cr.lat) ? 3 : 0;
 out:
 	cycle_result_free(&cr);
 	return rc;

@@ -24,13 +24,15 @@ struct bench_opts {
 	int fill_window;    /* scale: requests in flight per connection */
 	int timeout_s;
 	int restart_timeout_s;
+	double max_p50_us; /* 0: none; else exit 3 when exceeded */
 	double max_p99_us; /* 0: none; else exit 3 when exceeded */
 	int inflight;      /* broker max_inflight_messages */
 };
 
 /*
  * Each mode runs its workload in w and fills r.  Returns 0, 3 when
- * --max-p99-us was exceeded, or 1 (logged) when the run failed.
+ * --max-p50-us or --max-p99-us was exceeded, or 1 (logged) when the run
+ * failed.
  */
 int mode_latency(const struct bench_opts *o, struct world *w, struct report *r);
 int mode_throughput(const struct bench_opts *o, struct world *w,
