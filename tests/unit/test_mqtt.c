@@ -349,6 +349,52 @@ test_publish_receive(void **state)
 	mqtt_free(m);
 }
 
+/*
+ * Many messages while the owner pops concurrently: each arrives once, in
+ * order, and the wake fd never leaves the owner asleep with items queued
+ * (next_within() waits only on it).
+ */
+static void
+test_many_in_order(void **state)
+{
+	struct broker *b = *state;
+	const struct mqtt_sub subs[] = {{"many/t", 1, 0, 0, 0}};
+	struct mqtt *m = client(b, "many", subs, 1, 0);
+	struct mqtt_in *in;
+	char buf[16];
+	int i, got = 0;
+
+	connect_ok(m, NULL);
+	for (i = 0; i < 500; i++) {
+		snprintf(buf, sizeof(buf), "%d", i);
+		assert_int_equal(
+		    mqtt_publish(m, "many/t", buf, strlen(buf), 1, 0, NULL), 0);
+		/*
+		 * Keep at most 10 unacknowledged (mosquitto's receive
+		 * maximum is 20; past it Paho stalls for a second), and pop
+		 * as we go, racing Paho's thread.
+		 */
+		if (i % 10 == 9)
+			assert_int_equal(mqtt_wait_published(m, DEADLINE_MS),
+			    0);
+		while ((in = mqtt_next(m)) != NULL) {
+			snprintf(buf, sizeof(buf), "%d", got++);
+			assert_int_equal(in->kind, MQTT_IN_MESSAGE);
+			assert_string_equal(in->payload, buf);
+			mqtt_in_free(in);
+		}
+	}
+	while (got < 500) {
+		snprintf(buf, sizeof(buf), "%d", got++);
+		in = expect_message(m, "many/t", buf);
+		mqtt_in_free(in);
+	}
+	assert_int_equal(mqtt_wait_published(m, DEADLINE_MS), 0);
+	assert_null(mqtt_next(m));
+	assert_false(wake_readable(m));
+	mqtt_free(m);
+}
+
 static void
 test_response_topic(void **state)
 {
@@ -831,6 +877,8 @@ main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_publish_receive, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_many_in_order, setup,
 		teardown),
 	    cmocka_unit_test_setup_teardown(test_response_topic, setup,
 		teardown),
