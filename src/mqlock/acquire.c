@@ -466,6 +466,11 @@ on_status(struct acq *s, const struct mqtt_in *in)
 		    "waiting for it\n");
 		s->offline_said = 1;
 	}
+	if (state != NULL && strcmp(state, "online") == 0 && s->offline_said) {
+		if (s->phase == WAITING)
+			fprintf(stderr, "mqlock: the lock service is back\n");
+		s->offline_said = 0;
+	}
 	if (state != NULL && strcmp(state, "online") == 0 &&
 	    cli_json_int(st, "epoch", &epoch) == 0) {
 		/* A coordinator that started again may not know us. */
