@@ -390,62 +390,109 @@ on_granted(struct acq *s, const cJSON *ev)
 	}
 }
 
+/* Event handlers, one per event name; each decides by phase. */
+
+static void
+ev_granted(struct acq *s, const cJSON *ev)
+{
+	if (s->phase == WAITING || s->phase == RUNNING)
+		on_granted(s, ev);
+}
+
+static void
+ev_queued(struct acq *s, const cJSON *ev)
+{
+	int64_t n;
+
+	if (s->phase == WAITING && !s->queued_said &&
+	    cli_json_int(ev, "position", &n) == 0) {
+		fprintf(stderr, "mqlock: waiting for %s (position %lld)\n",
+		    s->a->lock, (long long)n);
+		s->queued_said = 1;
+	} else if (s->phase == RUNNING) {
+		/* Put back in the queue: the lock went to someone else
+		 * while we were away.  Leave the queue. */
+		if (mqtt_is_connected(s->m))
+			(void)send_request(s, LT_OP_RELEASE);
+		stop_command(s, "disconnect");
+	}
+}
+
+static void
+ev_busy(struct acq *s, const cJSON *ev)
+{
+	if (s->phase == WAITING) {
+		fprintf(stderr, "mqlock: %s is busy\n", s->a->lock);
+		finish(s, EXIT_TEMPFAIL);
+	}
+}
+
+static void
+ev_revoked(struct acq *s, const cJSON *ev)
+{
+	const char *reason = cli_json_str(ev, "reason");
+
+	if (s->phase == RUNNING)
+		stop_command(s, reason != NULL ? reason : "revoked");
+}
+
+static void
+ev_idle_warning(struct acq *s, const cJSON *ev)
+{
+	if (s->phase == RUNNING)
+		send_activity(s);
+}
+
+static void
+ev_error(struct acq *s, const cJSON *ev)
+{
+	const char *code = cli_json_str(ev, "code");
+	const char *text = cli_json_str(ev, "message");
+
+	fprintf(stderr, "mqlock: %s: %s: %s\n", s->a->lock,
+	    code != NULL ? code : "error", text != NULL ? text : "refused");
+	/* Refused while waiting: nothing changed, nothing to release. */
+	if (s->phase == WAITING)
+		finish(s, 1);
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(struct acq *, const cJSON *);
+} event_handlers[] = {
+    {"granted", ev_granted},
+    {"queued", ev_queued},
+    {"busy", ev_busy},
+    {"revoked", ev_revoked},
+    {"idle-warning", ev_idle_warning},
+    {"error", ev_error},
+};
+
 static void
 on_event(struct acq *s, const struct mqtt_in *in)
 {
 	cJSON *ev = cli_json_parse(in->payload, in->len);
-	const char *name, *lock, *text;
-	int64_t n;
+	const char *name, *lock;
+	size_t i;
 
 	if (ev == NULL)
 		return;
 	name = cli_json_str(ev, "event");
 	lock = cli_json_str(ev, "lock");
+	/* Ours: about our lock, or an error about a lock it could not name. */
 	if (name == NULL ||
 	    (lock != NULL ? strcmp(lock, s->a->lock) != 0
-			  : strcmp(name, "error") != 0))
-		goto out;
-
-	if (strcmp(name, "granted") == 0) {
-		if (s->phase == WAITING || s->phase == RUNNING)
-			on_granted(s, ev);
-	} else if (strcmp(name, "queued") == 0) {
-		if (s->phase == WAITING && !s->queued_said &&
-		    cli_json_int(ev, "position", &n) == 0) {
-			fprintf(stderr,
-			    "mqlock: waiting for %s (position %lld)\n",
-			    s->a->lock, (long long)n);
-			s->queued_said = 1;
-		} else if (s->phase == RUNNING) {
-			/* We were put back in the queue: the lock went to
-			 * someone else while we were away.  Leave the queue. */
-			if (mqtt_is_connected(s->m))
-				(void)send_request(s, LT_OP_RELEASE);
-			stop_command(s, "disconnect");
-		}
-	} else if (strcmp(name, "busy") == 0) {
-		if (s->phase == WAITING) {
-			fprintf(stderr, "mqlock: %s is busy\n", s->a->lock);
-			finish(s, EXIT_TEMPFAIL);
-		}
-	} else if (strcmp(name, "revoked") == 0) {
-		if (s->phase == RUNNING) {
-			text = cli_json_str(ev, "reason");
-			stop_command(s, text != NULL ? text : "revoked");
-		}
-	} else if (strcmp(name, "idle-warning") == 0) {
-		if (s->phase == RUNNING)
-			send_activity(s);
-	} else if (strcmp(name, "error") == 0) {
-		text = cli_json_str(ev, "message");
-		fprintf(stderr, "mqlock: %s: %s: %s\n", s->a->lock,
-		    cli_json_str(ev, "code") != NULL ? cli_json_str(ev, "code")
-						     : "error",
-		    text != NULL ? text : "refused");
-		if (s->phase == WAITING)
-			finish(s, 1);
+			  : strcmp(name, "error") != 0)) {
+		cJSON_Delete(ev);
+		return;
 	}
-out:
+	for (i = 0; i < sizeof(event_handlers) / sizeof(event_handlers[0]);
+	     i++) {
+		if (strcmp(name, event_handlers[i].name) == 0) {
+			event_handlers[i].fn(s, ev);
+			break;
+		}
+	}
 	cJSON_Delete(ev);
 }
 
