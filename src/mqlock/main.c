@@ -361,20 +361,6 @@ static const struct flag flags[] = {
     {"--user", F_ACQUIRE, V_USER},
 };
 
-/* Subcommands: name and how many operands they take. */
-struct verb {
-	const char *name;
-	size_t min_ops;
-	size_t max_ops;
-	int takes_command; /* "-- COMMAND..." */
-};
-
-static const struct verb verbs[] = {
-    {"acquire", 1, 1, 1},
-    {"status", 0, 1, 0},
-    {"watch", 0, 0, 0},
-};
-
 #define MAX_OPERANDS 3 /* verb + its operands, + one to detect extras */
 
 static int
@@ -461,6 +447,62 @@ apply_acquire(struct acquire_args *a, const char **v)
 	return 0;
 }
 
+/* What a subcommand gets: the common flags, its operands (after the verb)
+ * and every flag value. */
+struct invocation {
+	struct cli *c;
+	const char *const *ops;
+	size_t nops;
+	const char **values;
+	char **command; /* after "--", or NULL */
+};
+
+static int
+run_acquire(const struct invocation *v)
+{
+	struct acquire_args a = {v->ops[0], -1, NULL, v->command};
+	int rc;
+
+	if ((rc = apply_acquire(&a, v->values)) != 0)
+		return rc;
+	return cmd_acquire(v->c, &a);
+}
+
+static int
+run_status(const struct invocation *v)
+{
+	const char *lock = v->nops > 0 ? v->ops[0] : NULL;
+	const char *problem = lock != NULL ? lock_id_problem(lock) : NULL;
+
+	if (problem != NULL) {
+		fprintf(stderr, "mqlock: bad lock id '%s': %s\n", lock,
+		    problem);
+		return EXIT_USAGE;
+	}
+	return cmd_status(v->c, lock);
+}
+
+static int
+run_watch(const struct invocation *v)
+{
+	return cmd_watch(v->c);
+}
+
+/* Subcommands: name, how many operands they take, and the handler. */
+struct verb {
+	const char *name;
+	size_t min_ops;
+	size_t max_ops;
+	int takes_command; /* "-- COMMAND..." */
+	int (*run)(const struct invocation *v);
+};
+
+static const struct verb verbs[] = {
+    {"acquire", 1, 1, 1, run_acquire},
+    {"status", 0, 1, 0, run_status},
+    {"watch", 0, 0, 0, run_watch},
+};
+
 int
 main(int argc, char **argv)
 {
@@ -468,7 +510,8 @@ main(int argc, char **argv)
 	const char *ops[MAX_OPERANDS];
 	struct cli c = {CLI_DEFAULT_BROKER, CLI_DEFAULT_PREFIX, NULL, NULL,
 	    CLI_DEFAULT_KEEPALIVE, ""};
-	struct acquire_args a = {NULL, -1, NULL, NULL};
+	struct invocation inv;
+	char **command = NULL;
 	const struct verb *verb = NULL;
 	size_t nops = 0, i;
 	int k, rc, acquire_flags = 0;
@@ -478,7 +521,7 @@ main(int argc, char **argv)
 		size_t namelen;
 
 		if (strcmp(arg, "--") == 0) {
-			a.argv = &argv[k + 1];
+			command = &argv[k + 1];
 			break;
 		}
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -529,7 +572,7 @@ main(int argc, char **argv)
 	if (nops - 1 > verb->max_ops)
 		return usage("unexpected argument '%s'",
 		    ops[verb->max_ops + 1]);
-	if (!verb->takes_command && a.argv != NULL)
+	if (!verb->takes_command && command != NULL)
 		return usage("%s takes no -- COMMAND", verb->name);
 	if (!verb->takes_command && acquire_flags)
 		return usage("--wait and --user are for acquire, not %s",
@@ -543,23 +586,12 @@ main(int argc, char **argv)
 		rc = EXIT_SOFTWARE;
 		goto out;
 	}
-	if (strcmp(verb->name, "acquire") == 0) {
-		a.lock = ops[1];
-		if ((rc = apply_acquire(&a, values)) == 0)
-			rc = cmd_acquire(&c, &a);
-	} else if (strcmp(verb->name, "status") == 0) {
-		const char *lock = nops > 1 ? ops[1] : NULL;
-		const char *problem =
-		    lock != NULL ? lock_id_problem(lock) : NULL;
-
-		if (problem != NULL) {
-			fprintf(stderr, "mqlock: bad lock id '%s': %s\n", lock,
-			    problem);
-			rc = EXIT_USAGE;
-		} else
-			rc = cmd_status(&c, lock);
-	} else
-		rc = cmd_watch(&c);
+	inv.c = &c;
+	inv.ops = ops + 1;
+	inv.nops = nops - 1;
+	inv.values = values;
+	inv.command = command;
+	rc = verb->run(&inv);
 out:
 	free(c.password);
 	return rc;
