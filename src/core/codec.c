@@ -17,47 +17,47 @@
 /* ---- names ---- */
 
 static const char *const err_names[] = {
-	[LT_OK] = "ok",
-	[LT_ERR_BAD_REQUEST] = "bad-request",
-	[LT_ERR_INVALID_LOCK] = "invalid-lock",
-	[LT_ERR_SESSION_MISMATCH] = "session-mismatch",
-	[LT_ERR_LIMIT] = "limit",
-	[LT_ERR_INTERNAL] = "internal",
+    [LT_OK] = "ok",
+    [LT_ERR_BAD_REQUEST] = "bad-request",
+    [LT_ERR_INVALID_LOCK] = "invalid-lock",
+    [LT_ERR_SESSION_MISMATCH] = "session-mismatch",
+    [LT_ERR_LIMIT] = "limit",
+    [LT_ERR_INTERNAL] = "internal",
 };
 
 static const char *const event_names[] = {
-	[LT_E_GRANTED] = "granted",
-	[LT_E_QUEUED] = "queued",
-	[LT_E_BUSY] = "busy",
-	[LT_E_REVOKED] = "revoked",
-	[LT_E_IDLE_WARNING] = "idle-warning",
-	[LT_E_ERROR] = "error",
+    [LT_E_GRANTED] = "granted",
+    [LT_E_QUEUED] = "queued",
+    [LT_E_BUSY] = "busy",
+    [LT_E_REVOKED] = "revoked",
+    [LT_E_IDLE_WARNING] = "idle-warning",
+    [LT_E_ERROR] = "error",
 };
 
 static const char *const result_names[] = {
-	[LT_R_GRANTED] = "granted",
-	[LT_R_QUEUED] = "queued",
-	[LT_R_BUSY] = "busy",
-	[LT_R_RELEASED] = "released",
-	[LT_R_REFRESHED] = "refreshed",
-	[LT_R_IGNORED] = "ignored",
-	[LT_R_REVOKED] = "revoked",
-	[LT_R_ERROR] = "error",
+    [LT_R_GRANTED] = "granted",
+    [LT_R_QUEUED] = "queued",
+    [LT_R_BUSY] = "busy",
+    [LT_R_RELEASED] = "released",
+    [LT_R_REFRESHED] = "refreshed",
+    [LT_R_IGNORED] = "ignored",
+    [LT_R_REVOKED] = "revoked",
+    [LT_R_ERROR] = "error",
 };
 
 static const char *const reason_names[] = {
-	[LT_REASON_IDLE] = "idle",
-	[LT_REASON_DISCONNECT] = "disconnect",
-	[LT_REASON_ADMIN] = "admin",
+    [LT_REASON_IDLE] = "idle",
+    [LT_REASON_DISCONNECT] = "disconnect",
+    [LT_REASON_ADMIN] = "admin",
 };
 
 static const char *const op_names[] = {
-	[LT_OP_ACQUIRE] = "acquire",
-	[LT_OP_RELEASE] = "release",
-	[LT_OP_ACTIVITY] = "activity",
+    [LT_OP_ACQUIRE] = "acquire",
+    [LT_OP_RELEASE] = "release",
+    [LT_OP_ACTIVITY] = "activity",
 };
 
-#define NAME(table, i)                                                         \
+#define NAME(table, i) \
 	((size_t)(i) < sizeof(table) / sizeof(table[0]) ? table[i] : "?")
 
 const char *
@@ -398,8 +398,8 @@ codec_decode_request(const void *payload, size_t len, const char *lock,
 		if ((copy = malloc(len)) == NULL)
 			return bad(err, LT_ERR_INTERNAL, "out of memory");
 		memcpy(copy, payload, len);
-		for (char *p = copy; (p = find_nul_escape(p, copy + len)) != NULL;
-		     p += 6)
+		for (char *p = copy;
+		     (p = find_nul_escape(p, copy + len)) != NULL; p += 6)
 			p[5] = '1';
 	}
 	j = parse_object(nul ? copy : payload, len, &why);
@@ -413,7 +413,8 @@ codec_decode_request(const void *payload, size_t len, const char *lock,
 		memcpy(err->client, out->client, sizeof(err->client));
 
 	if (len > MQL_PAYLOAD_MAX)
-		rc = bad(err, LT_ERR_BAD_REQUEST, "payload larger than 4096 bytes");
+		rc = bad(err, LT_ERR_BAD_REQUEST,
+		    "payload larger than 4096 bytes");
 	else if (!codec_utf8_valid(payload, len))
 		rc = bad(err, LT_ERR_BAD_REQUEST, "payload is not valid UTF-8");
 	else if (nul)
@@ -510,9 +511,11 @@ codec_decode_break(const void *payload, size_t len, struct lt_break *out,
 	memset(err, 0, sizeof(*err));
 	memset(out, 0, sizeof(*out));
 	if (len > MQL_PAYLOAD_MAX)
-		return bad(err, LT_ERR_BAD_REQUEST, "payload larger than 4096 bytes");
+		return bad(err, LT_ERR_BAD_REQUEST,
+		    "payload larger than 4096 bytes");
 	if (!codec_utf8_valid(payload, len))
-		return bad(err, LT_ERR_BAD_REQUEST, "payload is not valid UTF-8");
+		return bad(err, LT_ERR_BAD_REQUEST,
+		    "payload is not valid UTF-8");
 	if (has_nul_escape(payload, len))
 		return bad(err, LT_ERR_BAD_REQUEST, "a string contains U+0000");
 	j = parse_object(payload, len, &why);
@@ -526,7 +529,8 @@ codec_decode_break(const void *payload, size_t len, struct lt_break *out,
 	else if (get_string(j, "lock", 1, MQL_LOCK_ID_MAX, out->lock,
 		     sizeof(out->lock)) != F_OK ||
 	    !codec_lock_id_valid(out->lock, strlen(out->lock)))
-		rc = bad(err, LT_ERR_INVALID_LOCK, "lock must be a valid lock id");
+		rc = bad(err, LT_ERR_INVALID_LOCK,
+		    "lock must be a valid lock id");
 	else if (get_string(j, "reason", 0, MQL_REASON_MAX, out->reason,
 		     sizeof(out->reason)) == F_BAD)
 		rc = bad(err, LT_ERR_BAD_REQUEST,
@@ -569,8 +573,8 @@ finish(cJSON *o, bool ok)
 }
 
 static bool
-add_party(cJSON *parent, const char *name, const char *client,
-    const char *user, bool connected)
+add_party(cJSON *parent, const char *name, const char *client, const char *user,
+    bool connected)
 {
 	cJSON *p = cJSON_CreateObject();
 
@@ -649,8 +653,9 @@ codec_encode_event(const struct lt_fx *fx)
 		ok = ok && add_uint(o, "position", fx->position);
 		break;
 	case LT_E_REVOKED:
-		ok = ok && cJSON_AddStringToObject(o, "reason",
-			       codec_reason_name(fx->reason)) != NULL &&
+		ok = ok &&
+		    cJSON_AddStringToObject(o, "reason",
+			codec_reason_name(fx->reason)) != NULL &&
 		    add_uint(o, "token", fx->token);
 		if (fx->reason == LT_REASON_ADMIN)
 			ok = ok &&
@@ -661,8 +666,9 @@ codec_encode_event(const struct lt_fx *fx)
 		ok = ok && add_int(o, "deadline", fx->deadline);
 		break;
 	case LT_E_ERROR:
-		ok = ok && cJSON_AddStringToObject(o, "code",
-			       codec_err_name(fx->code)) != NULL &&
+		ok = ok &&
+		    cJSON_AddStringToObject(o, "code",
+			codec_err_name(fx->code)) != NULL &&
 		    cJSON_AddStringToObject(o, "message",
 			fx->message != NULL ? fx->message : "") != NULL;
 		break;
@@ -711,8 +717,8 @@ codec_encode_status(bool online, const char *version, lt_ms since,
 
 	if (o == NULL)
 		return NULL;
-	ok = cJSON_AddStringToObject(o, "state", online ? "online" : "offline") !=
-		NULL &&
+	ok = cJSON_AddStringToObject(o, "state",
+		 online ? "online" : "offline") != NULL &&
 	    cJSON_AddStringToObject(o, "version", version) != NULL &&
 	    add_int(o, "protocol", MQL_PROTOCOL_VERSION) &&
 	    add_int(o, "since", since) && add_uint(o, "epoch", epoch);

@@ -26,8 +26,8 @@ enum codec_topic_kind {
 
 struct codec_topic {
 	enum codec_topic_kind kind;
-	bool id_valid;                 /* the <lock> or <client> level is valid */
-	char id[MQL_LOCK_ID_SZ];       /* that level when id_valid, else "" */
+	bool id_valid;           /* the <lock> or <client> level is valid */
+	char id[MQL_LOCK_ID_SZ]; /* that level when id_valid, else "" */
 };
 
 /* A refusal: what to tell the client, if it can be named. */

@@ -93,7 +93,8 @@ grow(struct idmap *m)
 	m->nslots = n;
 	for (size_t i = 0; i < n / 2; i++) {
 		if (old[i].key != NULL)
-			m->slots[find_slot(m, old[i].key, old[i].hash)] = old[i];
+			m->slots[find_slot(m, old[i].key, old[i].hash)] =
+			    old[i];
 	}
 	free(old);
 	return 0;

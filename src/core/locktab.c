@@ -566,8 +566,7 @@ revoke(struct locktab *t, lt_ms now, struct lock *l, enum lt_reason why,
 }
 
 static void
-leave_queue(struct locktab *t, struct lock *l, size_t idx,
-    struct lt_fxlist *fx)
+leave_queue(struct locktab *t, struct lock *l, size_t idx, struct lt_fxlist *fx)
 {
 	struct waiter w = queue_take(l, idx);
 
@@ -584,8 +583,7 @@ leave_queue(struct locktab *t, struct lock *l, size_t idx,
  * answer to a roll call: it is alive.
  */
 static void
-reconnect(struct locktab *t, lt_ms now, struct client *c,
-    struct lt_fxlist *fx)
+reconnect(struct locktab *t, lt_ms now, struct client *c, struct lt_fxlist *fx)
 {
 	bool was_connected = c->connected;
 
@@ -806,8 +804,8 @@ request_sane(const struct lt_request *rq)
 	    bounded_len(rq->lock, MQL_LOCK_ID_MAX) <= MQL_LOCK_ID_MAX &&
 	    bounded_len(rq->client, MQL_CLIENT_ID_MAX) <= MQL_CLIENT_ID_MAX &&
 	    bounded_len(rq->user, MQL_USER_MAX) <= MQL_USER_MAX &&
-	    s >= MQL_SESSION_MIN && s <= MQL_SESSION_MAX &&
-	    rq->conn >= -1 && rq->conn <= MQL_CONN_MAX;
+	    s >= MQL_SESSION_MIN && s <= MQL_SESSION_MAX && rq->conn >= -1 &&
+	    rq->conn <= MQL_CONN_MAX;
 }
 
 static enum lt_err
@@ -845,7 +843,8 @@ do_will(struct locktab *t, lt_ms now, const struct lt_will *w,
 {
 	struct client *c = idmap_get(t->clients, w->client);
 
-	if (c == NULL || c->nlocks == 0 || strcmp(c->session, w->session) != 0 ||
+	if (c == NULL || c->nlocks == 0 ||
+	    strcmp(c->session, w->session) != 0 ||
 	    (w->conn >= 0 && w->conn < c->max_conn)) {
 		struct lt_fx *e = fx_push(fx, LT_FX_NOTE, w->client, "");
 
@@ -930,7 +929,8 @@ expire_lock(struct locktab *t, lt_ms now, struct lock *l, struct lt_fxlist *fx)
 static enum lt_err
 do_tick(struct locktab *t, lt_ms now, struct lt_fxlist *fx)
 {
-	size_t batch = t->cfg.tick_batch ? t->cfg.tick_batch : DEFAULT_TICK_BATCH;
+	size_t batch =
+	    t->cfg.tick_batch ? t->cfg.tick_batch : DEFAULT_TICK_BATCH;
 
 	for (size_t n = 0; n < batch && t->nheap > 0 && !t->oom; n++) {
 		struct hent e = t->heap[0];
@@ -973,8 +973,8 @@ resume_client_cb(const char *key, void *value, void *arg)
 	struct resume_arg *a = arg;
 	struct client *c = value;
 	lt_ms floor = a->now + a->t->cfg.grace;
-	lt_ms deadline = c->connected && !c->unconfirmed ? LT_NEVER :
-							     c->grace_deadline;
+	lt_ms deadline =
+	    c->connected && !c->unconfirmed ? LT_NEVER : c->grace_deadline;
 
 	if (c->nlocks == 0)
 		return 0;
@@ -1054,8 +1054,8 @@ locktab_new(const struct lt_config *cfg)
 {
 	struct locktab *t;
 
-	if (cfg->idle_timeout <= 0 || cfg->idle_warning < 0 ||
-	    cfg->grace < 0 || cfg->waiters_per_lock < 1 ||
+	if (cfg->idle_timeout <= 0 || cfg->idle_warning < 0 || cfg->grace < 0 ||
+	    cfg->waiters_per_lock < 1 ||
 	    cfg->waiters_per_lock > MQL_WAITERS_PER_LOCK ||
 	    cfg->locks_per_client < 1 ||
 	    cfg->locks_per_client > MQL_LOCKS_PER_CLIENT)
@@ -1331,9 +1331,11 @@ locktab_restore_lock(struct locktab *t, const struct lt_lock_rec *rec)
 			return LT_ERR_BAD_REQUEST;
 	}
 	for (size_t i = 0; i < rec->nwaiters; i++) {
-		struct client *c = idmap_get(t->clients, rec->waiters[i].client);
+		struct client *c =
+		    idmap_get(t->clients, rec->waiters[i].client);
 
-		/* Nobody waits on nothing: a free lock's waiters are all gone. */
+		/* Nobody waits on nothing: a free lock's waiters are all gone.
+		 */
 		if (c == NULL || c == holder ||
 		    c->nlocks >= t->cfg.locks_per_client ||
 		    (holder == NULL && c->connected))
@@ -1360,7 +1362,8 @@ locktab_restore_lock(struct locktab *t, const struct lt_lock_rec *rec)
 		sizeof(*t->scratch)))
 		goto oom;
 	if (holder != NULL) {
-		l->holder_user = dupstr(rec->holder_user ? rec->holder_user : "");
+		l->holder_user =
+		    dupstr(rec->holder_user ? rec->holder_user : "");
 		if (l->holder_user == NULL || client_add_lock(t, holder, l))
 			goto oom;
 		l->holder = holder;
@@ -1372,7 +1375,8 @@ locktab_restore_lock(struct locktab *t, const struct lt_lock_rec *rec)
 			t->last_token = rec->token;
 	}
 	for (size_t i = 0; i < rec->nwaiters; i++) {
-		struct client *c = idmap_get(t->clients, rec->waiters[i].client);
+		struct client *c =
+		    idmap_get(t->clients, rec->waiters[i].client);
 		const char *u = rec->waiters[i].user;
 		char *user = dupstr(u != NULL ? u : "");
 
@@ -1500,7 +1504,8 @@ check_client_cb(const char *key, void *value, void *arg)
 		if (idmap_get(a->t->locks, l->id) != l)
 			a->why = "client lists an unknown lock";
 		else if (l->holder != c && waiter_index(l, c) < 0)
-			a->why = "client lists a lock it neither holds nor awaits";
+			a->why =
+			    "client lists a lock it neither holds nor awaits";
 		for (size_t j = 0; j < i && a->why == NULL; j++) {
 			if (c->locks[j] == l)
 				a->why = "client lists a lock twice";

@@ -27,12 +27,12 @@ typedef int64_t lt_ms;
 struct locktab;
 
 struct lt_config {
-	lt_ms idle_timeout;         /* > 0 */
-	lt_ms idle_warning;         /* >= 0 */
-	lt_ms grace;                /* >= 0 */
-	size_t waiters_per_lock;    /* 1 .. MQL_WAITERS_PER_LOCK */
-	size_t locks_per_client;    /* 1 .. MQL_LOCKS_PER_CLIENT */
-	size_t tick_batch;          /* deadlines handled per tick; 0 = 1024 */
+	lt_ms idle_timeout;      /* > 0 */
+	lt_ms idle_warning;      /* >= 0 */
+	lt_ms grace;             /* >= 0 */
+	size_t waiters_per_lock; /* 1 .. MQL_WAITERS_PER_LOCK */
+	size_t locks_per_client; /* 1 .. MQL_LOCKS_PER_CLIENT */
+	size_t tick_batch;       /* deadlines handled per tick; 0 = 1024 */
 };
 
 /* Error codes, in the order of topics.md's table. */
@@ -204,8 +204,8 @@ struct lt_client_rec {
 	const char *id;
 	const char *session;
 	bool connected;
-	bool unconfirmed; /* views only: owes an answer to a roll call */
-	int64_t max_conn; /* -1: none seen */
+	bool unconfirmed;     /* views only: owes an answer to a roll call */
+	int64_t max_conn;     /* -1: none seen */
 	lt_ms grace_deadline; /* when disconnected */
 };
 

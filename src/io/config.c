@@ -23,33 +23,33 @@ struct option {
 #define DAY_MS 86400000LL
 
 static const struct option options[] = {
-	{"broker", T_STRING, OFF(broker), "tcp://127.0.0.1:1883", 0, 0,
-	    "broker URI (tcp://, ssl://)"},
-	{"prefix", T_STRING, OFF(prefix), "locks", 0, 0, "topic prefix"},
-	{"db", T_STRING, OFF(db), "./mqlock.db", 0, 0, "sqlite journal"},
-	{"idle-timeout", T_SECONDS, OFF(idle_timeout_ms), "600", 1,
-	    7 * DAY_MS, "seconds without activity before a lock is revoked"},
-	{"idle-warning", T_SECONDS, OFF(idle_warning_ms), "60", 0, 7 * DAY_MS,
-	    "seconds before the idle deadline to warn the holder"},
-	{"grace", T_SECONDS, OFF(grace_ms), "10", 0, DAY_MS,
-	    "seconds a disconnected client keeps its locks"},
-	{"keepalive", T_SECONDS, OFF(keepalive_ms), "10", 1, 65535000,
-	    "MQTT keepalive of the coordinator's connection"},
-	{"client-id", T_STRING, OFF(client_id), "mqlockd", 0, 0,
-	    "MQTT client id (one persistent session)"},
-	{"username", T_STRING, OFF(username), NULL, 0, 0, "MQTT username"},
-	{"password-file", T_STRING, OFF(password_file), NULL, 0, 0,
-	    "file whose first line is the MQTT password"},
-	{"cafile", T_STRING, OFF(cafile), NULL, 0, 0,
-	    "CA certificates for ssl:// brokers"},
-	{"certfile", T_STRING, OFF(certfile), NULL, 0, 0,
-	    "client certificate for ssl:// brokers"},
-	{"keyfile", T_STRING, OFF(keyfile), NULL, 0, 0,
-	    "client key for ssl:// brokers"},
-	{"log-level", T_LEVEL, OFF(log_level), "info", 0, 0,
-	    "error, warn, info or debug"},
-	{"check", T_FLAG, OFF(check), NULL, 0, 0,
-	    "validate the flags and the journal, then exit"},
+    {"broker", T_STRING, OFF(broker), "tcp://127.0.0.1:1883", 0, 0,
+	"broker URI (tcp://, ssl://)"},
+    {"prefix", T_STRING, OFF(prefix), "locks", 0, 0, "topic prefix"},
+    {"db", T_STRING, OFF(db), "./mqlock.db", 0, 0, "sqlite journal"},
+    {"idle-timeout", T_SECONDS, OFF(idle_timeout_ms), "600", 1, 7 * DAY_MS,
+	"seconds without activity before a lock is revoked"},
+    {"idle-warning", T_SECONDS, OFF(idle_warning_ms), "60", 0, 7 * DAY_MS,
+	"seconds before the idle deadline to warn the holder"},
+    {"grace", T_SECONDS, OFF(grace_ms), "10", 0, DAY_MS,
+	"seconds a disconnected client keeps its locks"},
+    {"keepalive", T_SECONDS, OFF(keepalive_ms), "10", 1, 65535000,
+	"MQTT keepalive of the coordinator's connection"},
+    {"client-id", T_STRING, OFF(client_id), "mqlockd", 0, 0,
+	"MQTT client id (one persistent session)"},
+    {"username", T_STRING, OFF(username), NULL, 0, 0, "MQTT username"},
+    {"password-file", T_STRING, OFF(password_file), NULL, 0, 0,
+	"file whose first line is the MQTT password"},
+    {"cafile", T_STRING, OFF(cafile), NULL, 0, 0,
+	"CA certificates for ssl:// brokers"},
+    {"certfile", T_STRING, OFF(certfile), NULL, 0, 0,
+	"client certificate for ssl:// brokers"},
+    {"keyfile", T_STRING, OFF(keyfile), NULL, 0, 0,
+	"client key for ssl:// brokers"},
+    {"log-level", T_LEVEL, OFF(log_level), "info", 0, 0,
+	"error, warn, info or debug"},
+    {"check", T_FLAG, OFF(check), NULL, 0, 0,
+	"validate the flags and the journal, then exit"},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -120,8 +120,8 @@ validate(const struct config *c, char *err, size_t errsz)
 		return -1;
 	}
 	if (!codec_client_id_valid(c->client_id, strlen(c->client_id))) {
-		snprintf(err, errsz, "--client-id: '%s' is not a valid client id",
-		    c->client_id);
+		snprintf(err, errsz,
+		    "--client-id: '%s' is not a valid client id", c->client_id);
 		return -1;
 	}
 	if (strncmp(c->broker, "tcp://", 6) != 0 &&
@@ -169,8 +169,8 @@ config_parse(struct config *c, int argc, char **argv, char *err, size_t errsz)
 		}
 		if (strncmp(arg, "--", 2) != 0 ||
 		    (o = find_option(arg, &value)) == NULL) {
-			snprintf(err, errsz, "unknown argument '%s' (see --help)",
-			    arg);
+			snprintf(err, errsz,
+			    "unknown argument '%s' (see --help)", arg);
 			return CONFIG_ERROR;
 		}
 		if (o->type == T_FLAG) {
@@ -201,9 +201,9 @@ config_usage(void *out)
 	fprintf(f, "usage: mqlockd [--flag value]...\n\n");
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		const struct option *o = &options[i];
-		const char *arg = o->type == T_FLAG ? "" :
-		    o->type == T_SECONDS	    ? " S" :
-						      " VALUE";
+		const char *arg = o->type == T_FLAG ? ""
+		    : o->type == T_SECONDS          ? " S"
+						    : " VALUE";
 
 		fprintf(f, "  --%s%s\n      %s", o->name, arg, o->help);
 		if (o->def != NULL)

@@ -45,7 +45,8 @@ loop_signals(const int *sigs, size_t n)
 	sa.sa_flags = SA_RESTART;
 	for (size_t i = 0; i < n; i++) {
 		if (sigaction(sigs[i], &sa, NULL) != 0) {
-			log_error("sigaction(%d): %s", sigs[i], strerror(errno));
+			log_error("sigaction(%d): %s", sigs[i],
+			    strerror(errno));
 			return -1;
 		}
 	}
@@ -76,9 +77,9 @@ loop_wait(const int *fds, size_t nfds, int64_t timeout_ms, int *ready)
 		p[i].revents = 0;
 		ready[i] = 0;
 	}
-	timeout = timeout_ms < 0 ? -1 :
-	    timeout_ms > INT_MAX ? INT_MAX :
-				   (int)timeout_ms;
+	timeout = timeout_ms < 0   ? -1
+	    : timeout_ms > INT_MAX ? INT_MAX
+				   : (int)timeout_ms;
 	n = poll(p, (nfds_t)nfds, timeout);
 	if (n < 0) {
 		if (errno == EINTR)

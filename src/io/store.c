@@ -38,12 +38,12 @@ enum stmt {
 };
 
 static const char *const stmt_sql[NSTMT] = {
-	[PUT_LOCK] = "INSERT OR REPLACE INTO locks VALUES(?,?,?,?,?,?,?,?)",
-	[DEL_LOCK] = "DELETE FROM locks WHERE id = ?",
-	[PUT_CLIENT] = "INSERT OR REPLACE INTO clients VALUES(?,?,?,?,?)",
-	[DEL_CLIENT] = "DELETE FROM clients WHERE id = ?",
-	[PUT_META] = "INSERT OR REPLACE INTO meta VALUES(?,?)",
-	[GET_META] = "SELECT value FROM meta WHERE key = ?",
+    [PUT_LOCK] = "INSERT OR REPLACE INTO locks VALUES(?,?,?,?,?,?,?,?)",
+    [DEL_LOCK] = "DELETE FROM locks WHERE id = ?",
+    [PUT_CLIENT] = "INSERT OR REPLACE INTO clients VALUES(?,?,?,?,?)",
+    [DEL_CLIENT] = "DELETE FROM clients WHERE id = ?",
+    [PUT_META] = "INSERT OR REPLACE INTO meta VALUES(?,?)",
+    [GET_META] = "SELECT value FROM meta WHERE key = ?",
 };
 
 struct store {
@@ -210,11 +210,11 @@ load_clients(struct store *s, struct locktab *t)
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct lt_client_rec rec = {
-			.id = col_text(st, 0),
-			.session = col_text(st, 1),
-			.connected = sqlite3_column_int(st, 2) != 0,
-			.max_conn = sqlite3_column_int64(st, 3),
-			.grace_deadline = sqlite3_column_int64(st, 4),
+		    .id = col_text(st, 0),
+		    .session = col_text(st, 1),
+		    .connected = sqlite3_column_int(st, 2) != 0,
+		    .max_conn = sqlite3_column_int64(st, 3),
+		    .grace_deadline = sqlite3_column_int64(st, 4),
 		};
 
 		if (locktab_restore_client(t, &rec) != LT_OK) {
@@ -247,17 +247,17 @@ load_locks(struct store *s, struct locktab *t)
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct lt_lock_rec rec = {
-			.id = col_text(st, 0),
-			.holder = col_text(st, 1),
-			.holder_user = col_text(st, 2),
-			.token = (uint64_t)sqlite3_column_int64(st, 3),
-			.since = sqlite3_column_int64(st, 4),
-			.idle_deadline = sqlite3_column_int64(st, 5),
-			.warned = sqlite3_column_int(st, 6) != 0,
+		    .id = col_text(st, 0),
+		    .holder = col_text(st, 1),
+		    .holder_user = col_text(st, 2),
+		    .token = (uint64_t)sqlite3_column_int64(st, 3),
+		    .since = sqlite3_column_int64(st, 4),
+		    .idle_deadline = sqlite3_column_int64(st, 5),
+		    .warned = sqlite3_column_int(st, 6) != 0,
 		};
 		cJSON *q = cJSON_Parse(col_text(st, 7));
-		struct lt_waiter_rec *w = calloc(
-		    (size_t)cJSON_GetArraySize(q) + 1, sizeof(*w));
+		struct lt_waiter_rec *w =
+		    calloc((size_t)cJSON_GetArraySize(q) + 1, sizeof(*w));
 		size_t n = 0;
 		const cJSON *e;
 		enum lt_err err = LT_ERR_BAD_REQUEST;
@@ -265,7 +265,8 @@ load_locks(struct store *s, struct locktab *t)
 		if (w != NULL && cJSON_IsArray(q) &&
 		    cJSON_GetArraySize(q) <= MQL_WAITERS_PER_LOCK) {
 			err = LT_OK;
-			cJSON_ArrayForEach(e, q) {
+			cJSON_ArrayForEach(e, q)
+			{
 				const cJSON *c = cJSON_GetArrayItem(e, 0);
 				const cJSON *u = cJSON_GetArrayItem(e, 1);
 

@@ -41,7 +41,7 @@ struct coord {
 	size_t nreplies, capreplies;
 	uint64_t epoch;
 	bool connected;
-	bool announced; /* every owner message published since start */
+	bool announced;       /* every owner message published since start */
 	int64_t reconnect_at; /* monotonic ms; 0: none pending */
 	int64_t backoff_ms;
 	char status_topic[TOPIC_MAX];
@@ -91,21 +91,21 @@ static void
 log_fx(const struct lt_fx *e)
 {
 	static const char *const notes[] = {
-		[LT_N_RELEASED] = "release",
-		[LT_N_LEFT_QUEUE] = "leave-queue",
-		[LT_N_DISCONNECTED] = "disconnected",
-		[LT_N_RECONNECTED] = "reconnected",
-		[LT_N_DROPPED] = "drop-waiter",
-		[LT_N_WILL_IGNORED] = "will-ignored",
-		[LT_N_FREED] = "free",
-		[LT_N_SILENT] = "silent",
+	    [LT_N_RELEASED] = "release",
+	    [LT_N_LEFT_QUEUE] = "leave-queue",
+	    [LT_N_DISCONNECTED] = "disconnected",
+	    [LT_N_RECONNECTED] = "reconnected",
+	    [LT_N_DROPPED] = "drop-waiter",
+	    [LT_N_WILL_IGNORED] = "will-ignored",
+	    [LT_N_FREED] = "free",
+	    [LT_N_SILENT] = "silent",
 	};
 
 	if (e->kind == LT_FX_NOTE) {
 		enum log_level l = e->what.note == LT_N_WILL_IGNORED ||
-			e->what.note == LT_N_FREED ?
-		    LOG_DEBUG :
-		    LOG_INFO;
+			e->what.note == LT_N_FREED
+		    ? LOG_DEBUG
+		    : LOG_INFO;
 
 		log_msg(l, "%s%s%s%s%s", notes[e->what.note],
 		    e->lock[0] ? " lock=" : "", e->lock,
@@ -125,8 +125,7 @@ log_fx(const struct lt_fx *e)
 		break;
 	case LT_E_REVOKED:
 		log_info("revoke lock=%s client=%s token=%" PRIu64 " reason=%s",
-		    e->lock, e->client, e->token,
-		    codec_reason_name(e->reason));
+		    e->lock, e->client, e->token, codec_reason_name(e->reason));
 		break;
 	case LT_E_IDLE_WARNING:
 		log_info("idle-warning lock=%s client=%s", e->lock, e->client);
@@ -256,8 +255,8 @@ note_reply(struct coord *d, size_t fx_before, struct mqtt_in *in)
 
 /* A refusal found before the table saw the request. */
 static void
-refuse(struct coord *d, const char *client, const char *lock,
-    enum lt_err code, const char *message)
+refuse(struct coord *d, const char *client, const char *lock, enum lt_err code,
+    const char *message)
 {
 	struct lt_fx e;
 
@@ -316,8 +315,10 @@ handle_request(struct coord *d, const struct codec_topic *ct,
 		return;
 	}
 	if (!props_ok(in)) {
-		log_limited(LOG_WARN, "refused request from %s: bad response "
-		    "topic or correlation data", ev.u.req.client);
+		log_limited(LOG_WARN,
+		    "refused request from %s: bad response "
+		    "topic or correlation data",
+		    ev.u.req.client);
 		/* A reply could not be addressed safely: tell the client. */
 		in->resp_topic = NULL;
 		refuse(d, ev.u.req.client, ct->id, LT_ERR_BAD_REQUEST,
@@ -334,9 +335,11 @@ handle_will(struct coord *d, const struct codec_topic *ct, struct mqtt_in *in)
 {
 	struct lt_event ev = {.kind = LT_EV_WILL};
 
-	if (!ct->id_valid || codec_decode_will(in->payload, in->len, ct->id,
-				 &ev.u.will) != LT_OK) {
-		log_limited(LOG_WARN, "ignored malformed will on %s", in->topic);
+	if (!ct->id_valid ||
+	    codec_decode_will(in->payload, in->len, ct->id, &ev.u.will) !=
+		LT_OK) {
+		log_limited(LOG_WARN, "ignored malformed will on %s",
+		    in->topic);
 		return;
 	}
 	log_info("will client=%s", ev.u.will.client);
@@ -439,7 +442,8 @@ on_connected(struct coord *d, const struct mqtt_in *in)
 	if (!d->announced || !in->session_present) {
 		locktab_foreach_lock(d->tab, republish_cb, d);
 		d->announced = true;
-		log_info("published owner of %zu locks", locktab_nlocks(d->tab));
+		log_info("published owner of %zu locks",
+		    locktab_nlocks(d->tab));
 	}
 	publish_status(d, true, now, NULL);
 }
@@ -477,18 +481,18 @@ open_mqtt(struct coord *d, const struct mqtt_sub *subs, size_t nsubs,
 {
 	char *offline;
 	struct mqtt_opts o = {
-		.uri = d->cfg->broker,
-		.client_id = d->cfg->client_id,
-		.username = d->cfg->username,
-		.password = password,
-		.keepalive = (int)((d->cfg->keepalive_ms + 999) / 1000),
-		.clean_start = 0,
-		.session_expiry = SESSION_EXPIRY_S,
-		.subs = subs,
-		.nsubs = nsubs,
-		.cafile = d->cfg->cafile,
-		.certfile = d->cfg->certfile,
-		.keyfile = d->cfg->keyfile,
+	    .uri = d->cfg->broker,
+	    .client_id = d->cfg->client_id,
+	    .username = d->cfg->username,
+	    .password = password,
+	    .keepalive = (int)((d->cfg->keepalive_ms + 999) / 1000),
+	    .clean_start = 0,
+	    .session_expiry = SESSION_EXPIRY_S,
+	    .subs = subs,
+	    .nsubs = nsubs,
+	    .cafile = d->cfg->cafile,
+	    .certfile = d->cfg->certfile,
+	    .keyfile = d->cfg->keyfile,
 	};
 
 	d->mqtt = mqtt_new(&o);
@@ -583,7 +587,8 @@ run_loop(struct coord *d, int sigfd)
 		}
 		if (flush(d) != 0)
 			return stop_on_journal_failure(d);
-		if (d->reconnect_at != 0 && clock_mono_ms() >= d->reconnect_at) {
+		if (d->reconnect_at != 0 &&
+		    clock_mono_ms() >= d->reconnect_at) {
 			d->reconnect_at = 0;
 			if (mqtt_connect(d->mqtt) != 0)
 				schedule_reconnect(d, "connect not started");
@@ -597,11 +602,11 @@ coord_run(const struct config *cfg)
 	static const int sigs[] = {SIGINT, SIGTERM};
 	struct coord d = {.cfg = cfg, .backoff_ms = BACKOFF_MIN_MS};
 	struct lt_config lc = {
-		.idle_timeout = cfg->idle_timeout_ms,
-		.idle_warning = cfg->idle_warning_ms,
-		.grace = cfg->grace_ms,
-		.waiters_per_lock = MQL_WAITERS_PER_LOCK,
-		.locks_per_client = MQL_LOCKS_PER_CLIENT,
+	    .idle_timeout = cfg->idle_timeout_ms,
+	    .idle_warning = cfg->idle_warning_ms,
+	    .grace = cfg->grace_ms,
+	    .waiters_per_lock = MQL_WAITERS_PER_LOCK,
+	    .locks_per_client = MQL_LOCKS_PER_CLIENT,
 	};
 	char req[TOPIC_MAX], will[TOPIC_MAX], admin[TOPIC_MAX];
 	/*
@@ -610,9 +615,9 @@ coord_run(const struct config *cfg)
 	 * its flag on the way to us, so it is not acted on now either.
 	 */
 	struct mqtt_sub subs[] = {
-		{req, 1, 0, 2, 1},
-		{will, 1, 0, 2, 1},
-		{admin, 1, 0, 2, 1},
+	    {req, 1, 0, 2, 1},
+	    {will, 1, 0, 2, 1},
+	    {admin, 1, 0, 2, 1},
 	};
 	char password[1024], err[512];
 	int rc = 1, sigfd;

@@ -14,9 +14,10 @@
 
 #include "io/config.h"
 
-#define PARSE(c, err, ...)                                                     \
-	config_parse((c), (int)(sizeof((char *[]){"mqlockd", __VA_ARGS__}) /      \
-			     sizeof(char *)),                                  \
+#define PARSE(c, err, ...)                                     \
+	config_parse((c),                                      \
+	    (int)(sizeof((char *[]){"mqlockd", __VA_ARGS__}) / \
+		sizeof(char *)),                               \
 	    (char *[]){"mqlockd", __VA_ARGS__}, (err), sizeof(err))
 
 static void
@@ -26,7 +27,8 @@ test_defaults(void **state)
 	char err[256];
 	char *argv[] = {"mqlockd"};
 
-	assert_int_equal(config_parse(&c, 1, argv, err, sizeof(err)), CONFIG_OK);
+	assert_int_equal(config_parse(&c, 1, argv, err, sizeof(err)),
+	    CONFIG_OK);
 	assert_string_equal(c.broker, "tcp://127.0.0.1:1883");
 	assert_string_equal(c.prefix, "locks");
 	assert_string_equal(c.db, "./mqlock.db");
@@ -74,9 +76,10 @@ expect_error(const char *want, int argc, char **argv)
 		fail_msg("error '%s' does not mention '%s'", err, want);
 }
 
-#define EXPECT_ERROR(want, ...)                                                \
-	expect_error(want,                                                     \
-	    (int)(sizeof((char *[]){"mqlockd", __VA_ARGS__}) / sizeof(char *)), \
+#define EXPECT_ERROR(want, ...)                                \
+	expect_error(want,                                     \
+	    (int)(sizeof((char *[]){"mqlockd", __VA_ARGS__}) / \
+		sizeof(char *)),                               \
 	    (char *[]){"mqlockd", __VA_ARGS__})
 
 static void
@@ -133,21 +136,18 @@ test_read_secret(void **state)
 	f = fdopen(fd, "w");
 	fputs("s3cret\nsecond line\n", f);
 	fclose(f);
-	assert_int_equal(config_read_secret(path, buf, sizeof(buf), err,
-			     sizeof(err)),
-	    0);
+	assert_int_equal(
+	    config_read_secret(path, buf, sizeof(buf), err, sizeof(err)), 0);
 	assert_string_equal(buf, "s3cret");
 
 	f = fopen(path, "w");
 	fputs("a-password-much-longer-than-the-buffer\n", f);
 	fclose(f);
-	assert_int_equal(config_read_secret(path, buf, sizeof(buf), err,
-			     sizeof(err)),
-	    -1);
+	assert_int_equal(
+	    config_read_secret(path, buf, sizeof(buf), err, sizeof(err)), -1);
 	unlink(path);
-	assert_int_equal(config_read_secret(path, buf, sizeof(buf), err,
-			     sizeof(err)),
-	    -1);
+	assert_int_equal(
+	    config_read_secret(path, buf, sizeof(buf), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, path));
 }
 
@@ -155,11 +155,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_values),
-		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_help_and_version_exit),
-		cmocka_unit_test(test_read_secret),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_help_and_version_exit),
+	    cmocka_unit_test(test_read_secret),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,9 +120,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_levels),
-		cmocka_unit_test(test_limited_caps_a_flood),
-		cmocka_unit_test(test_parse_level),
+	    cmocka_unit_test(test_levels),
+	    cmocka_unit_test(test_limited_caps_a_flood),
+	    cmocka_unit_test(test_parse_level),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,10 +3,10 @@
  * honours its timeout.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -76,9 +76,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_signals_become_readable),
-		cmocka_unit_test(test_wait_reports_only_ready_fds),
-		cmocka_unit_test(test_sigpipe_ignored),
+	    cmocka_unit_test(test_signals_become_readable),
+	    cmocka_unit_test(test_wait_reports_only_ready_fds),
+	    cmocka_unit_test(test_sigpipe_ignored),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -20,11 +20,11 @@
 #include "io/store.h"
 
 static const struct lt_config cfg = {
-	.idle_timeout = 10000,
-	.idle_warning = 2000,
-	.grace = 3000,
-	.waiters_per_lock = MQL_WAITERS_PER_LOCK,
-	.locks_per_client = MQL_LOCKS_PER_CLIENT,
+    .idle_timeout = 10000,
+    .idle_warning = 2000,
+    .grace = 3000,
+    .waiters_per_lock = MQL_WAITERS_PER_LOCK,
+    .locks_per_client = MQL_LOCKS_PER_CLIENT,
 };
 
 struct fixture {
@@ -193,7 +193,8 @@ test_round_trip(void **state)
 	assert_same_client(t, r, "carol");
 	assert_same_client(t, r, "bob");
 	/* dave holds nothing: his row is gone. */
-	assert_false(locktab_view_client(r, "dave", &(struct lt_client_rec){0}));
+	assert_false(
+	    locktab_view_client(r, "dave", &(struct lt_client_rec){0}));
 	locktab_free(r);
 	locktab_free(t);
 }
@@ -329,9 +330,8 @@ test_corrupt_rows_refused(void **state)
 	locktab_free(t);
 
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-			     "UPDATE locks SET holder = 'nobody'", NULL, NULL,
-			     NULL),
+	assert_int_equal(sqlite3_exec(db, "UPDATE locks SET holder = 'nobody'",
+			     NULL, NULL, NULL),
 	    SQLITE_OK);
 	sqlite3_close(db);
 
@@ -360,19 +360,19 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_unflushed_changes_are_not_journaled, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_token_survives_free_table,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_epoch_increases, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_second_opener_refused, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_unusable_files, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_corrupt_rows_refused, setup,
-		    teardown),
+	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_unflushed_changes_are_not_journaled, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_token_survives_free_table,
+		setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_epoch_increases, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_second_opener_refused, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_unusable_files, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt_rows_refused, setup,
+		teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
