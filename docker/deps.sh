@@ -22,11 +22,11 @@ set -euo pipefail
 # the programs.
 pkgs_build=(
 	gcc libc6-dev make cmake pkg-config ca-certificates
-	libpaho-mqtt-dev libsqlite3-dev libcjson-dev
+	libpaho-mqtt-dev libssl-dev libsqlite3-dev libcjson-dev
 	libcmocka-dev mosquitto mosquitto-clients
 )
 pkgs_libs=(
-	libpaho-mqtt1.3 libsqlite3-0 libcjson1
+	libpaho-mqtt1.3 libssl3 libsqlite3-0 libcjson1
 )
 pkgs_broker=(
 	mosquitto mosquitto-clients
