@@ -416,6 +416,14 @@ export class LockHandle extends Emitter {
 		}
 	}
 
+	/**
+	 * @internal stop editing now if the idle deadline has passed (timers
+	 * of hidden tabs run late)
+	 */
+	_checkFence() {
+		this.#checkFence();
+	}
+
 	/** @internal the client is closing: stop timers without a word */
 	_close() {
 		if (!this.done) {
@@ -588,6 +596,7 @@ export class MqlockClient extends Emitter {
 	#offlineTimer = null;
 	#closed = false;
 	#onPageHide = null;
+	#onVisible = null;
 
 	/** @internal */
 	constructor(opts) {
@@ -656,6 +665,18 @@ export class MqlockClient extends Emitter {
 		if (IN_BROWSER && opts.releaseOnPageHide !== false) {
 			this.#onPageHide = () => this.releaseAll();
 			window.addEventListener('pagehide', this.#onPageHide);
+		}
+		if (IN_BROWSER) {
+			// A hidden tab's timers may fire a minute late: check the
+			// deadlines as soon as the user can see the page again.
+			this.#onVisible = () => {
+				if (document.visibilityState === 'visible') {
+					for (const h of [...this.#handles.values()]) {
+						h._checkFence();
+					}
+				}
+			};
+			document.addEventListener('visibilitychange', this.#onVisible);
 		}
 	}
 
@@ -754,6 +775,9 @@ export class MqlockClient extends Emitter {
 		clearTimeout(this.#offlineTimer);
 		if (this.#onPageHide) {
 			window.removeEventListener('pagehide', this.#onPageHide);
+		}
+		if (this.#onVisible) {
+			document.removeEventListener('visibilitychange', this.#onVisible);
 		}
 		return new Promise((resolve) => this.#mqtt.end(false, {}, () => resolve()));
 	}
