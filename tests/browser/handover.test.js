@@ -11,6 +11,9 @@ test('the second page waits with the holder and its place; closing the first han
 		const alice = await open('Alice');
 		await waitState(alice, 'editing');
 		assert.equal(await alice.isEnabled('#editor'), true);
+		// Keepalive on worker timers, so that a hidden tab stays connected.
+		assert.equal(await alice.evaluate(() => window.mqlockDemo.client.mqtt.options.timerVariant), 'worker');
+		assert.equal(await alice.evaluate(() => window.mqlockDemo.client.keepalive), 60);
 		await alice.fill('#editor', 'Notes by Alice');
 		await shot(alice, 'handover-1-alice-editing');
 

@@ -91,7 +91,7 @@ test('a second client waits with its position and the holder; release hands over
 		assert.equal(ha.state, 'released');
 		const eb = await nextEvent(hb, 'editing');
 		assert.ok(eb.token > ta, 'a new grant has a larger token');
-		await nextEvent(hc, 'waiting', { pred: (d) => d.position === 1 && d.holder?.user === 'Bob' });
+		await waitFor(() => hc.position === 1 && hc.holder?.user === 'Bob', { what: 'Carol first, behind Bob' });
 
 		hb.release();
 		await nextEvent(hc, 'editing');
