@@ -49,6 +49,7 @@ struct cycle {
 	atomic_int coord;   /* whose segment runs */
 	atomic_long budget; /* operations that may still be started */
 	atomic_long done;   /* operations completed in this segment */
+	long target;        /* operations in this segment */
 	atomic_ulong errors;
 	_Atomic uint64_t last_ns; /* when the latest one completed */
 	struct stats *seg;        /* NULL during warm-up */
@@ -126,10 +127,13 @@ complete(struct client *c, int j, int coord, enum proto_kind k, uint64_t token)
 	if (cy->seg != NULL && k != PROTO_REFUSED)
 		stats_add(cy->seg, took);
 	atomic_store(&cy->last_ns, now);
-	atomic_fetch_add(&cy->done, 1);
-	pthread_mutex_lock(&cy->mu);
-	pthread_cond_broadcast(&cy->cv);
-	pthread_mutex_unlock(&cy->mu);
+	/* Only the last one wakes the main thread: one wake-up per operation
+	 * would cost the client a context switch each. */
+	if (atomic_fetch_add(&cy->done, 1) + 1 == cy->target) {
+		pthread_mutex_lock(&cy->mu);
+		pthread_cond_broadcast(&cy->cv);
+		pthread_mutex_unlock(&cy->mu);
+	}
 	start_next(c);
 }
 
@@ -273,6 +277,7 @@ segment(struct cycle *cy, enum world_coord s, long n, struct stats *seg,
 	pid_t pid = world_pid(cy->w, s), bpid = world_broker_pid(cy->w);
 	int64_t cpu0 = pid > 0 ? proc_cpu_us(pid) : -1;
 	int64_t bcpu0 = bpid > 0 ? proc_cpu_us(bpid) : -1, cpu1, bcpu1;
+	int64_t ccpu0 = proc_cpu_us(getpid()), ccpu1;
 	long seen = -1;
 	uint64_t start, idle_since = stats_now_ns();
 
@@ -281,6 +286,7 @@ segment(struct cycle *cy, enum world_coord s, long n, struct stats *seg,
 	cy->seg = seg;
 	atomic_store(&cy->coord, (int)s);
 	atomic_store(&cy->done, 0);
+	cy->target = n;
 	atomic_store(&cy->budget, n);
 	start = stats_now_ns();
 	atomic_store(&cy->last_ns, start);
@@ -317,6 +323,7 @@ segment(struct cycle *cy, enum world_coord s, long n, struct stats *seg,
 		return 0;
 	cpu1 = pid > 0 ? proc_cpu_us(pid) : -1;
 	bcpu1 = bpid > 0 ? proc_cpu_us(bpid) : -1;
+	ccpu1 = proc_cpu_us(getpid());
 	out->ops[s] += n;
 	out->secs[s] += (double)(atomic_load(&cy->last_ns) - start) / 1e9;
 	if (cpu0 >= 0 && cpu1 >= 0 && !isnan(out->cpu_us[s]))
@@ -327,6 +334,10 @@ segment(struct cycle *cy, enum world_coord s, long n, struct stats *seg,
 		out->broker_cpu_us[s] += (double)(bcpu1 - bcpu0);
 	else
 		out->broker_cpu_us[s] = NAN;
+	if (ccpu0 >= 0 && ccpu1 >= 0 && !isnan(out->client_cpu_us[s]))
+		out->client_cpu_us[s] += (double)(ccpu1 - ccpu0);
+	else
+		out->client_cpu_us[s] = NAN;
 	return 0;
 }
 

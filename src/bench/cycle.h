@@ -39,7 +39,8 @@ struct cycle_result {
 	double secs[W_NCOORD];   /* wall time of the measured segments */
 	double cpu_us[W_NCOORD]; /* coordinator CPU in them; NAN: unknown */
 	double broker_cpu_us[W_NCOORD];
-	unsigned long errors; /* refusals, publish failures */
+	double client_cpu_us[W_NCOORD]; /* this process: the clients */
+	unsigned long errors;           /* refusals, publish failures */
 };
 
 /*

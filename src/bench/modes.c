@@ -112,6 +112,9 @@ run_cycles(const struct bench_opts *o, struct world *w, struct report *r,
 	report_metric(r, "broker_cpu_us_per_op", "us",
 	    per(cr.broker_cpu_us[W_MQLOCKD], (double)cr.ops[W_MQLOCKD]),
 	    per(cr.broker_cpu_us[W_STANDIN], (double)cr.ops[W_STANDIN]));
+	report_metric(r, "client_cpu_us_per_op", "us",
+	    per(cr.client_cpu_us[W_MQLOCKD], (double)cr.ops[W_MQLOCKD]),
+	    per(cr.client_cpu_us[W_STANDIN], (double)cr.ops[W_STANDIN]));
 	if (throughput) {
 		report_target(r,
 		    o->clients == 32 ? "throughput, 32 clients" : "throughput",

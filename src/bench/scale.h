@@ -20,6 +20,8 @@
 #ifndef MQLOCK_BENCH_SCALE_H
 #define MQLOCK_BENCH_SCALE_H
 
+#include <stdbool.h>
+
 #include "bench/stats.h"
 #include "bench/world.h"
 
@@ -47,6 +49,7 @@ struct scale_result {
 	double online_ms[W_NCOORD];      /* restart: start to online status */
 	double serving_ms[W_NCOORD];     /* restart: start to a fresh grant */
 	double rss_restart_kb[W_NCOORD]; /* after the restart */
+	bool restart_failed[W_NCOORD];   /* not serving within the timeout */
 	unsigned long errors;
 };
 
