@@ -9,6 +9,7 @@
 #   node     Node.js and npm, for the JavaScript client in clients/js
 #   web      the same, for web/build.sh (the demo editor page)
 #   browser  node + Chromium, for the browser tests in tests/browser
+#   docs     gnuplot, for src/bench/plots.sh (the plots in docs/)
 #
 # Example: docker/deps.sh build run test
 #
@@ -45,9 +46,10 @@ pkgs_node=()
 command -v node >/dev/null 2>&1 || pkgs_node+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs_node+=(npm)
 pkgs_browser=("${pkgs_node[@]}" chromium)
+pkgs_docs=(gnuplot-nox)
 
 usage() {
-	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser)" >&2
+	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser docs)" >&2
 	exit 64
 }
 
@@ -63,6 +65,7 @@ for role in "$@"; do
 	test) wanted+=("${pkgs_test[@]}") ;;
 	node | web) wanted+=("${pkgs_node[@]}") ;;
 	browser) wanted+=("${pkgs_browser[@]}") ;;
+	docs) wanted+=("${pkgs_docs[@]}") ;;
 	*)
 		echo "deps: unknown role '$role'" >&2
 		usage
