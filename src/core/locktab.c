@@ -705,6 +705,14 @@ do_acquire(struct locktab *t, lt_ms now, struct client *c, struct lock *l,
 	if (l != NULL && l->holder != NULL && l->nw >= t->cfg.waiters_per_lock)
 		return refuse(rq->client, rq->lock, LT_ERR_LIMIT,
 		    "too many waiters for this lock", fx);
+	if (c == NULL && t->cfg.max_clients > 0 &&
+	    idmap_count(t->clients) >= t->cfg.max_clients)
+		return refuse(rq->client, rq->lock, LT_ERR_LIMIT,
+		    "too many clients", fx);
+	if (l == NULL && t->cfg.max_locks > 0 &&
+	    idmap_count(t->locks) >= t->cfg.max_locks)
+		return refuse(rq->client, rq->lock, LT_ERR_LIMIT,
+		    "too many locks", fx);
 
 	if (c != NULL)
 		touch_client(t, now, c, rq, fx);

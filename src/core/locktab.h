@@ -32,6 +32,8 @@ struct lt_config {
 	lt_ms grace;             /* >= 0 */
 	size_t waiters_per_lock; /* 1 .. MQL_WAITERS_PER_LOCK */
 	size_t locks_per_client; /* 1 .. MQL_LOCKS_PER_CLIENT */
+	size_t max_clients;      /* clients holding or waiting; 0 = no cap */
+	size_t max_locks;        /* locks held or awaited; 0 = no cap */
 	size_t tick_batch;       /* deadlines handled per tick; 0 = 1024 */
 };
 

@@ -7,15 +7,15 @@
 #include "core/codec.h"
 #include "io/clock.h"
 
-enum type { T_STRING, T_SECONDS, T_LEVEL, T_FLAG };
+enum type { T_STRING, T_SECONDS, T_COUNT, T_DECIMAL, T_LEVEL, T_FLAG };
 
 struct option {
 	const char *name;
 	enum type type;
 	size_t offset;
 	const char *def; /* default, as it would be typed */
-	int64_t min_ms;  /* T_SECONDS range */
-	int64_t max_ms;
+	int64_t min_ms;  /* range: ms for T_SECONDS, x 1000 for T_DECIMAL, */
+	int64_t max_ms;  /* the number itself for T_COUNT */
 	const char *help;
 };
 
@@ -35,6 +35,16 @@ static const struct option options[] = {
 	"seconds a disconnected client keeps its locks"},
     {"keepalive", T_SECONDS, OFF(keepalive_ms), "10", 1, 65535000,
 	"MQTT keepalive of the coordinator's connection"},
+    {"max-waiters", T_COUNT, OFF(max_waiters), "1024", 1, MQL_WAITERS_PER_LOCK,
+	"waiters per lock"},
+    {"max-locks-per-client", T_COUNT, OFF(max_locks_per_client), "256", 1,
+	MQL_LOCKS_PER_CLIENT, "locks one client may hold or wait for"},
+    {"max-clients", T_COUNT, OFF(max_clients), "100000", 1, 100000000,
+	"clients holding or waiting for locks"},
+    {"max-locks", T_COUNT, OFF(max_locks), "2000000", 1, 100000000,
+	"locks held or awaited"},
+    {"rate", T_DECIMAL, OFF(rate_milli), "50", 1, 100000000,
+	"requests per second per client id (bursts of up to 10 s worth)"},
     {"client-id", T_STRING, OFF(client_id), "mqlockd", 0, 0,
 	"MQTT client id (one persistent session)"},
     {"username", T_STRING, OFF(username), NULL, 0, 0, "MQTT username"},
@@ -73,6 +83,25 @@ set_value(struct config *c, const struct option *o, const char *v, char *err,
 			    "--%s: '%s' is not a number of seconds from %g to %g",
 			    o->name, v, (double)o->min_ms / 1000.0,
 			    (double)o->max_ms / 1000.0);
+			return -1;
+		}
+		memcpy(field, &ms, sizeof(ms));
+		return 0;
+	case T_COUNT:
+	case T_DECIMAL:
+		if (clock_parse_seconds(v, &ms) != 0 ||
+		    (o->type == T_COUNT && ms % 1000 != 0))
+			ms = -1;
+		else if (o->type == T_COUNT)
+			ms /= 1000;
+		if (ms < o->min_ms || ms > o->max_ms) {
+			snprintf(err, errsz,
+			    "--%s: '%s' is not a %s from %g to %g", o->name, v,
+			    o->type == T_COUNT ? "whole number" : "number",
+			    o->type == T_COUNT ? (double)o->min_ms
+					       : (double)o->min_ms / 1000.0,
+			    o->type == T_COUNT ? (double)o->max_ms
+					       : (double)o->max_ms / 1000.0);
 			return -1;
 		}
 		memcpy(field, &ms, sizeof(ms));
@@ -201,9 +230,13 @@ config_usage(void *out)
 	fprintf(f, "usage: mqlockd [--flag value]...\n\n");
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		const struct option *o = &options[i];
-		const char *arg = o->type == T_FLAG ? ""
-		    : o->type == T_SECONDS          ? " S"
-						    : " VALUE";
+		static const char *const args[] = {[T_STRING] = " VALUE",
+		    [T_SECONDS] = " S",
+		    [T_COUNT] = " N",
+		    [T_DECIMAL] = " N",
+		    [T_LEVEL] = " LEVEL",
+		    [T_FLAG] = ""};
+		const char *arg = args[o->type];
 
 		fprintf(f, "  --%s%s\n      %s", o->name, arg, o->help);
 		if (o->def != NULL)

@@ -24,6 +24,11 @@ struct config {
 	int64_t idle_warning_ms;
 	int64_t grace_ms;
 	int64_t keepalive_ms;
+	int64_t max_waiters;
+	int64_t max_locks_per_client;
+	int64_t max_clients;
+	int64_t max_locks;
+	int64_t rate_milli; /* requests per second per client, x 1000 */
 	enum log_level log_level;
 	bool check;
 };

@@ -8,6 +8,7 @@
 
 #include "core/codec.h"
 #include "core/locktab.h"
+#include "core/ratelimit.h"
 #include "io/clock.h"
 #include "io/log.h"
 #include "io/loop.h"
@@ -22,6 +23,10 @@
 #define SESSION_EXPIRY_S 604800
 #define TOPIC_MAX (MQL_PREFIX_MAX + MQL_CLIENT_ID_MAX + 32)
 #define STOP_TIMEOUT_MS 3000
+/* Rate-limit buckets: 16384 sets of 4, about 1.5 MB whatever the traffic. */
+#define RATE_SETS 16384
+/* A client may burst up to ten seconds' worth of its rate. */
+#define RATE_BURST_S 10
 
 /* Where the reply to one request goes (MQTT 5 response topic). */
 struct reply {
@@ -33,6 +38,7 @@ struct reply {
 struct coord {
 	const struct config *cfg;
 	struct locktab *tab;
+	struct ratelimit *rate;
 	struct store *store;
 	struct mqtt *mqtt;
 	struct lt_fxlist fx;
@@ -253,10 +259,13 @@ note_reply(struct coord *d, size_t fx_before, struct mqtt_in *in)
 	}
 }
 
-/* A refusal found before the table saw the request. */
+/*
+ * A refusal found before the table saw the request: an error event to the
+ * client when it can be named (and `tell`), and the reply.
+ */
 static void
 refuse(struct coord *d, const char *client, const char *lock, enum lt_err code,
-    const char *message)
+    const char *message, bool tell)
 {
 	struct lt_fx e;
 
@@ -265,7 +274,7 @@ refuse(struct coord *d, const char *client, const char *lock, enum lt_err code,
 	e.message = message;
 	snprintf(e.client, sizeof(e.client), "%s", client);
 	snprintf(e.lock, sizeof(e.lock), "%s", lock);
-	if (client[0] != '\0') {
+	if (client[0] != '\0' && tell) {
 		e.kind = LT_FX_EVENT;
 		e.what.event = LT_E_ERROR;
 		if (lt_fxlist_push(&d->fx, &e) != 0)
@@ -305,13 +314,29 @@ handle_request(struct coord *d, const struct codec_topic *ct,
 {
 	struct lt_event ev = {.kind = LT_EV_REQUEST};
 	struct codec_error err;
+	bool ok = codec_decode_request(in->payload, in->len,
+		      ct->id_valid ? ct->id : NULL, &ev.u.req, &err) == LT_OK;
+	const char *who = ok ? ev.u.req.client : err.client;
+	enum rl_verdict v;
 
-	if (codec_decode_request(in->payload, in->len,
-		ct->id_valid ? ct->id : NULL, &ev.u.req, &err) != LT_OK) {
+	/*
+	 * Every request that names a client counts against its rate, valid
+	 * or not; a client over its rate hears so once per run of refusals.
+	 */
+	v = who[0] != '\0' ? ratelimit_take(d->rate, who, clock_mono_ms())
+			   : RL_ALLOW;
+	if (v != RL_ALLOW) {
+		if (v == RL_DENY_FIRST)
+			log_limited(LOG_WARN, "client %s over its rate", who);
+		refuse(d, who, ct->id, LT_ERR_LIMIT, "too many requests",
+		    v == RL_DENY_FIRST);
+		return;
+	}
+	if (!ok) {
 		log_limited(LOG_WARN, "refused request on %s: %s (%s)",
 		    ct->id_valid ? ct->id : "an invalid lock id",
 		    codec_err_name(err.code), err.message);
-		refuse(d, err.client, ct->id, err.code, err.message);
+		refuse(d, err.client, ct->id, err.code, err.message, true);
 		return;
 	}
 	if (!props_ok(in)) {
@@ -322,7 +347,8 @@ handle_request(struct coord *d, const struct codec_topic *ct,
 		/* A reply could not be addressed safely: tell the client. */
 		in->resp_topic = NULL;
 		refuse(d, ev.u.req.client, ct->id, LT_ERR_BAD_REQUEST,
-		    "response topic or correlation data too long or invalid");
+		    "response topic or correlation data too long or invalid",
+		    true);
 		return;
 	}
 	log_debug("request lock=%s client=%s op=%s", ev.u.req.lock,
@@ -356,7 +382,7 @@ handle_admin(struct coord *d, struct mqtt_in *in)
 	    LT_OK) {
 		log_limited(LOG_WARN, "refused admin command: %s (%s)",
 		    codec_err_name(err.code), err.message);
-		refuse(d, "", "", err.code, err.message);
+		refuse(d, "", "", err.code, err.message, true);
 		return;
 	}
 	if (!props_ok(in))
@@ -605,8 +631,10 @@ coord_run(const struct config *cfg)
 	    .idle_timeout = cfg->idle_timeout_ms,
 	    .idle_warning = cfg->idle_warning_ms,
 	    .grace = cfg->grace_ms,
-	    .waiters_per_lock = MQL_WAITERS_PER_LOCK,
-	    .locks_per_client = MQL_LOCKS_PER_CLIENT,
+	    .waiters_per_lock = (size_t)cfg->max_waiters,
+	    .locks_per_client = (size_t)cfg->max_locks_per_client,
+	    .max_clients = (size_t)cfg->max_clients,
+	    .max_locks = (size_t)cfg->max_locks,
 	};
 	char req[TOPIC_MAX], will[TOPIC_MAX], admin[TOPIC_MAX];
 	/*
@@ -641,8 +669,11 @@ coord_run(const struct config *cfg)
 		log_error("journal: %s", err);
 		return 1;
 	}
+	d.rate = ratelimit_new(RATE_SETS, (double)cfg->rate_milli / 1000.0,
+	    (double)cfg->rate_milli / 1000.0 * RATE_BURST_S);
 	d.tab = locktab_new(&lc);
-	if (d.tab == NULL || store_load(d.store, d.tab) != 0 ||
+	if (d.rate == NULL || d.tab == NULL ||
+	    store_load(d.store, d.tab) != 0 ||
 	    store_next_epoch(d.store, &d.epoch) != 0)
 		goto out;
 	log_info("mqlockd %s: journal %s: %zu locks, %zu clients, last token "
@@ -667,6 +698,7 @@ coord_run(const struct config *cfg)
 out:
 	mqtt_free(d.mqtt);
 	locktab_free(d.tab);
+	ratelimit_free(d.rate);
 	store_close(d.store);
 	lt_fxlist_free(&d.fx);
 	clear_replies(&d);

@@ -40,6 +40,11 @@ test_defaults(void **state)
 	assert_int_equal(c.log_level, LOG_INFO);
 	assert_null(c.username);
 	assert_false(c.check);
+	assert_int_equal(c.max_waiters, 1024);
+	assert_int_equal(c.max_locks_per_client, 256);
+	assert_int_equal(c.max_clients, 100000);
+	assert_int_equal(c.max_locks, 2000000);
+	assert_int_equal(c.rate_milli, 50000);
 }
 
 static void
@@ -55,6 +60,21 @@ test_values(void **state)
 			     "--username", "u", "--password-file", "/p"),
 	    CONFIG_OK);
 	assert_int_equal(c.grace_ms, 500);
+	assert_int_equal(PARSE(&c, err, "--max-waiters", "3", "--rate", "0.5",
+			     "--max-locks", "10", "--max-clients", "7",
+			     "--max-locks-per-client", "2"),
+	    CONFIG_OK);
+	assert_int_equal(c.max_waiters, 3);
+	assert_int_equal(c.rate_milli, 500);
+	assert_int_equal(c.max_locks, 10);
+	assert_int_equal(c.max_clients, 7);
+	assert_int_equal(c.max_locks_per_client, 2);
+	assert_int_equal(PARSE(&c, err, "--grace", "0.5", "--idle-timeout=2",
+			     "--idle-warning", "1.25", "--prefix", "site/locks",
+			     "--db", "/tmp/x.db", "--log-level", "debug",
+			     "--check", "--broker", "ssl://h:8883",
+			     "--username", "u", "--password-file", "/p"),
+	    CONFIG_OK);
 	assert_int_equal(c.idle_timeout_ms, 2000);
 	assert_int_equal(c.idle_warning_ms, 1250);
 	assert_string_equal(c.prefix, "site/locks");
@@ -107,6 +127,13 @@ test_refusals(void **state)
 	EXPECT_ERROR("--password-file needs --username", "--password-file",
 	    "/p");
 	EXPECT_ERROR("takes no value", "--check=1");
+	EXPECT_ERROR("--max-waiters", "--max-waiters", "1025");
+	EXPECT_ERROR("--max-waiters", "--max-waiters", "0");
+	EXPECT_ERROR("--max-waiters", "--max-waiters", "2.5");
+	EXPECT_ERROR("--max-locks-per-client", "--max-locks-per-client", "257");
+	EXPECT_ERROR("--max-clients", "--max-clients", "-1");
+	EXPECT_ERROR("--rate", "--rate", "0");
+	EXPECT_ERROR("--rate", "--rate", "fast");
 }
 
 static void

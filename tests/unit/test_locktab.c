@@ -1194,6 +1194,16 @@ teardown(void **state)
 	return 0;
 }
 
+static int
+setup_caps(void **state)
+{
+	struct lt_config cfg = default_cfg;
+
+	cfg.max_clients = 2;
+	cfg.max_locks = 2;
+	return setup_cfg(state, &cfg);
+}
+
 /* Start over with another configuration (checking the old table first). */
 static void
 reset(struct fixture *f, const struct lt_config *cfg)
@@ -2584,6 +2594,28 @@ test_limits_free_lock_full_queue(void **state)
 	STEP_ERR(f, T0 + 9, acq(L1, F), LT_ERR_LIMIT);
 }
 
+/* Caps on all clients and all locks: newcomers refused, members served. */
+static void
+test_limits_total_clients_and_locks(void **state)
+{
+	struct fixture *f = *state; /* at most 2 clients and 2 locks */
+
+	run(f, T0, acq(L1, A));
+	run(f, T0 + 1, acq(L2, B));
+	/* A third client, on a known lock or a new one. */
+	STEP_ERR(f, T0 + 2, acq(L1, C), LT_ERR_LIMIT);
+	assert_false(known_client(f, C));
+	/* A third lock, by a known client. */
+	STEP_ERR(f, T0 + 3, acq(L3, A), LT_ERR_LIMIT);
+	/* Known clients on known locks are fine. */
+	STEP(f, T0 + 4, acq(L2, A), X_QUEUED(A, L2, 1), R_QUEUED(A, L2, 1));
+	/* Room again once B and its lock are gone (after the flush). */
+	run(f, T0 + 5, rel(L2, A));
+	run(f, T0 + 6, rel(L2, B));
+	STEP(f, T0 + 7, acq(L3, C), X_GRANTED(C, L3, 3, T0 + 7 + IDLE),
+	    R_GRANTED(C, L3, 3));
+}
+
 /* ---- deadlines and ticks ---- */
 
 static void
@@ -3385,6 +3417,8 @@ main(void)
 		teardown),
 	    cmocka_unit_test_setup_teardown(test_fifo_many, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_limits, setup_small, teardown),
+	    cmocka_unit_test_setup_teardown(test_limits_total_clients_and_locks,
+		setup_caps, teardown),
 	    cmocka_unit_test_setup_teardown(test_limits_free_lock_full_queue,
 		setup_small, teardown),
 	    cmocka_unit_test_setup_teardown(test_next_deadline, setup,
