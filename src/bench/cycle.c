@@ -295,7 +295,7 @@ segment(struct cycle *cy, enum world_coord s, long n, struct stats *seg,
 			start_next(&cy->cl[i]);
 	pthread_mutex_lock(&cy->mu);
 	while (atomic_load(&cy->done) < n) {
-		struct timespec slice;
+		struct timespec slice = stats_in_ms(100);
 		long d = atomic_load(&cy->done);
 
 		if (d != seen) {
@@ -308,12 +308,6 @@ segment(struct cycle *cy, enum world_coord s, long n, struct stats *seg,
 				  "operations done)",
 			    world_name(s), cy->o->timeout_ms, d, n);
 			return -1;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &slice);
-		slice.tv_nsec += 100000000L;
-		if (slice.tv_nsec >= 1000000000L) {
-			slice.tv_sec++;
-			slice.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&cy->cv, &cy->mu, &slice);
 	}
@@ -372,7 +366,7 @@ cycle_run(struct world *w, const struct cycle_opts *o, struct cycle_result *out)
 		return -1;
 	}
 	pthread_mutex_init(&cy.mu, NULL);
-	pthread_cond_init(&cy.cv, NULL);
+	stats_cond_init(&cy.cv);
 	if ((cy.cl = calloc((size_t)o->clients, sizeof(*cy.cl))) == NULL ||
 	    connect_all(&cy) != 0)
 		goto out;

@@ -135,18 +135,12 @@ wait_until(struct ho *h, bool (*cond)(const struct ho *), const char *what)
 
 	pthread_mutex_lock(&h->mu);
 	while (!(ok = cond(h)) && stats_now_ns() < end) {
-		struct timespec slice;
+		struct timespec slice = stats_in_ms(100);
 
 		if (h->count != seen) {
 			seen = h->count;
 			end = stats_now_ns() +
 			    (uint64_t)h->o->timeout_ms * 1000000u;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &slice);
-		slice.tv_nsec += 100000000L;
-		if (slice.tv_nsec >= 1000000000L) {
-			slice.tv_sec++;
-			slice.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&h->cv, &h->mu, &slice);
 	}
@@ -304,7 +298,7 @@ handover_run(struct world *w, const struct handover_opts *o,
 		return -1;
 	}
 	pthread_mutex_init(&h.mu, NULL);
-	pthread_cond_init(&h.cv, NULL);
+	stats_cond_init(&h.cv);
 	if ((h.cl = calloc((size_t)o->clients, sizeof(*h.cl))) == NULL ||
 	    connect_all(&h) != 0)
 		goto out;

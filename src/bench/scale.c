@@ -222,7 +222,7 @@ fill_step(struct filler *f, enum world_coord s, enum fill_kind kind, long a,
 			issue(&f->fc[c]);
 	pthread_mutex_lock(&f->mu);
 	while (atomic_load(&f->done) < want) {
-		struct timespec slice;
+		struct timespec slice = stats_in_ms(200);
 		long d = atomic_load(&f->done);
 
 		if (d != seen) {
@@ -234,12 +234,6 @@ fill_step(struct filler *f, enum world_coord s, enum fill_kind kind, long a,
 			log_error("bench: %s: filling stalled at %ld of %ld",
 			    world_name(s), d, want);
 			return -1;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &slice);
-		slice.tv_nsec += 200000000L;
-		if (slice.tv_nsec >= 1000000000L) {
-			slice.tv_sec++;
-			slice.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&f->cv, &f->mu, &slice);
 	}
@@ -348,10 +342,8 @@ restart(struct world *w, const struct scale_opts *o, struct conn *pc,
 	end = stats_now_ns() + (uint64_t)o->restart_timeout_ms * 1000000u;
 	pthread_mutex_lock(&rp->mu);
 	while (rp->granted_ns == 0 && stats_now_ns() < end) {
-		struct timespec slice;
+		struct timespec slice = stats_in_ms(1000);
 
-		clock_gettime(CLOCK_MONOTONIC, &slice);
-		slice.tv_sec += 1;
 		pthread_cond_timedwait(&rp->cv, &rp->mu, &slice);
 	}
 	if (rp->granted_ns == 0)
@@ -382,7 +374,7 @@ restart_all(struct world *w, const struct scale_opts *o,
 	int rc = -1;
 
 	pthread_mutex_init(&rp.mu, NULL);
-	pthread_cond_init(&rp.cv, NULL);
+	stats_cond_init(&rp.cv);
 	snprintf(id, sizeof(id), "b%d-%s-probe", (int)getpid(), o->tag);
 	for (int s = 0; s < W_NCOORD; s++) {
 		snprintf(topic[s], TOPIC_MAX, "%s/_clients/%s/events",
@@ -437,7 +429,7 @@ scale_run(struct world *w, const struct scale_opts *o, struct scale_result *out)
 	eb = (long)ceil(
 	    (double)o->base_locks * (double)o->waiters / (double)o->locks);
 	pthread_mutex_init(&f.mu, NULL);
-	pthread_cond_init(&f.cv, NULL);
+	stats_cond_init(&f.cv);
 	if ((f.fc = calloc((size_t)o->conns, sizeof(*f.fc))) == NULL ||
 	    fill_connect(&f) != 0)
 		goto out;

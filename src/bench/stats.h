@@ -9,8 +9,10 @@
 #ifndef MQLOCK_BENCH_STATS_H
 #define MQLOCK_BENCH_STATS_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct stats;
 
@@ -22,6 +24,16 @@ struct stats_sum {
 
 /* stats_now_ns(): CLOCK_MONOTONIC in nanoseconds, the clock of samples. */
 uint64_t stats_now_ns(void);
+
+/*
+ * stats_cond_init(cv): a condition variable whose timed waits use the same
+ * clock (CLOCK_MONOTONIC); a default one measures deadlines on the wall
+ * clock, and a monotonic deadline then lies in its past.  Returns 0 or -1.
+ */
+int stats_cond_init(pthread_cond_t *cv);
+
+/* stats_in_ms(ms): the CLOCK_MONOTONIC time ms from now, for such waits. */
+struct timespec stats_in_ms(int ms);
 
 /* stats_new(): an empty set, or NULL when memory runs out. */
 struct stats *stats_new(void);
