@@ -10,6 +10,8 @@
 #   web      the same, for web/build.sh (the demo editor page)
 #   browser  node + Chromium, for the browser tests in tests/browser
 #   docs     gnuplot, for src/bench/plots.sh (the plots in docs/)
+#   security openssl and mosquitto_passwd for broker-config/production/setup.sh,
+#            and valgrind for the memcheck step of tests/run.sh
 #
 # Example: docker/deps.sh build run test
 #
@@ -47,9 +49,11 @@ command -v node >/dev/null 2>&1 || pkgs_node+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs_node+=(npm)
 pkgs_browser=("${pkgs_node[@]}" chromium)
 pkgs_docs=(gnuplot-nox)
+# openssl is not in a minimal Debian; mosquitto_passwd comes with mosquitto.
+pkgs_security=(openssl mosquitto valgrind)
 
 usage() {
-	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser docs)" >&2
+	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser docs security)" >&2
 	exit 64
 }
 
@@ -66,6 +70,7 @@ for role in "$@"; do
 	node | web) wanted+=("${pkgs_node[@]}") ;;
 	browser) wanted+=("${pkgs_browser[@]}") ;;
 	docs) wanted+=("${pkgs_docs[@]}") ;;
+	security) wanted+=("${pkgs_security[@]}") ;;
 	*)
 		echo "deps: unknown role '$role'" >&2
 		usage
