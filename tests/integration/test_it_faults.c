@@ -1828,6 +1828,56 @@ test_grace_deadline_floored(void **state)
 	h_pass(w);
 }
 
+/*
+ * mqlockd frozen (SIGSTOP: a paused VM, a stalled host; to the broker the
+ * same as a partition): the broker drops it and publishes its offline will.
+ * An idle deadline passes meanwhile.  Once it runs again it must notice it
+ * was cut off, reconnect (same session, same epoch) and give the holder a
+ * grace period before the deadline fires ("After an outage").
+ */
+static void
+test_coordinator_frozen(void **state)
+{
+	struct h_world *w =
+	    h_world_new(state, "--grace 2 --keepalive 2 --idle-timeout 4");
+	struct h_client *ctl = h_ctl(w);
+	const char *sh = h_session(), *sw = h_session();
+	struct h_proc *cd;
+	struct h_msg *m;
+	long long th, deadline, epoch, t0;
+
+	cd = coord_spawn(w, h_uri(w), h_path(w, "mqlock.db"),
+	    "--grace 2 --keepalive 2 --idle-timeout 4", "mqlockd.log");
+	m = h_expect(ctl, STATUS, 2 * H_WAIT_MS, "state", "online");
+	epoch = h_int(m, "epoch");
+	h_request(ctl, "fz", "acquire", "fh", sh, NULL, NULL);
+	m = h_expect(ctl, h_events("fh"), H_WAIT_MS, "event", "granted");
+	th = h_int(m, "token");
+	deadline = h_int(m, "idle_deadline");
+	queue(ctl, "fz", "fw", sw, 1);
+
+	h_proc_kill(cd, SIGSTOP);
+	/* The broker gives up on it: its will says offline. */
+	h_expect(ctl, STATUS, H_SLOW_MS, "state", "offline");
+	sleep_until_wall(deadline + 200);
+	h_drain(ctl, h_owner("fz"));
+	t0 = h_now_ms();
+	h_proc_kill(cd, SIGCONT);
+
+	m = h_expect(ctl, STATUS, H_SLOW_MS, "state", "online");
+	assert_int_equal(h_int(m, "epoch"), epoch);
+	/* The waiter shows life; the holder stays silent. */
+	queue(ctl, "fz", "fw", sw, 1);
+	m = h_expect(ctl, h_events("fh"), H_SLOW_MS, "event", "revoked",
+	    "token", h_fmt("#%lld", th));
+	if (m->at_ms < t0 + 2000)
+		fail_msg("revoked %lld ms after mqlockd ran again, before a "
+			 "grace period (2000 ms): %s",
+		    m->at_ms - t0, m->payload);
+	h_expect(ctl, h_events("fw"), H_WAIT_MS, "event", "granted");
+	h_pass(w);
+}
+
 /* (i): broker restarts ------------------------------------------------------
  */
 
@@ -2034,6 +2084,7 @@ main(void)
 		f_teardown),
 	    cmocka_unit_test_teardown(test_idle_deadline_floored, f_teardown),
 	    cmocka_unit_test_teardown(test_grace_deadline_floored, f_teardown),
+	    cmocka_unit_test_teardown(test_coordinator_frozen, f_teardown),
 	    cmocka_unit_test_teardown(test_broker_sigterm_persistent,
 		f_teardown),
 	    cmocka_unit_test_teardown(test_broker_sigkill_session_lost,
