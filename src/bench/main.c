@@ -41,6 +41,7 @@ struct args {
 	struct world_opts w;
 	bool json_only;
 	bool help;
+	bool spawn;
 	bool no_spawn;
 	long mqlockd_pid;
 	const char *client_id; /* standin */
@@ -96,6 +97,8 @@ static const struct flag flags[] = {
 	"latency, throughput: exit 3 if a p99 is above US"},
     {"inflight", T_INT, B(inflight), 1, 65535, "N",
 	"the broker's max_inflight_messages (receive maximum)"},
+    {"spawn", T_TRUE, A(spawn), 0, 0, NULL,
+	"start mosquitto, mqlockd and the stand-in (the default)"},
     {"no-spawn", T_TRUE, A(no_spawn), 0, 0, NULL,
 	"use --broker and the mqlockd serving --prefix there; start "
 	"only the stand-in"},
@@ -489,6 +492,11 @@ main(int argc, char **argv)
 	a.w.spawn = !a.no_spawn;
 	a.w.inflight = a.b.inflight;
 	a.w.mqlockd_pid = (pid_t)a.mqlockd_pid;
+	if (a.spawn && a.no_spawn) {
+		fprintf(stderr,
+		    "mqlock-bench: --spawn or --no-spawn, not both\n");
+		return 64;
+	}
 	if (a.no_spawn && a.w.broker == NULL) {
 		fprintf(stderr, "mqlock-bench: --no-spawn needs --broker\n");
 		return 64;
