@@ -386,6 +386,16 @@ msg_matches(const struct h_msg *m, const char *topic, ...)
 	return ok;
 }
 
+/* Is there no message on topic at or after from? */
+static int
+rec_find_none(struct rec *r, size_t from, const char *topic)
+{
+	for (size_t i = from, n = rec_count(r); i < n; i++)
+		if (strcmp(rec_at(r, i)->topic, topic) == 0)
+			return 0;
+	return 1;
+}
+
 /* Prints what the recorder holds from index from on (the end only). */
 static void
 rec_dump(struct rec *r, size_t from)
@@ -643,6 +653,7 @@ struct pbroker {
 	char conf[1024];
 	struct h_proc *p;
 	int starts;
+	const char *acl; /* acl_file contents, NULL: none */
 };
 
 static int
@@ -714,6 +725,11 @@ pbroker_start(struct h_world *w, struct pbroker *b)
 		    "%s",
 		    b->port, b->persist ? "true" : "false", h_dir(w),
 		    geteuid() == 0 ? "user root\n" : "");
+		if (b->acl != NULL) {
+			fprintf(f, "acl_file %s/pbroker.acl\n", h_dir(w));
+			write_bytes(h_path(w, "pbroker.acl"), b->acl,
+			    strlen(b->acl));
+		}
 		assert_int_equal(fclose(f), 0);
 	}
 	argv[0] = (char *)MOSQUITTO_BIN;
@@ -1878,6 +1894,144 @@ test_coordinator_frozen(void **state)
 	h_pass(w);
 }
 
+/*
+ * raw_connect(port, id, keepalive, will_topic, will): an MQTT 3.1.1
+ * connection made by hand, clean session, with a QoS 1 will; returns the
+ * socket once the broker accepted it.  Nothing is sent on it afterwards:
+ * with keepalive 0 the broker never times it out.
+ */
+static int
+raw_connect(int port, const char *id, int keepalive, const char *will_topic,
+    const char *will)
+{
+	unsigned char pkt[1024], ack[4];
+	struct sockaddr_in a;
+	size_t n = 0, rem, il = strlen(id), tl = strlen(will_topic),
+	       wl = strlen(will);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	size_t got = 0;
+
+	assert_true(fd >= 0);
+	rem = 10 + 2 + il + 2 + tl + 2 + wl;
+	assert_true(rem < 128 && rem + 2 <= sizeof(pkt));
+	pkt[n++] = 0x10;
+	pkt[n++] = (unsigned char)rem;
+	memcpy(pkt + n, "\0\4MQTT\4", 7);
+	n += 7;
+	pkt[n++] = 0x02 | 0x04 | 0x08; /* clean, will, will QoS 1 */
+	pkt[n++] = (unsigned char)(keepalive >> 8);
+	pkt[n++] = (unsigned char)keepalive;
+	pkt[n++] = 0;
+	pkt[n++] = (unsigned char)il;
+	memcpy(pkt + n, id, il);
+	n += il;
+	pkt[n++] = 0;
+	pkt[n++] = (unsigned char)tl;
+	memcpy(pkt + n, will_topic, tl);
+	n += tl;
+	pkt[n++] = 0;
+	pkt[n++] = (unsigned char)wl;
+	memcpy(pkt + n, will, wl);
+	n += wl;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(write(fd, pkt, n), (ssize_t)n);
+	while (got < sizeof(ack)) {
+		ssize_t r = read(fd, ack + got, sizeof(ack) - got);
+
+		assert_true(r > 0);
+		got += (size_t)r;
+	}
+	assert_int_equal(ack[0], 0x20);
+	assert_int_equal(ack[3], 0); /* accepted */
+	return fd;
+}
+
+/*
+ * Two holders whose wills never reach mqlockd: one connected with
+ * keepalive 0 that has gone silent (the broker never times it out), one
+ * whose will the broker's ACL denies (dropped silently when it fires).
+ * Only the idle timeout frees their locks, and it does.
+ */
+static void
+test_silent_clients_bounded_by_idle(void **state)
+{
+	struct h_world *w = h_world_new(state, NULL);
+	struct pbroker b = {.persist = 0,
+	    .acl = "topic readwrite #\n"
+		   "topic deny " H_PREFIX "/_clients/ad/will\n"};
+	const char *sk = h_session(), *sa = h_session();
+	struct rec *r;
+	struct h_msg *m;
+	long long tk, ta, dk, da;
+	size_t from;
+	int k0, ad;
+
+	pbroker_start(w, &b);
+	r = rec_new(w, b.uri, "rec", H_PREFIX "/#");
+	coord_spawn(w, b.uri, h_path(w, "p.db"),
+	    "--grace 1 --keepalive 2 --idle-timeout 3", "mqlockd.log");
+	rec_expect(r, 0, 2 * H_WAIT_MS, STATUS, "state", "online");
+	k0 = raw_connect(b.port, "k0", 0, H_PREFIX "/_clients/k0/will",
+	    h_fmt("{\"session\":\"%s\",\"conn\":1}", sk));
+	ad = raw_connect(b.port, "ad", 60, H_PREFIX "/_clients/ad/will",
+	    h_fmt("{\"session\":\"%s\",\"conn\":1}", sa));
+	rec_send(r, H_PREFIX "/q0/request",
+	    h_fmt("{\"op\":\"acquire\",\"client\":\"k0\",\"session\":"
+		  "\"%s\",\"conn\":1}",
+		sk));
+	rec_send(r, H_PREFIX "/q1/request",
+	    h_fmt("{\"op\":\"acquire\",\"client\":\"ad\",\"session\":"
+		  "\"%s\",\"conn\":1}",
+		sa));
+	m = rec_at(r,
+	    rec_expect(r, 0, H_WAIT_MS, h_events("k0"), "event", "granted"));
+	tk = h_int(m, "token");
+	dk = h_int(m, "idle_deadline");
+	m = rec_at(r,
+	    rec_expect(r, 0, H_WAIT_MS, h_events("ad"), "event", "granted"));
+	ta = h_int(m, "token");
+	da = h_int(m, "idle_deadline");
+	rec_send(r, H_PREFIX "/q0/request",
+	    h_fmt("{\"op\":\"acquire\",\"client\":\"w0\",\"session\":"
+		  "\"%s\"}",
+		h_session()));
+	rec_send(r, H_PREFIX "/q1/request",
+	    h_fmt("{\"op\":\"acquire\",\"client\":\"w1\",\"session\":"
+		  "\"%s\"}",
+		h_session()));
+	rec_expect(r, 0, H_WAIT_MS, h_events("w0"), "event", "queued");
+	rec_expect(r, 0, H_WAIT_MS, h_events("w1"), "event", "queued");
+
+	/*
+	 * ad's process dies: its will fires and the ACL drops it.  (Had it
+	 * come through, ad would lose q1 for "disconnect" after the 1 s grace,
+	 * well before its idle deadline.)
+	 */
+	from = rec_count(r);
+	close(ad);
+
+	m = rec_at(r,
+	    rec_expect(r, from, H_WAIT_MS, h_events("k0"), "event", "revoked"));
+	assert_string_equal(h_str(m, "reason"), "idle");
+	assert_int_equal(h_int(m, "token"), tk);
+	assert_true(m->at_ms >= dk);
+	m = rec_at(r,
+	    rec_expect(r, from, H_WAIT_MS, h_events("ad"), "event", "revoked"));
+	/* Not "disconnect": mqlockd never heard of ad's end. */
+	assert_string_equal(h_str(m, "reason"), "idle");
+	assert_int_equal(h_int(m, "token"), ta);
+	assert_true(m->at_ms >= da);
+	assert_true(rec_find_none(r, 0, H_PREFIX "/_clients/ad/will"));
+	rec_expect(r, from, H_WAIT_MS, h_events("w0"), "event", "granted");
+	rec_expect(r, from, H_WAIT_MS, h_events("w1"), "event", "granted");
+	close(k0);
+	h_pass(w);
+}
+
 /* (i): broker restarts ------------------------------------------------------
  */
 
@@ -2085,6 +2239,8 @@ main(void)
 	    cmocka_unit_test_teardown(test_idle_deadline_floored, f_teardown),
 	    cmocka_unit_test_teardown(test_grace_deadline_floored, f_teardown),
 	    cmocka_unit_test_teardown(test_coordinator_frozen, f_teardown),
+	    cmocka_unit_test_teardown(test_silent_clients_bounded_by_idle,
+		f_teardown),
 	    cmocka_unit_test_teardown(test_broker_sigterm_persistent,
 		f_teardown),
 	    cmocka_unit_test_teardown(test_broker_sigkill_session_lost,
