@@ -23,6 +23,8 @@
 #define SESSION_EXPIRY_S 604800
 #define TOPIC_MAX (MQL_PREFIX_MAX + MQL_CLIENT_ID_MAX + 32)
 #define STOP_TIMEOUT_MS 3000
+/* Owner messages republished between two batches after a (re)connect. */
+#define REPUBLISH_SLICE 2000
 /* Rate-limit buckets: 16384 sets of 4, about 1.5 MB whatever the traffic. */
 #define RATE_SETS 16384
 /* A client may burst up to ten seconds' worth of its rate. */
@@ -47,7 +49,13 @@ struct coord {
 	size_t nreplies, capreplies;
 	uint64_t epoch;
 	bool connected;
-	bool announced;       /* every owner message published since start */
+	bool announced; /* every owner message published since start */
+	/*
+	 * Owner messages still to republish: the ids of every lock when the
+	 * republish began, NUL-separated, and how far it got.
+	 */
+	char *rp_ids;
+	size_t rp_len, rp_cap, rp_off;
 	int64_t reconnect_at; /* monotonic ms; 0: none pending */
 	int64_t backoff_ms;
 	char status_topic[TOPIC_MAX];
@@ -79,10 +87,64 @@ publish_owner(struct coord *d, const struct lt_lock_rec *rec)
 }
 
 static int
-republish_cb(const struct lt_lock_rec *rec, void *arg)
+snapshot_id_cb(const struct lt_lock_rec *rec, void *arg)
 {
-	publish_owner(arg, rec);
+	struct coord *d = arg;
+	size_t n = strlen(rec->id) + 1;
+
+	if (d->rp_len + n > d->rp_cap) {
+		size_t cap = d->rp_cap ? d->rp_cap * 2 : 4096;
+		char *p;
+
+		while (cap < d->rp_len + n)
+			cap *= 2;
+		if ((p = realloc(d->rp_ids, cap)) == NULL)
+			return -1;
+		d->rp_ids = p;
+		d->rp_cap = cap;
+	}
+	memcpy(d->rp_ids + d->rp_len, rec->id, n);
+	d->rp_len += n;
 	return 0;
+}
+
+/*
+ * Begin republishing every owner message.  They go out a slice at a time
+ * between batches (republish_some), so a coordinator with a million locks
+ * serves requests again at once instead of after the last of them; each
+ * slice shows the table as committed at that moment, and a lock that
+ * changes meanwhile is announced by its batch anyway.
+ */
+static void
+republish_begin(struct coord *d)
+{
+	d->rp_len = 0;
+	d->rp_off = 0;
+	if (locktab_foreach_lock(d->tab, snapshot_id_cb, d) != 0) {
+		log_error("out of memory listing locks to republish");
+		d->fx.failed = true;
+	}
+	log_info("republishing the owner of %zu locks", locktab_nlocks(d->tab));
+}
+
+/* Call only between batches, when the table equals the journal. */
+static void
+republish_some(struct coord *d, size_t max)
+{
+	struct lt_lock_rec rec;
+
+	for (size_t n = 0; n < max && d->rp_off < d->rp_len; n++) {
+		const char *id = d->rp_ids + d->rp_off;
+
+		d->rp_off += strlen(id) + 1;
+		/* Freed since: its batch published it as free. */
+		if (locktab_view(d->tab, id, &rec))
+			publish_owner(d, &rec);
+	}
+	if (d->rp_len > 0 && d->rp_off >= d->rp_len) {
+		log_info("republished every owner message");
+		d->rp_len = d->rp_off = 0;
+	}
 }
 
 static void
@@ -466,10 +528,8 @@ on_connected(struct coord *d, const struct mqtt_in *in)
 	 * all again from the journal.
 	 */
 	if (!d->announced || !in->session_present) {
-		locktab_foreach_lock(d->tab, republish_cb, d);
+		republish_begin(d);
 		d->announced = true;
-		log_info("published owner of %zu locks",
-		    locktab_nlocks(d->tab));
 	}
 	publish_status(d, true, now, NULL);
 }
@@ -541,21 +601,22 @@ open_mqtt(struct coord *d, const struct mqtt_sub *subs, size_t nsubs,
 static int64_t
 wait_ms(const struct coord *d)
 {
-	int64_t t = -1;
+	int64_t t = INT64_MAX;
 
 	if (d->connected) {
 		lt_ms next = locktab_next_deadline(d->tab);
 
 		if (next != LT_NEVER)
 			t = next - clock_wall_ms();
+		/* Owner messages left to republish: do not sleep. */
+		if (d->rp_off < d->rp_len)
+			t = 0;
 	}
-	if (d->reconnect_at != 0) {
-		int64_t r = d->reconnect_at - clock_mono_ms();
-
-		if (t < 0 || r < t)
-			t = r;
-	}
-	return t < -1 ? 0 : t;
+	if (d->reconnect_at != 0 && d->reconnect_at - clock_mono_ms() < t)
+		t = d->reconnect_at - clock_mono_ms();
+	if (t == INT64_MAX)
+		return -1; /* nothing to wait for but input */
+	return t < 0 ? 0 : t;
 }
 
 /* Nothing undecided was announced; say why we stop, then go. */
@@ -613,6 +674,8 @@ run_loop(struct coord *d, int sigfd)
 		}
 		if (flush(d) != 0)
 			return stop_on_journal_failure(d);
+		if (d->connected)
+			republish_some(d, REPUBLISH_SLICE);
 		if (d->reconnect_at != 0 &&
 		    clock_mono_ms() >= d->reconnect_at) {
 			d->reconnect_at = 0;
@@ -703,6 +766,7 @@ out:
 	lt_fxlist_free(&d.fx);
 	clear_replies(&d);
 	free(d.replies);
+	free(d.rp_ids);
 	explicit_bzero(password, sizeof(password));
 	return rc;
 }
