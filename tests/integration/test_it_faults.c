@@ -1769,6 +1769,42 @@ test_roll_call_release_goes_to_waiter(void **state)
 	h_pass(w);
 }
 
+/*
+ * Whatever the roll call leaves behind must survive a restart: here the
+ * holder releases while its waiter has not answered yet, and mqlockd is
+ * killed right after.  Known to fail: mqlockd leaves the lock free with the
+ * waiter queued and marked connected, journals that, and then refuses its
+ * own journal at every start ("bad lock row"): it never comes back.
+ */
+static void
+test_restart_after_release_during_roll_call(void **state)
+{
+	struct h_world *w =
+	    h_world_start(state, "--grace 1 --keepalive 2 --idle-timeout 600");
+	struct h_client *ctl = h_ctl(w);
+	const char *sh = h_session(), *sw = h_session();
+	struct h_msg *m;
+
+	grant(ctl, "rc", "rh", sh, NULL);
+	queue(ctl, "rc", "rw", sw, 1);
+	h_coord_stop(w, SIGKILL);
+	h_coord_start(w);
+	h_drain(ctl, h_owner("rc"));
+	h_request(ctl, "rc", "acquire", "rh", sh, NULL, NULL);
+	h_request(ctl, "rc", "release", "rh", sh, NULL, NULL);
+	/* The release is decided (and journaled) once rc's owner changes. */
+	do
+		m = h_expect(ctl, h_owner("rc"), H_WAIT_MS, H_ANY);
+	while (msg_matches(m, m->topic, "owner.client", "rh", NULL));
+	h_coord_stop(w, SIGKILL);
+	h_coord_start(w);
+	/* rw answers the new roll call and gets the lock. */
+	h_request(ctl, "rc", "acquire", "rw", sw, NULL, NULL);
+	h_expect(ctl, h_events("rw"), H_WAIT_MS, "event", "granted", "lock",
+	    "rc");
+	h_pass(w);
+}
+
 /* (h): deadlines that passed while mqlockd was down ------------------------ */
 
 static void
@@ -2236,6 +2272,8 @@ main(void)
 		f_teardown),
 	    cmocka_unit_test_teardown(test_roll_call_release_goes_to_waiter,
 		f_teardown),
+	    cmocka_unit_test_teardown(
+		test_restart_after_release_during_roll_call, f_teardown),
 	    cmocka_unit_test_teardown(test_idle_deadline_floored, f_teardown),
 	    cmocka_unit_test_teardown(test_grace_deadline_floored, f_teardown),
 	    cmocka_unit_test_teardown(test_coordinator_frozen, f_teardown),
