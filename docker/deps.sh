@@ -12,6 +12,7 @@
 #   docs     gnuplot, for src/bench/plots.sh (the plots in docs/)
 #   security openssl and mosquitto_passwd for broker-config/production/setup.sh,
 #            and valgrind for the memcheck step of tests/run.sh
+#   fuzz     clang and its libFuzzer and sanitizer runtimes, for tests/fuzz
 #
 # Example: docker/deps.sh build run test
 #
@@ -51,9 +52,12 @@ pkgs_browser=("${pkgs_node[@]}" chromium)
 pkgs_docs=(gnuplot-nox)
 # openssl is not in a minimal Debian; mosquitto_passwd comes with mosquitto.
 pkgs_security=(openssl mosquitto valgrind)
+# libclang-rt-14-dev (libFuzzer, ASan, UBSan for clang) is only recommended
+# by clang's packages, and recommends are not installed.
+pkgs_fuzz=(clang libclang-rt-14-dev)
 
 usage() {
-	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser docs security)" >&2
+	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser docs security fuzz)" >&2
 	exit 64
 }
 
@@ -71,6 +75,7 @@ for role in "$@"; do
 	browser) wanted+=("${pkgs_browser[@]}") ;;
 	docs) wanted+=("${pkgs_docs[@]}") ;;
 	security) wanted+=("${pkgs_security[@]}") ;;
+	fuzz) wanted+=("${pkgs_fuzz[@]}") ;;
 	*)
 		echo "deps: unknown role '$role'" >&2
 		usage

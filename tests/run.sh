@@ -153,6 +153,51 @@ if step "build-asan/ configure + build (ASan+UBSan)" \
 		--test-dir build-asan -L 'unit|integration' || true
 fi
 
+# ---- fuzzing (tests/fuzz/README.md) ----
+# build-fuzz/: clang's libFuzzer targets. Each runs MQLOCK_FUZZ_SECONDS
+# (default 55) on a scratch copy of its seed corpus, so nothing is written
+# into the tree; the kept crash inputs must pass too. A crash fails the
+# step; its input is left in test-artifacts/fuzz/ (add it to
+# tests/fuzz/crashes/NAME/ once the bug is understood).
+run_fuzz() {
+	local dir=build-fuzz secs=${MQLOCK_FUZZ_SECONDS:-55} status=0
+	local art=$root/test-artifacts/fuzz work name bin max log
+	"$root/docker/deps.sh" fuzz || return
+	CC=clang cmake -S . -B "$dir" -DMQLOCK_FUZZ=ON -DMQLOCK_WERROR=ON &&
+		cmake --build "$dir" -j2 --target fuzz_codec fuzz_locktab ||
+		return
+	mkdir -p "$art"
+	work=$(mktemp -d)
+	for name in codec locktab; do
+		bin=$root/$dir/tests/fuzz/fuzz_$name
+		log=$logdir/fuzz-$name.log
+		max=6000
+		[ "$name" != locktab ] || max=1024
+		mkdir "$work/$name"
+		cp tests/fuzz/corpus/$name/* "$work/$name/"
+		if [ -d tests/fuzz/crashes/$name ] &&
+			! "$bin" tests/fuzz/crashes/$name/* >"$log" 2>&1; then
+			tail -n 40 "$log"
+			echo "fuzz_$name: a kept crash input still fails"
+			status=1
+		fi
+		if "$bin" -max_total_time="$secs" -rss_limit_mb=1024 \
+			-max_len="$max" -timeout=25 -print_final_stats=1 \
+			-artifact_prefix="$art/$name-" "$work/$name" >"$log" 2>&1; then
+			grep -E '^#[0-9]+ +DONE' "$log" | tail -n 1
+			grep -E '^stat::(number_of_executed_units|peak_rss)' "$log"
+		else
+			tail -n 60 "$log"
+			echo "fuzz_$name: failed; input in $art/"
+			status=1
+		fi
+	done
+	rm -rf "$work"
+	return "$status"
+}
+step "build-fuzz/ libFuzzer, ${MQLOCK_FUZZ_SECONDS:-55} s per target" \
+	run_fuzz || true
+
 banner "summary"
 printf '%s\n' "${summary[@]}"
 echo "total time $((SECONDS - start_all)) s; $failures step(s) failed"
