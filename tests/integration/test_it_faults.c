@@ -1273,7 +1273,7 @@ static void
 test_kill9_during_stream(void **state)
 {
 	struct h_world *w =
-	    h_world_new(state, "--grace 1 --keepalive 2 --idle-timeout 600");
+	    h_world_new(state, "--grace 0.5 --keepalive 2 --idle-timeout 600");
 	struct h_client *ctl = h_ctl(w);
 	struct rec *r = rec_new(w, h_uri(w), "rec", H_PREFIX "/#");
 	static struct req rq[E_REQUESTS];
@@ -1317,8 +1317,8 @@ test_kill9_during_stream(void **state)
 	for (c = 0; c < E_CLIENTS; c++)
 		h_request(ctl, "r0", "activity", h_fmt("e%d", c), sess[c], NULL,
 		    NULL);
-	/* Past the roll call window (3 s), everything is decided. */
-	sleep_until_wall(online_at + 3000 + 1000);
+	/* Past the roll call window (2.5 s), everything is decided. */
+	sleep_until_wall(online_at + 2500 + 1000);
 	h_request(ctl, "probe", "acquire", "probe", h_session(), NULL, NULL);
 	rec_expect(r, post, H_WAIT_MS, h_events("probe"), "event", "granted");
 
@@ -1630,8 +1630,8 @@ test_down_requests_and_wills(void **state)
 static void
 test_roll_call(void **state)
 {
-	struct h_world *w =
-	    h_world_start(state, "--grace 1 --keepalive 2 --idle-timeout 600");
+	struct h_world *w = h_world_start(state,
+	    "--grace 0.5 --keepalive 2 --idle-timeout 600");
 	struct h_client *ctl = h_ctl(w);
 	struct h_proc *h1, *h2, *wt;
 	struct h_msg *m;
@@ -1655,10 +1655,10 @@ test_roll_call(void **state)
 	/* g-h1 answers the new epoch and keeps lock and token. */
 	h_expect(ctl, h_events("g-h1"), H_WAIT_MS, "event", "granted", "lock",
 	    "g1", "token", h_fmt("#%lld", t1));
-	/* g-h2 is gone once grace + keepalive (3 s) passed, not before. */
+	/* g-h2 is gone once grace + keepalive (2.5 s) passed, not before. */
 	m = h_expect(ctl, h_events("g-h2"), H_SLOW_MS, "event", "revoked",
 	    "lock", "g2", "reason", "disconnect", "token", h_fmt("#%lld", t2));
-	assert_true(m->at_ms >= t0 + 3000);
+	assert_true(m->at_ms >= t0 + 2500);
 	tw = cli_token(w, "g-w", H_WAIT_MS);
 	assert_true(tw > t2);
 	h_expect_none(ctl, h_events("g-h1"), 0, "event", "revoked");
@@ -1687,8 +1687,8 @@ test_roll_call(void **state)
 static void
 test_woken_holder_leaves_nothing_behind(void **state)
 {
-	struct h_world *w =
-	    h_world_start(state, "--grace 1 --keepalive 2 --idle-timeout 600");
+	struct h_world *w = h_world_start(state,
+	    "--grace 0.5 --keepalive 2 --idle-timeout 600");
 	struct h_client *ctl = h_ctl(w);
 	struct h_proc *h2, *wt;
 	struct h_msg *m;
@@ -1811,7 +1811,7 @@ static void
 test_idle_deadline_floored(void **state)
 {
 	struct h_world *w =
-	    h_world_start(state, "--grace 2 --keepalive 2 --idle-timeout 3");
+	    h_world_start(state, "--grace 1 --keepalive 2 --idle-timeout 2");
 	struct h_client *ctl = h_ctl(w);
 	const char *sh = h_session(), *sw = h_session();
 	struct h_msg *m;
@@ -1832,12 +1832,12 @@ test_idle_deadline_floored(void **state)
 	h_coord_start(w);
 	m = h_expect(ctl, h_owner("late"), H_WAIT_MS, "owner.client", "hd");
 	assert_int_equal(h_int(m, "token"), th);
-	assert_true(h_int(m, "idle_deadline") >= t0 + 2000);
+	assert_true(h_int(m, "idle_deadline") >= t0 + 1000);
 	/* The waiter answers the roll call; the holder stays silent. */
 	queue(ctl, "late", "hw", sw, 1);
 	m = h_expect(ctl, h_events("hd"), H_WAIT_MS, "event", "revoked",
 	    "reason", "idle", "token", h_fmt("#%lld", th));
-	assert_true(m->at_ms >= t0 + 2000);
+	assert_true(m->at_ms >= t0 + 1000);
 	tw = h_int(h_expect(ctl, h_events("hw"), H_WAIT_MS, "event", "granted",
 		       "lock", "late"),
 	    "token");
@@ -1849,7 +1849,7 @@ static void
 test_grace_deadline_floored(void **state)
 {
 	struct h_world *w =
-	    h_world_start(state, "--grace 2 --keepalive 2 --idle-timeout 600");
+	    h_world_start(state, "--grace 1 --keepalive 2 --idle-timeout 600");
 	struct h_client *ctl = h_ctl(w);
 	const char *sd = h_session(), *sw = h_session();
 	struct h_proc *d = h_sub_proc(w, "gd", sd, 1, SLOW_KEEPALIVE);
@@ -1866,13 +1866,13 @@ test_grace_deadline_floored(void **state)
 	h_expect_none(ctl, h_events("gd"), 0, "event", "revoked");
 
 	/* The grace ends while nobody can decide. */
-	sleep_until_wall(will_at + 2000 + 200);
+	sleep_until_wall(will_at + 1000 + 200);
 	t0 = h_now_ms();
 	h_coord_start(w);
 	queue(ctl, "late", "gw", sw, 1);
 	m = h_expect(ctl, h_events("gd"), H_WAIT_MS, "event", "revoked",
 	    "reason", "disconnect", "token", h_fmt("#%lld", td));
-	assert_true(m->at_ms >= t0 + 2000);
+	assert_true(m->at_ms >= t0 + 1000);
 	tw = h_int(h_expect(ctl, h_events("gw"), H_WAIT_MS, "event", "granted",
 		       "lock", "late"),
 	    "token");
@@ -1918,14 +1918,24 @@ test_coordinator_frozen(void **state)
 
 	m = h_expect(ctl, STATUS, H_SLOW_MS, "state", "online");
 	assert_int_equal(h_int(m, "epoch"), epoch);
-	/* The waiter shows life; the holder stays silent. */
-	queue(ctl, "fz", "fw", sw, 1);
+	/*
+	 * The waiter shows life; the holder stays silent.  Known to fail at
+	 * times: mqlockd may run its deadlines as it wakes, before it sees
+	 * that its connection is gone; it then revokes fh at once and, its
+	 * publishes failing, never announces that.
+	 */
+	h_request(ctl, "fz", "acquire", "fw", sw, NULL, NULL);
+	m = h_expect(ctl, h_events("fw"), H_WAIT_MS, H_ANY);
+	if (msg_matches(m, m->topic, "event", "granted", NULL) &&
+	    m->at_ms < t0 + 2000)
+		fail_msg("known bug: fz went to fw %lld ms after mqlockd ran "
+			 "again, before a grace period (2000 ms): %s",
+		    m->at_ms - t0, m->payload);
+	assert_string_equal(h_str(m, "event"), "queued");
 	m = h_expect(ctl, h_events("fh"), H_SLOW_MS, "event", "revoked",
 	    "token", h_fmt("#%lld", th));
-	if (m->at_ms < t0 + 2000)
-		fail_msg("revoked %lld ms after mqlockd ran again, before a "
-			 "grace period (2000 ms): %s",
-		    m->at_ms - t0, m->payload);
+	assert_string_equal(h_str(m, "reason"), "idle");
+	assert_true(m->at_ms >= t0 + 2000);
 	h_expect(ctl, h_events("fw"), H_WAIT_MS, "event", "granted");
 	h_pass(w);
 }
