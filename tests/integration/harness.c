@@ -80,6 +80,7 @@ struct h_world {
 	long long epoch;
 	int nsubs;
 	int passed;
+	int coord_bad; /* wait status of a wrapped mqlockd that failed */
 };
 
 /* One pending Paho operation; heap-allocated so a late callback is safe. */
@@ -1284,7 +1285,8 @@ status_is_new_online(const struct h_world *w, const struct h_msg *m)
 void
 h_coord_start(struct h_world *w)
 {
-	char *argv[64];
+	char *argv[96];
+	char wrapper[1024];
 	char flags[sizeof(w->flags)];
 	char db[PATH_MAX + 16], marker[128], logpath[PATH_MAX + 16];
 	struct h_msg *m, *found = NULL;
@@ -1297,6 +1299,24 @@ h_coord_start(struct h_world *w)
 	if (w->coord != NULL && w->coord->running)
 		h_fail("mqlockd is already running");
 	snprintf(db, sizeof(db), "%s/mqlock.db", w->dir);
+	/*
+	 * $MQLOCK_IT_WRAPPER: words run in front of mqlockd, the first one a
+	 * path ("/usr/bin/valgrind --error-exitcode=99 ..."): no PATH search.
+	 */
+	snprintf(wrapper, sizeof(wrapper), "%s",
+	    getenv("MQLOCK_IT_WRAPPER") != NULL ? getenv("MQLOCK_IT_WRAPPER")
+						: "");
+	for (tok = wrapper; *tok != '\0' && n < 32;) {
+		if (*tok == ' ') {
+			tok++;
+			continue;
+		}
+		argv[n++] = tok;
+		while (*tok != '\0' && *tok != ' ')
+			tok++;
+		if (*tok == ' ')
+			*tok++ = '\0';
+	}
 	argv[n++] = (char *)MQLOCKD_BIN;
 	argv[n++] = (char *)"--broker";
 	argv[n++] = w->uri;
@@ -1307,7 +1327,7 @@ h_coord_start(struct h_world *w)
 	argv[n++] = (char *)"--log-level";
 	argv[n++] = (char *)"debug";
 	snprintf(flags, sizeof(flags), "%s", w->flags);
-	for (tok = flags; *tok != '\0' && n < 63;) {
+	for (tok = flags; *tok != '\0' && n < 95;) {
 		if (*tok == ' ') {
 			tok++;
 			continue;
@@ -1363,6 +1383,28 @@ h_coord_start(struct h_world *w)
 		w->since = (long long)h_get(found, "since")->valuedouble;
 }
 
+/*
+ * Under $MQLOCK_IT_WRAPPER (a memory checker), mqlockd's exit status after
+ * SIGTERM is the checker's verdict: anything but 0 fails the test, at the
+ * latest in h_teardown().
+ */
+static int
+wrapped(void)
+{
+	const char *v = getenv("MQLOCK_IT_WRAPPER");
+
+	return v != NULL && v[0] != '\0';
+}
+
+static void
+coord_verdict(struct h_world *w)
+{
+	if (!w->coord->running && wrapped() &&
+	    (!WIFEXITED(w->coord->status) ||
+		WEXITSTATUS(w->coord->status) != 0))
+		w->coord_bad = w->coord->status != 0 ? w->coord->status : -1;
+}
+
 int
 h_coord_stop(struct h_world *w, int sig)
 {
@@ -1374,6 +1416,8 @@ h_coord_stop(struct h_world *w, int sig)
 	if (w->coord->running)
 		h_fail("mqlockd still running %d ms after signal %d",
 		    2 * H_WAIT_MS, sig);
+	if (sig == SIGTERM)
+		coord_verdict(w);
 	return w->coord->status;
 }
 
@@ -1486,9 +1530,29 @@ h_teardown(void **state)
 	struct h_world *w = *state;
 	struct h_client *c, *next;
 	struct h_proc *p, *pnext;
+	int rc = 0;
 
 	if (w == NULL)
 		return 0;
+	/*
+	 * A wrapped mqlockd still running is stopped cleanly, so that its
+	 * checker reports (one that already exited by itself is not judged).
+	 */
+	if (wrapped() && w->coord != NULL)
+		proc_reap(w->coord, 0);
+	if (wrapped() && w->coord != NULL && w->coord->running) {
+		kill(w->coord->pid, SIGTERM);
+		proc_reap(w->coord, 120000);
+		coord_verdict(w);
+	}
+	if (w->coord_bad != 0) {
+		fprintf(stderr,
+		    "==== mqlockd under \"%s\" did not exit 0 after SIGTERM "
+		    "(wait status 0x%x) ====\n",
+		    getenv("MQLOCK_IT_WRAPPER"), (unsigned)w->coord_bad);
+		w->passed = 0;
+		rc = -1;
+	}
 	if (!w->passed) {
 		fprintf(stderr, "==== test failed; world %s, broker %s ====\n",
 		    w->dir, w->uri);
@@ -1516,5 +1580,5 @@ h_teardown(void **state)
 		h_live = NULL;
 	free(w);
 	*state = NULL;
-	return 0;
+	return rc;
 }
