@@ -578,7 +578,9 @@ coord_spawn(struct h_world *w, const char *uri, const char *db,
 /*
  * cli_start(w, uri, id, lock, wait, keepalive): `mqlock acquire` as
  * client id with a COMMAND that writes $MQLOCK_TOKEN to <dir>/<id>.tok
- * once it runs, and runs until <dir>/<id>.stop exists.
+ * once it runs, and runs until <dir>/<id>.stop exists.  COMMAND runs in a
+ * process group of its own, out of the harness's reach: it also ends once
+ * its mqlock is gone.
  */
 static struct h_proc *
 cli_start(struct h_world *w, const char *uri, const char *id, const char *lock,
@@ -586,7 +588,8 @@ cli_start(struct h_world *w, const char *uri, const char *id, const char *lock,
 {
 	static const char script[] =
 	    "echo \"$MQLOCK_TOKEN\" > \"$0.tmp\" && mv \"$0.tmp\" \"$0.tok\"; "
-	    "while [ ! -e \"$0.stop\" ]; do sleep 0.05; done";
+	    "while [ ! -e \"$0.stop\" ] && kill -0 $PPID 2>/dev/null; do "
+	    "sleep 0.05; done";
 	char base[1024], ka[16], idbuf[128], lockbuf[256], waitbuf[32];
 	char *argv[24];
 	int n = 0;
