@@ -1342,11 +1342,8 @@ locktab_restore_lock(struct locktab *t, const struct lt_lock_rec *rec)
 		struct client *c =
 		    idmap_get(t->clients, rec->waiters[i].client);
 
-		/* Nobody waits on nothing: a free lock's waiters are all gone.
-		 */
 		if (c == NULL || c == holder ||
-		    c->nlocks >= t->cfg.locks_per_client ||
-		    (holder == NULL && c->connected))
+		    c->nlocks >= t->cfg.locks_per_client)
 			return LT_ERR_BAD_REQUEST;
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(rec->waiters[j].client,
@@ -1407,20 +1404,32 @@ locktab_restore_token(struct locktab *t, uint64_t last_token)
 		t->last_token = last_token;
 }
 
+/*
+ * Every start is a new epoch: a restored client owes an answer to the roll
+ * call that the first LT_EV_RESUME opens (and dates).  Until it answers,
+ * grants skip it, which is also why the journal may hold a free lock whose
+ * waiters were connected: they had not answered an earlier roll call.
+ */
 static int
-orphan_cb(const char *key, void *value, void *arg)
+restored_cb(const char *key, void *value, void *arg)
 {
+	struct locktab *t = arg;
 	struct client *c = value;
 
-	if (c->nlocks == 0)
-		dirty_client(arg, c);
+	if (c->nlocks == 0) {
+		dirty_client(t, c);
+	} else if (c->connected) {
+		c->unconfirmed = true;
+		c->grace_deadline = LT_NEVER;
+		heap_set(t, NULL, c, LT_NEVER);
+	}
 	return 0;
 }
 
 void
 locktab_restore_done(struct locktab *t)
 {
-	idmap_foreach(t->clients, orphan_cb, t);
+	idmap_foreach(t->clients, restored_cb, t);
 }
 
 /* ---- invariants ---- */

@@ -301,7 +301,10 @@ void locktab_restore_token(struct locktab *t, uint64_t last_token);
 
 /*
  * locktab_restore_done(t): end of restore.  Clients that hold and wait for
- * nothing are marked dirty so the next flush deletes them.
+ * nothing are marked dirty so the next flush deletes them.  Every other
+ * connected client owes an answer to a roll call (a restart is a new
+ * epoch): grants skip it until it sends a valid request, and the first
+ * LT_EV_RESUME with rollcall gives it its deadline.
  */
 void locktab_restore_done(struct locktab *t);
 

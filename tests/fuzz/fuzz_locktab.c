@@ -403,6 +403,10 @@ check_snap(const struct fz *f, const struct snap *s)
 			fail("%s: token %" PRIu64 " held twice", lock_ids[i],
 			    l->token);
 	}
+	if ((f->cfg.max_clients > 0 && s->nclients > f->cfg.max_clients) ||
+	    (f->cfg.max_locks > 0 && s->nlocks > f->cfg.max_locks))
+		fail("%zu clients and %zu locks, caps %zu and %zu", s->nclients,
+		    s->nlocks, f->cfg.max_clients, f->cfg.max_locks);
 	for (int i = 0; i < NC; i++) {
 		const struct sclient *c = &s->c[i];
 
@@ -659,9 +663,14 @@ checkpoint(struct fz *f)
 		same_lock("rebuilt", i, &f->before.l[i], &f->tmp.l[i], true);
 	for (int i = 0; i < NC; i++) {
 		same_client("rebuilt", i, &f->before.c[i], &f->tmp.c[i]);
-		/* Roll calls are not journaled: a restart starts its own. */
-		if (f->tmp.c[i].unconfirmed)
-			fail("rebuilt: %s unconfirmed", client_ids[i]);
+		/*
+		 * Roll calls are not journaled: a restart starts its own, so
+		 * every connected client of the rebuilt table owes an answer.
+		 */
+		if (f->tmp.c[i].unconfirmed !=
+		    (f->tmp.c[i].present && f->tmp.c[i].connected))
+			fail("rebuilt: %s unconfirmed %d", client_ids[i],
+			    f->tmp.c[i].unconfirmed);
 	}
 	if (f->before.nlocks != f->tmp.nlocks ||
 	    f->before.nclients != f->tmp.nclients)
@@ -972,6 +981,13 @@ expected_error(const struct fz *f, const struct lt_request *rq, int c, int l,
 		return LT_ERR_LIMIT;
 	if (b->l[l].present && b->l[l].holder >= 0 &&
 	    b->l[l].nw >= f->cfg.waiters_per_lock)
+		return LT_ERR_LIMIT;
+	/* Caps on the table, counting what a flush has not yet freed. */
+	if (!b->c[c].present && f->cfg.max_clients > 0 &&
+	    b->nclients >= f->cfg.max_clients)
+		return LT_ERR_LIMIT;
+	if (!b->l[l].present && f->cfg.max_locks > 0 &&
+	    b->nlocks >= f->cfg.max_locks)
 		return LT_ERR_LIMIT;
 	return LT_OK;
 }
@@ -1477,6 +1493,9 @@ restart(struct fz *f, lt_ms window)
 	locktab_free(f->t);
 	f->t = r;
 	memset(f->rollcall_set, 0, sizeof(f->rollcall_set));
+	/* Restored clients owe the coming roll call, not yet dated. */
+	for (int i = 0; i < NC; i++)
+		f->rollcall[i] = LT_NEVER;
 	f->noflush = 0;
 	resume(f, true, window);
 }
@@ -1576,6 +1595,8 @@ setup(struct fz *f, struct reader *r)
 	    .waiters_per_lock = 1 + h3 % 3,
 	    .locks_per_client = 1 + h3 / 3 % 2,
 	    .tick_batch = h3 / 6 % 4,
+	    .max_clients = (h3 / 24 % 4) & 1 ? 4 : 0,
+	    .max_locks = (h3 / 24 % 4) & 2 ? 3 : 0,
 	};
 	f->t = locktab_new(&f->cfg);
 	if (f->t == NULL)

@@ -459,6 +459,13 @@ collect_lock_cb(const struct lt_lock_rec *rec, void *arg)
 }
 
 /*
+ * When set, dump() shows only what the journal keeps: a table rebuilt from
+ * it begins a new epoch, in which every connected client owes an answer to
+ * the roll call (unconfirmed, with its deadline still to be set).
+ */
+static bool dump_journaled;
+
+/*
  * Everything the table shows through its views, in a canonical order.
  * Tokens are translated through m (NULL: as they are).
  */
@@ -474,7 +481,7 @@ dump(struct locktab *t, const struct tokmap *m)
 	sb_printf(&b,
 	    "locks %zu clients %zu last_token %" PRIu64 " next %" PRId64 "\n",
 	    locktab_nlocks(t), locktab_nclients(t), locktab_last_token(t),
-	    next);
+	    dump_journaled ? 0 : next);
 	for (size_t i = 0; i < locks.n; i++) {
 		struct lt_lock_rec r;
 
@@ -491,7 +498,7 @@ dump(struct locktab *t, const struct tokmap *m)
 		struct lt_client_rec r;
 
 		assert_true(locktab_view_client(t, clients.v[i], &r));
-		fmt_client(&b, &r, true);
+		fmt_client(&b, &r, !dump_journaled);
 	}
 	idlist_free(&locks);
 	idlist_free(&clients);
@@ -675,8 +682,10 @@ replay_check(struct side *s)
 
 	side_flush(s);
 	r = journal_restore(&s->j, &s->cfg);
+	dump_journaled = true;
 	x = dump(s->t, NULL);
 	y = dump(r, NULL);
+	dump_journaled = false;
 	assert_string_equal(y, x);
 	free(x);
 	free(y);
@@ -3045,7 +3054,9 @@ test_replay(void **state)
 	y.max_token = locktab_last_token(y.t);
 	y.check_alive = false;
 	m.base = locktab_last_token(x->t);
+	dump_journaled = true;
 	same_tables(x, &y, NULL);
+	dump_journaled = false;
 	/* Its journal starts as a copy of the live one. */
 	for (size_t i = 0; i < x->j.nclients; i++) {
 		struct lt_client_rec r;
@@ -3065,6 +3076,21 @@ test_replay(void **state)
 	}
 	y.j.last_token = x->j.last_token;
 	journal_matches(&y);
+
+	/*
+	 * The rebuilt table is a restarted coordinator: a new epoch.  Open the
+	 * same roll call on both, and from then on they are the same in full.
+	 */
+	{
+		const struct lt_event rc = resume(true, 2 * GRACE);
+
+		assert_int_equal(side_apply(x, g.now, &rc), LT_OK);
+		assert_int_equal(side_apply(&y, g.now, &rc), LT_OK);
+		same_effects(&x->fx, &y.fx, &m);
+		side_flush(x);
+		side_flush(&y);
+		same_tables(x, &y, &m);
+	}
 
 	/* The same events again, to both: the same decisions. */
 	for (int i = 0; i < 2000; i++) {
@@ -3282,6 +3308,10 @@ test_restore_validation(void **state)
 	    N_(LT_N_FREED, "", L2), R_(LT_R_RELEASED, A, L2));
 	STEP(f, T0 + 2, acq(L2, C), X_GRANTED(C, L2, 21, T0 + 2 + IDLE),
 	    R_GRANTED(C, L2, 21));
+	/* A restart is a new epoch: grants wait for answers to the call. */
+	assert_true(view_client(f, B).unconfirmed);
+	STEP(f, T0 + 2, act(L1, B), R_(LT_R_IGNORED, B, L1));
+	STEP(f, T0 + 2, act(L1, D), R_(LT_R_IGNORED, D, L1));
 	STEP(f, T0 + 3, rel(L1, A), N_(LT_N_RELEASED, A, L1),
 	    X_GRANTED(B, L1, 22, T0 + 3 + IDLE), X_QUEUED(C, L1, 1),
 	    X_QUEUED(D, L1, 2), R_(LT_R_RELEASED, A, L1));
@@ -3320,6 +3350,9 @@ test_restore_state(void **state)
 	assert_queue(f, L1, B "-," C);
 	/* A stale will is still stale after a restart. */
 	STEP(f, T0 + 1, will(A, s16, 3), N_(LT_N_WILL_IGNORED, A, ""));
+	/* C answers the roll call of the new epoch: it can be granted. */
+	STEP(f, T0 + 2, request(LT_OP_ACQUIRE, L1, C, s16, -1, true),
+	    X_QUEUED(C, L1, 2), R_QUEUED(C, L1, 2));
 	/* B's grace ends as journaled. */
 	STEP(f, T0 + 500, tick(), N_(LT_N_DROPPED, B, L1), X_QUEUED(C, L1, 1));
 	/* Already warned: no second warning, revoked at the deadline. */
