@@ -10,6 +10,7 @@
 #      heavy and their timing suffers under load), all others two at a time
 #   4. build-asan/: -DMQLOCK_SANITIZE=ON -DMQLOCK_WERROR=ON, then ctest -L
 #      'unit|integration' (AddressSanitizer + UndefinedBehaviorSanitizer)
+#   memcheck: mqlockd from build/ under valgrind in four integration tests
 #
 # A failing step does not stop the later ones (except the tests of a build
 # that failed); a summary is printed at the end and the exit status is 1 if
@@ -152,6 +153,24 @@ if step "build-asan/ configure + build (ASan+UBSan)" \
 		run_ctest "$logdir/ctest-asan.log" "$jobs" \
 		--test-dir build-asan -L 'unit|integration' || true
 fi
+
+# ---- memcheck ----
+# mqlockd from build/ under valgrind in a few integration tests (basic,
+# rr, input, wills: a few minutes; valgrind is slow). The harness runs it
+# behind MQLOCK_IT_WRAPPER, stops it with SIGTERM at the end of each test
+# and fails the test unless valgrind exits 0: no invalid read or write, no
+# use of uninitialised memory, no definitely lost block.
+run_memcheck() {
+	"$root/docker/deps.sh" security || return
+	[ -x build/mqlockd ] || { echo "build/ has no mqlockd"; return 1; }
+	MQLOCK_IT_WRAPPER="$(command -v valgrind) -q --error-exitcode=99 \
+--leak-check=full --errors-for-leak-kinds=definite \
+--show-leak-kinds=definite --num-callers=30" \
+		run_ctest "$logdir/ctest-memcheck.log" "$jobs" --test-dir build \
+		-R '^integration\.(basic|rr|input|wills)$'
+}
+step "build/ valgrind memcheck of mqlockd (4 integration tests)" \
+	run_memcheck || true
 
 # ---- fuzzing (tests/fuzz/README.md) ----
 # build-fuzz/: clang's libFuzzer targets. Each runs MQLOCK_FUZZ_SECONDS
