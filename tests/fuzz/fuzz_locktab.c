@@ -1580,8 +1580,8 @@ step(struct fz *f, struct reader *r)
 /*
  * The header: idle timeout 50..5150 ms, idle warning 0..5100 ms (often
  * longer than the timeout: warned at the grant), grace 0..2550 ms; then
- * 1..3 waiters per lock, 1..2 locks per client and a tick batch of 1024,
- * 1, 2 or 3.
+ * 1..3 waiters per lock, 1..2 locks per client, a tick batch of 1024, 1,
+ * 2 or 3, and caps of 4 clients, 3 locks, both or neither (h3 / 24).
  */
 static void
 setup(struct fz *f, struct reader *r)

@@ -216,6 +216,12 @@ acq 0 0
 for v in 0 1 2 3 4 5 6 7 8 9; do bad 0 0 "$v"; bad 1 1 "$v"; done
 lend
 
+# 77: 3 waiters, 2 locks per client, caps of 4 clients and 3 locks.
+lseed caps 20 5 30 77
+acq 0 0; acq 1 1; acq 2 2; acq 3 0; acq 4 3; acq 0 3; rel 1 1; acq 0 3
+batch 3; rel 2 2; acq 5 4; acq 4 2; check
+lend
+
 lseed tick-batch-1 20 5 30 8
 acq 0 0; acq 1 1; acq 2 2; acq 3 3; acq 4 4; DT=13; tick; tick; tick
 sleep_to 0; pass 2000
