@@ -103,6 +103,7 @@ struct flooder {
 
 static atomic_long flood_sent;
 static atomic_int flood_done;
+static atomic_int flooding; /* 1 while the flooders publish */
 
 static uint64_t
 next_rand(uint64_t *s)
@@ -461,7 +462,8 @@ flood_main(void *arg)
 	while (f->outstanding > 0 && !f->lost)
 		pthread_cond_wait(&f->cv, &f->mu);
 	pthread_mutex_unlock(&f->mu);
-	atomic_fetch_add(&flood_done, 1);
+	if (atomic_fetch_add(&flood_done, 1) + 1 == FLOODERS)
+		atomic_store(&flooding, 0);
 	return NULL;
 }
 
@@ -541,14 +543,16 @@ struct lat {
 	long n;
 	long long worst;
 	long long sum;
-	long during; /* cycles completed while the flood ran */
+	long during; /* answers to requests sent while the flood ran */
 };
 
 static void
-answered(struct lat *l, long long t0, const struct h_msg *m)
+answered(struct lat *l, long long t0, int in, const struct h_msg *m)
 {
 	long long d = m->at_ms - t0;
 
+	if (in)
+		l->during++;
 	l->n++;
 	l->sum += d;
 	if (d > l->worst)
@@ -566,6 +570,7 @@ cycle(struct h_client *a, struct h_client *b, int p, struct lat *l)
 	const char *lock = h_fmt("legit-%d", p);
 	char ida[32], idb[32];
 	long long t0;
+	int in;
 
 	if (sa[p][0] == '\0') {
 		snprintf(sa[p], sizeof(sa[p]), "%s", h_session());
@@ -574,23 +579,27 @@ cycle(struct h_client *a, struct h_client *b, int p, struct lat *l)
 	snprintf(ida, sizeof(ida), "legit-a-%d", p);
 	snprintf(idb, sizeof(idb), "legit-b-%d", p);
 	t0 = h_now_ms();
+	in = atomic_load(&flooding);
 	h_request(a, lock, "acquire", ida, sa[p], NULL, "1");
-	answered(l, t0,
+	answered(l, t0, in,
 	    h_expect(a, h_reply_topic(a), ANSWER_MS, "result", "granted"));
 	h_expect(a, h_events(ida), ANSWER_MS, "event", "granted");
 	t0 = h_now_ms();
+	in = atomic_load(&flooding);
 	h_request(b, lock, "acquire", idb, sb[p], NULL, "2");
-	answered(l, t0,
+	answered(l, t0, in,
 	    h_expect(b, h_reply_topic(b), ANSWER_MS, "result", "queued"));
 	t0 = h_now_ms();
+	in = atomic_load(&flooding);
 	h_request(a, lock, "release", ida, sa[p], NULL, "3");
-	answered(l, t0,
+	answered(l, t0, in,
 	    h_expect(a, h_reply_topic(a), ANSWER_MS, "result", "released"));
-	answered(l, t0,
+	answered(l, t0, in,
 	    h_expect(b, h_events(idb), ANSWER_MS, "event", "granted"));
 	t0 = h_now_ms();
+	in = atomic_load(&flooding);
 	h_request(b, lock, "release", idb, sb[p], NULL, "4");
-	answered(l, t0,
+	answered(l, t0, in,
 	    h_expect(b, h_reply_topic(b), ANSWER_MS, "result", "released"));
 }
 
@@ -674,6 +683,7 @@ test_flood(void **state)
 
 	atomic_store(&flood_sent, 0);
 	atomic_store(&flood_done, 0);
+	atomic_store(&flooding, 1);
 	for (int i = 0; i < FLOODERS; i++)
 		flooder_start(&fl[i], i, h_uri(w));
 	assert_int_equal(pthread_create(&smp.thread, NULL, sample_main, &smp),
@@ -696,7 +706,6 @@ test_flood(void **state)
 		cycles++;
 		p = (p + 1) % PAIRS;
 	}
-	lat.during = cycles;
 	for (int i = 0; i < FLOODERS; i++) {
 		pthread_join(fl[i].thread, NULL);
 		if (fl[i].err[0] != '\0')
@@ -736,7 +745,7 @@ test_flood(void **state)
 	logged = limited_lines(log, &log_size);
 
 	print_message("legitimate answers: %ld, worst %lld ms, mean %.1f ms; "
-		      "%ld cycles during the flood\n",
+		      "%ld to requests sent during the flood\n",
 	    lat.n, lat.worst, lat.n ? (double)lat.sum / (double)lat.n : 0.0,
 	    lat.during);
 	print_message("mqlockd VmRSS: before %ld KiB, peak in the first half "
@@ -747,7 +756,10 @@ test_flood(void **state)
 		      "as suppressed: %ld (at least %ld expected)\n",
 	    log_size, logged, logged_min);
 
-	/* Served throughout: whole cycles completed while it lasted. */
+	/*
+	 * Legitimate requests were sent while the flood ran, and (as every
+	 * other) answered within ANSWER_MS.
+	 */
 	assert_true(lat.during >= 1);
 	assert_true(smp.samples > 0 && smp.peak1 > 0 && smp.peak2 > 0);
 	assert_true(smp.peak1 < RSS_LIMIT_KB);
