@@ -990,11 +990,12 @@ resume_client_cb(const char *key, void *value, void *arg)
 	 * A disconnected client already had its will heard: it keeps its own
 	 * grace (floored below) and is not called to answer again.
 	 */
-	if (a->r->rollcall && c->connected) {
+	if (a->r->rollcall && c->connected)
 		c->unconfirmed = true;
-		if (deadline == LT_NEVER || deadline < a->now + a->r->window)
-			deadline = a->now + a->r->window;
-	}
+	/* A client that owes an answer gets at least a full window. */
+	if (c->connected && c->unconfirmed &&
+	    (deadline == LT_NEVER || deadline < a->now + a->r->window))
+		deadline = a->now + a->r->window;
 	if (deadline == LT_NEVER)
 		return 0;
 	if (deadline < floor)
@@ -1014,7 +1015,7 @@ do_resume(struct locktab *t, lt_ms now, const struct lt_resume *r)
 {
 	struct resume_arg a = {t, now, r};
 
-	if (r->rollcall && r->window < 0)
+	if (r->window < 0)
 		return LT_ERR_BAD_REQUEST;
 	idmap_foreach(t->locks, resume_lock_cb, &a);
 	idmap_foreach(t->clients, resume_client_cb, &a);

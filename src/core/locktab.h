@@ -75,8 +75,10 @@ struct lt_break {
  * The coordinator is back in touch with the broker (after its own start or
  * a reconnect).  Every deadline is moved to at least now + grace, so nobody
  * loses a lock for what happened while nobody could hear them.  With
- * rollcall (a new epoch: the broker may have lost wills), every client must
- * also send a valid request within `window` ms or be treated as gone.
+ * rollcall (a new epoch: the broker may have lost wills), every connected
+ * client must also send a valid request within `window` ms or be treated as
+ * gone; a client that already owed an answer gets at least `window` ms from
+ * now either way.
  */
 struct lt_resume {
 	bool rollcall;

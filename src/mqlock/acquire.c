@@ -392,11 +392,25 @@ on_granted(struct acq *s, const cJSON *ev)
 
 /* Event handlers, one per event name; each decides by phase. */
 
+/*
+ * While COMMAND is being stopped because the lock was lost, an acquire we
+ * re-sent earlier (reconnect, new epoch) may still be answered: leave
+ * whatever it got us, or the lock would go to a process that is exiting.
+ */
+static void
+let_go(struct acq *s)
+{
+	if (mqtt_is_connected(s->m))
+		(void)send_request(s, LT_OP_RELEASE);
+}
+
 static void
 ev_granted(struct acq *s, const cJSON *ev)
 {
 	if (s->phase == WAITING || s->phase == RUNNING)
 		on_granted(s, ev);
+	else if (s->phase == STOPPING)
+		let_go(s);
 }
 
 static void
@@ -412,9 +426,10 @@ ev_queued(struct acq *s, const cJSON *ev)
 	} else if (s->phase == RUNNING) {
 		/* Put back in the queue: the lock went to someone else
 		 * while we were away.  Leave the queue. */
-		if (mqtt_is_connected(s->m))
-			(void)send_request(s, LT_OP_RELEASE);
+		let_go(s);
 		stop_command(s, "disconnect");
+	} else if (s->phase == STOPPING) {
+		let_go(s);
 	}
 }
 
@@ -432,8 +447,11 @@ ev_revoked(struct acq *s, const cJSON *ev)
 {
 	const char *reason = cli_json_str(ev, "reason");
 
-	if (s->phase == RUNNING)
+	if (s->phase == RUNNING) {
+		/* A re-sent acquire may have queued us again behind it. */
+		let_go(s);
 		stop_command(s, reason != NULL ? reason : "revoked");
+	}
 }
 
 static void

@@ -23,6 +23,8 @@
 #define SESSION_EXPIRY_S 604800
 #define TOPIC_MAX (MQL_PREFIX_MAX + MQL_CLIENT_ID_MAX + 32)
 #define STOP_TIMEOUT_MS 3000
+/* Woken this much later than asked: treated as a stall (see run_loop). */
+#define STALL_MS 500
 /* Owner messages republished between two batches after a (re)connect. */
 #define REPUBLISH_SLICE 2000
 /* Rate-limit buckets: 16384 sets of 4, about 1.5 MB whatever the traffic. */
@@ -49,7 +51,6 @@ struct coord {
 	size_t nreplies, capreplies;
 	uint64_t epoch;
 	bool connected;
-	bool announced; /* every owner message published since start */
 	/*
 	 * Owner messages still to republish: the ids of every lock when the
 	 * republish began, NUL-separated, and how far it got.
@@ -505,33 +506,49 @@ on_connected(struct coord *d, const struct mqtt_in *in)
 
 	d->connected = true;
 	d->backoff_ms = BACKOFF_MIN_MS;
-	log_info("connected to %s (session %s)", d->cfg->broker,
-	    in->session_present ? "resumed" : "new");
+	log_info("connected to %s (session %s), epoch %" PRIu64, d->cfg->broker,
+	    in->session_present ? "resumed" : "new", d->epoch);
 	/*
-	 * A broker that forgot our session may also have lost wills: start a
-	 * new epoch, in which every client must show it is alive.  Our own
-	 * start began one already.
+	 * The roll call of this epoch was opened when it began (at start, or
+	 * when the broker was lost), so requests the broker kept for us
+	 * count as answers.  Now that we hear the broker again, nobody loses
+	 * anything sooner than a grace period, or a full window to answer.
 	 */
-	resume.u.resume.rollcall = !d->announced || !in->session_present;
+	resume.u.resume.rollcall = false;
 	resume.u.resume.window = d->cfg->grace_ms + d->cfg->keepalive_ms;
-	if (d->announced && !in->session_present &&
-	    store_next_epoch(d->store, &d->epoch) != 0)
-		d->fx.failed = true;
 	apply(d, &resume, "resume");
-	if (resume.u.resume.rollcall)
-		log_info("epoch %" PRIu64 ": roll call, %" PRId64
-			 " ms to answer",
-		    d->epoch, resume.u.resume.window);
 	/*
-	 * Owner messages are retained state the broker may have lost; after
-	 * our own start, or when the broker forgot our session, publish them
-	 * all again from the journal.
+	 * Owner messages are retained state the broker may have lost, and
+	 * what we published while cut off was dropped: publish them all
+	 * again from the journal.
 	 */
-	if (!d->announced || !in->session_present) {
-		republish_begin(d);
-		d->announced = true;
-	}
+	republish_begin(d);
 	publish_status(d, true, now, NULL);
+}
+
+/*
+ * The broker is gone: a new epoch begins.  Wills may be lost with it (a
+ * broker killed without its persistence, or one restored from an old
+ * save), so every client must answer a roll call once we are back.
+ */
+static void
+on_lost(struct coord *d, const char *why)
+{
+	struct lt_event resume = {.kind = LT_EV_RESUME};
+
+	if (d->connected) {
+		if (store_next_epoch(d->store, &d->epoch) != 0) {
+			d->fx.failed = true;
+		} else {
+			resume.u.resume.rollcall = true;
+			resume.u.resume.window =
+			    d->cfg->grace_ms + d->cfg->keepalive_ms;
+			apply(d, &resume, "roll call");
+			log_info("epoch %" PRIu64 " begins: roll call",
+			    d->epoch);
+		}
+	}
+	schedule_reconnect(d, why);
 }
 
 static void
@@ -545,7 +562,7 @@ handle_in(struct coord *d, struct mqtt_in *in)
 		on_connected(d, in);
 		break;
 	case MQTT_IN_LOST:
-		schedule_reconnect(d, in->reason[0] ? in->reason : "lost");
+		on_lost(d, in->reason[0] ? in->reason : "lost");
 		break;
 	case MQTT_IN_CONNECT_FAILED:
 		schedule_reconnect(d, in->reason[0] ? in->reason : "failed");
@@ -634,11 +651,29 @@ run_loop(struct coord *d, int sigfd)
 	int fds[2] = {sigfd, mqtt_wake_fd(d->mqtt)};
 
 	for (;;) {
+		int64_t timeout = wait_ms(d), before = clock_mono_ms();
 		int ready[2];
 		int sig;
 
-		if (loop_wait(fds, 2, wait_ms(d), ready) < 0)
+		if (loop_wait(fds, 2, timeout, ready) < 0)
 			return 1;
+		/*
+		 * Woken far later than asked (the process was stopped, or
+		 * starved): the broker may have dropped us without our
+		 * knowing yet.  Nobody loses a lock for that time: floor the
+		 * deadlines before any of them runs.
+		 */
+		if (d->connected && timeout >= 0 &&
+		    clock_mono_ms() - before > timeout + STALL_MS) {
+			struct lt_event resume = {.kind = LT_EV_RESUME};
+
+			resume.u.resume.window =
+			    d->cfg->grace_ms + d->cfg->keepalive_ms;
+			log_warn("stalled for %" PRId64
+				 " ms; deadlines floored",
+			    clock_mono_ms() - before);
+			apply(d, &resume, "resume after a stall");
+		}
 		while ((sig = loop_next_signal(sigfd)) != 0) {
 			if (sig == SIGINT || sig == SIGTERM) {
 				log_info("signal %d: stopping", sig);
@@ -743,6 +778,8 @@ coord_run(const struct config *cfg)
 		 "%" PRIu64 ", epoch %" PRIu64,
 	    MQLOCK_VERSION, cfg->db, locktab_nlocks(d.tab),
 	    locktab_nclients(d.tab), locktab_last_token(d.tab), d.epoch);
+	log_info("epoch %" PRIu64 " begins: roll call for %zu clients", d.epoch,
+	    locktab_nclients(d.tab));
 	/* Orphaned clients found by the restore are deleted now. */
 	if (flush(&d) != 0)
 		goto out;
