@@ -1046,6 +1046,7 @@ static void
 check_recorded(int *owner_msgs, int *events)
 {
 	long long last[LOCKS] = {0};
+	long long online_at = 0;
 	size_t n = rec_count();
 
 	for (size_t i = 0; i < n; i++) {
@@ -1054,6 +1055,10 @@ check_recorded(int *owner_msgs, int *events)
 
 		if (m.json == NULL)
 			continue;
+		if (strcmp(m.topic, PREFIX "/_coordinator/status") == 0 &&
+		    jstr(m.json, "state") != NULL &&
+		    strcmp(jstr(m.json, "state"), "online") == 0)
+			online_at = m.at;
 		if (l >= 0) {
 			const cJSON *owner =
 			    cJSON_GetObjectItemCaseSensitive(m.json, "owner");
@@ -1076,6 +1081,15 @@ check_recorded(int *owner_msgs, int *events)
 			cJSON_ArrayForEach(w,
 			    cJSON_GetObjectItemCaseSensitive(m.json, "queue"))
 			{
+				/*
+				 * Within a roll call, grants skip waiters
+				 * that have not answered yet while their
+				 * owner entries still show them connected
+				 * (topics.md, "Epochs and the roll call").
+				 */
+				if (m.at - online_at <
+				    (GRACE_S + COORD_KEEPALIVE_S) * 1000)
+					continue;
 				if (cJSON_IsTrue(
 					cJSON_GetObjectItemCaseSensitive(w,
 					    "connected")))
