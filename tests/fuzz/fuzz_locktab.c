@@ -1194,7 +1194,8 @@ check_resume(struct fz *f, const struct lt_resume *r, enum lt_err err)
 			fail("resume: roll call of %s", client_ids[i]);
 		/* The roll-call deadline no view shows. */
 		d = bc->unconfirmed ? f->rollcall[i] : LT_NEVER;
-		if (r->rollcall && (d == LT_NEVER || d < f->now + r->window))
+		if (ac->unconfirmed &&
+		    (d == LT_NEVER || d < f->now + r->window))
 			d = f->now + r->window;
 		if (d == LT_NEVER)
 			continue;
