@@ -45,6 +45,8 @@ static const struct option options[] = {
 	"locks held or awaited"},
     {"rate", T_DECIMAL, OFF(rate_milli), "50", 1, 100000000,
 	"requests per second per client id (bursts of up to 10 s worth)"},
+    {"reply-prefix", T_STRING, OFF(reply_prefix), "replies/", 0, 0,
+	"MQTT 5 response topics must start with this"},
     {"client-id", T_STRING, OFF(client_id), "mqlockd", 0, 0,
 	"MQTT client id (one persistent session)"},
     {"username", T_STRING, OFF(username), NULL, 0, 0, "MQTT username"},
@@ -161,6 +163,15 @@ validate(const struct config *c, char *err, size_t errsz)
 		    "--broker: '%s' must start with tcp://, mqtt://, ssl:// or"
 		    " mqtts://",
 		    c->broker);
+		return -1;
+	}
+	if (c->reply_prefix[0] == '\0' ||
+	    strpbrk(c->reply_prefix, "+#") != NULL ||
+	    strlen(c->reply_prefix) > MQL_PREFIX_MAX ||
+	    !codec_utf8_valid(c->reply_prefix, strlen(c->reply_prefix))) {
+		snprintf(err, errsz,
+		    "--reply-prefix: '%s' must be 1-%d bytes without wildcards",
+		    c->reply_prefix, MQL_PREFIX_MAX);
 		return -1;
 	}
 	if (c->db[0] == '\0') {

@@ -15,6 +15,7 @@ struct config {
 	const char *prefix;
 	const char *db;
 	const char *client_id;
+	const char *reply_prefix;
 	const char *username;
 	const char *password_file;
 	const char *cafile;

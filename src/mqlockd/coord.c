@@ -29,6 +29,9 @@
 #define REPUBLISH_SLICE 2000
 /* Rate-limit buckets: 16384 sets of 4, about 1.5 MB whatever the traffic. */
 #define RATE_SETS 16384
+/* Error events for input refused before the table sees it, in all. */
+#define REFUSAL_EVENTS_PER_S 200
+#define REFUSAL_EVENTS_BURST 1000
 /* A client may burst up to ten seconds' worth of its rate. */
 #define RATE_BURST_S 10
 
@@ -43,6 +46,7 @@ struct coord {
 	const struct config *cfg;
 	struct locktab *tab;
 	struct ratelimit *rate;
+	struct ratelimit *refusals; /* error events for refused input */
 	struct store *store;
 	struct mqtt *mqtt;
 	struct lt_fxlist fx;
@@ -337,7 +341,13 @@ refuse(struct coord *d, const char *client, const char *lock, enum lt_err code,
 	e.message = message;
 	snprintf(e.client, sizeof(e.client), "%s", client);
 	snprintf(e.lock, sizeof(e.lock), "%s", lock);
-	if (client[0] != '\0' && tell) {
+	/*
+	 * Anyone can name any client id, so refusals found here share one
+	 * budget of error events: a flood of invented ids cannot turn into
+	 * a flood of publishes that starves everyone else.
+	 */
+	if (client[0] != '\0' && tell &&
+	    ratelimit_take(d->refusals, "", clock_mono_ms()) == RL_ALLOW) {
 		e.kind = LT_FX_EVENT;
 		e.what.event = LT_E_ERROR;
 		if (lt_fxlist_push(&d->fx, &e) != 0)
@@ -358,13 +368,22 @@ apply(struct coord *d, const struct lt_event *ev, const char *what)
 		    codec_err_name(err));
 }
 
+/*
+ * A reply goes out with the coordinator's own rights, so its topic must
+ * lie below --reply-prefix: never on lock, status or event topics, and
+ * never where the broker would refuse the coordinator and drop it.
+ */
 static bool
-props_ok(const struct mqtt_in *in)
+props_ok(const struct coord *d, const struct mqtt_in *in)
 {
+	size_t plen = strlen(d->cfg->reply_prefix);
+
 	if (in->corr_len > MQL_CORR_MAX)
 		return false;
 	if (in->resp_topic != NULL &&
 	    (strlen(in->resp_topic) > MQL_RESP_TOPIC_MAX ||
+		strncmp(in->resp_topic, d->cfg->reply_prefix, plen) != 0 ||
+		in->resp_topic[plen] == '\0' ||
 		strpbrk(in->resp_topic, "+#") != NULL ||
 		!codec_utf8_valid(in->resp_topic, strlen(in->resp_topic))))
 		return false;
@@ -402,7 +421,7 @@ handle_request(struct coord *d, const struct codec_topic *ct,
 		refuse(d, err.client, ct->id, err.code, err.message, true);
 		return;
 	}
-	if (!props_ok(in)) {
+	if (!props_ok(d, in)) {
 		log_limited(LOG_WARN,
 		    "refused request from %s: bad response "
 		    "topic or correlation data",
@@ -448,7 +467,7 @@ handle_admin(struct coord *d, struct mqtt_in *in)
 		refuse(d, "", "", err.code, err.message, true);
 		return;
 	}
-	if (!props_ok(in))
+	if (!props_ok(d, in))
 		in->resp_topic = NULL;
 	log_info("admin break lock=%s reason=%s", ev.u.brk.lock,
 	    ev.u.brk.reason);
@@ -769,8 +788,10 @@ coord_run(const struct config *cfg)
 	}
 	d.rate = ratelimit_new(RATE_SETS, (double)cfg->rate_milli / 1000.0,
 	    (double)cfg->rate_milli / 1000.0 * RATE_BURST_S);
+	d.refusals =
+	    ratelimit_new(1, REFUSAL_EVENTS_PER_S, REFUSAL_EVENTS_BURST);
 	d.tab = locktab_new(&lc);
-	if (d.rate == NULL || d.tab == NULL ||
+	if (d.rate == NULL || d.refusals == NULL || d.tab == NULL ||
 	    store_load(d.store, d.tab) != 0 ||
 	    store_next_epoch(d.store, &d.epoch) != 0)
 		goto out;
@@ -799,6 +820,7 @@ out:
 	mqtt_free(d.mqtt);
 	locktab_free(d.tab);
 	ratelimit_free(d.rate);
+	ratelimit_free(d.refusals);
 	store_close(d.store);
 	lt_fxlist_free(&d.fx);
 	clear_replies(&d);
