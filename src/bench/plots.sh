@@ -80,6 +80,7 @@ set autoscale xfix
 set offsets graph 0.03, graph 0.03, 0, 0
 set logscale y 10
 set ylabel "latency of one lock operation (µs)"
+set format y "%.0f"
 
 set output "$out/latency-vs-clients.png"
 set title "mqlockd and the ideal stand-in: latency against clients ($when)"
