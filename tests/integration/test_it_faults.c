@@ -1041,8 +1041,9 @@ struct model {
 	int holder[E_LOCKS]; /* client index, -1: free */
 	int q[E_LOCKS][E_CLIENTS];
 	int nq[E_LOCKS];
-	int grants[E_LOCKS][E_REQUESTS + 1]; /* holders, in grant order */
+	int grants[E_LOCKS][E_REQUESTS + E_CLIENTS + 1]; /* in grant order */
 	int ngrants[E_LOCKS];
+	int silent[E_CLIENTS]; /* owes an answer to the restart's roll call */
 };
 
 /* What was seen of one lock: holders in token order, the last state. */
@@ -1104,12 +1105,43 @@ model_remove(struct model *m, int l, int i)
 	m->nq[l]--;
 }
 
-/* Every client is connected throughout, so a release hands on in order. */
+/*
+ * l is free: the first waiter that is not silent gets it; silent waiters
+ * keep their places (topics.md, roll call).
+ */
+static void
+model_hand_on(struct model *m, int l)
+{
+	for (int i = 0; i < m->nq[l]; i++) {
+		if (m->silent[m->q[l][i]])
+			continue;
+		m->holder[l] = m->q[l][i];
+		model_remove(m, l, i);
+		m->grants[l][m->ngrants[l]++] = m->holder[l];
+		return;
+	}
+}
+
+/* Any request from c answers the roll call, and may hand c a free lock. */
+static void
+model_answer(struct model *m, int c)
+{
+	if (!m->silent[c])
+		return;
+	m->silent[c] = 0;
+	for (int l = 0; l < E_LOCKS; l++)
+		if (m->holder[l] < 0 && model_pos(m, l, c) >= 0)
+			model_hand_on(m, l);
+}
+
+/* Every client stays connected; each answers the roll call in time. */
 static void
 model_apply(struct model *m, const struct req *r)
 {
-	int c = r->c, l = r->l, i = model_pos(m, l, c);
+	int c = r->c, l = r->l, i;
 
+	model_answer(m, c);
+	i = model_pos(m, l, c);
 	if (!r->release) {
 		if (m->holder[l] < 0) {
 			m->holder[l] = c;
@@ -1120,16 +1152,31 @@ model_apply(struct model *m, const struct req *r)
 	}
 	if (m->holder[l] == c) {
 		m->holder[l] = -1;
-		if (m->nq[l] > 0) {
-			m->holder[l] = m->q[l][0];
-			model_remove(m, l, 0);
-			m->grants[l][m->ngrants[l]++] = m->holder[l];
-		}
+		model_hand_on(m, l);
 	} else if (i >= 0)
 		model_remove(m, l, i);
 }
 
-/* Replays the n requests except those in [lost_from, lost_to). */
+/*
+ * The restart opens a roll call: every client that holds or waits for a
+ * lock is silent until its next request.
+ */
+static void
+model_restart(struct model *m)
+{
+	for (int l = 0; l < E_LOCKS; l++) {
+		if (m->holder[l] >= 0)
+			m->silent[m->holder[l]] = 1;
+		for (int i = 0; i < m->nq[l]; i++)
+			m->silent[m->q[l][i]] = 1;
+	}
+}
+
+/*
+ * Replays the n requests except those in [lost_from, lost_to), with the
+ * restart just before request lost_to, then every client's answer to the
+ * roll call.
+ */
 static void
 model_run(struct model *m, const struct req *rq, int n, int lost_from,
     int lost_to)
@@ -1137,9 +1184,14 @@ model_run(struct model *m, const struct req *rq, int n, int lost_from,
 	memset(m, 0, sizeof(*m));
 	for (int l = 0; l < E_LOCKS; l++)
 		m->holder[l] = -1;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		if (i == lost_to)
+			model_restart(m);
 		if (i < lost_from || i >= lost_to)
 			model_apply(m, &rq[i]);
+	}
+	for (int c = 0; c < E_CLIENTS; c++)
+		model_answer(m, c);
 }
 
 /*
