@@ -84,7 +84,10 @@ struct mqtt {
 	size_t nmsgs;   /* MQTT_IN_MESSAGE items in the FIFO */
 	size_t dropped; /* messages dropped since the last MQTT_IN_OVERFLOW */
 	size_t pub_pending;
-	size_t pub_failed; /* since the last mqtt_wait_published() */
+	size_t pub_failed;  /* since the last mqtt_wait_published() */
+	size_t drain_below; /* MQTT_IN_DRAINED when pub_pending falls below */
+	int drain_armed;
+	unsigned receive_max;
 	int disc_done;
 };
 
@@ -179,6 +182,7 @@ push_ctl(struct mqtt *m, enum mqtt_in_kind kind, int code, const char *reason)
 	    reason != NULL ? reason : "");
 	pthread_mutex_lock(&m->mu);
 	n->in.session_present = m->session_present;
+	n->in.receive_max = m->receive_max;
 	push_locked(m, n);
 	pthread_mutex_unlock(&m->mu);
 }
@@ -310,6 +314,7 @@ on_sub_ok(void *ctx, MQTTAsync_successData5 *r)
 		m->state = ST_CONNECTED;
 		if (n != NULL) {
 			n->in.session_present = m->session_present;
+			n->in.receive_max = m->receive_max;
 			push_locked(m, n);
 		}
 	}
@@ -334,6 +339,17 @@ on_sub_fail(void *ctx, MQTTAsync_failureData5 *r)
 	fail_subscribing(m, code, reason);
 }
 
+/* The broker's Receive Maximum from its CONNACK (MQTT 5: 65535 if none). */
+static unsigned
+receive_max_of(MQTTAsync_successData5 *r)
+{
+	int v = r != NULL ? MQTTProperties_getNumericValue(&r->properties,
+				MQTTPROPERTY_CODE_RECEIVE_MAXIMUM)
+			  : -1;
+
+	return v >= 1 && v <= 65535 ? (unsigned)v : 65535u;
+}
+
 static void
 on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 {
@@ -348,6 +364,7 @@ on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 		return;
 	}
 	m->session_present = r != NULL ? r->alt.connect.sessionPresent : 0;
+	m->receive_max = receive_max_of(r);
 	m->sub_token = 0;
 	m->state = m->nsubs > 0 ? ST_SUBSCRIBING : ST_CONNECTED;
 	pthread_mutex_unlock(&m->mu);
@@ -421,6 +438,13 @@ pub_done(struct mqtt *m, int failed)
 		m->pub_pending--;
 	if (failed)
 		m->pub_failed++;
+	if (m->drain_armed && m->pub_pending < m->drain_below) {
+		struct node *n = node_new(MQTT_IN_DRAINED);
+
+		m->drain_armed = 0;
+		if (n != NULL)
+			push_locked(m, n);
+	}
 	pthread_cond_broadcast(&m->cv);
 	pthread_mutex_unlock(&m->mu);
 }
@@ -1029,6 +1053,19 @@ mqtt_wait_published(struct mqtt *m, int timeout_ms)
 	m->pub_failed = 0;
 	pthread_mutex_unlock(&m->mu);
 	return rc;
+}
+
+size_t
+mqtt_in_flight(struct mqtt *m, size_t wake_below)
+{
+	size_t n;
+
+	pthread_mutex_lock(&m->mu);
+	n = m->pub_pending;
+	m->drain_armed = wake_below > 0 && n >= wake_below;
+	m->drain_below = wake_below;
+	pthread_mutex_unlock(&m->mu);
+	return n;
 }
 
 int

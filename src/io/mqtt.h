@@ -62,7 +62,8 @@ enum mqtt_in_kind {
 	MQTT_IN_CONNECTED,      /* subscriptions in place */
 	MQTT_IN_LOST,           /* connection lost after CONNECTED */
 	MQTT_IN_CONNECT_FAILED, /* this connect attempt failed */
-	MQTT_IN_OVERFLOW        /* messages were dropped: the FIFO was full */
+	MQTT_IN_OVERFLOW,       /* messages were dropped: the FIFO was full */
+	MQTT_IN_DRAINED /* in flight fell to the mark: mqtt_in_flight() */
 };
 
 struct mqtt_in {
@@ -78,6 +79,12 @@ struct mqtt_in {
 	size_t corr_len;
 	/* MQTT_IN_CONNECTED: */
 	int session_present;
+	/*
+	 * The broker's Receive Maximum: QoS 1 publishes it takes from us
+	 * unacknowledged.  Past it Paho holds further publishes back until its
+	 * next poll, about a second.  65535 when the broker names none.
+	 */
+	unsigned receive_max;
 	/* MQTT_IN_CONNECT_FAILED / MQTT_IN_LOST: */
 	int code;         /* Paho or MQTT reason code, 0 if unknown */
 	char reason[128]; /* readable cause */
@@ -156,6 +163,15 @@ int mqtt_publish(struct mqtt *m, const char *topic, const void *payload,
  * broker refused it with a reason code >= 0x80).  QoS 0 is not tracked.
  */
 int mqtt_wait_published(struct mqtt *m, int timeout_ms);
+
+/*
+ * mqtt_in_flight(m, wake_below): the number of QoS 1 publishes queued and
+ * not yet completed.  When wake_below is above 0 and not above that number,
+ * one MQTT_IN_DRAINED item is queued as soon as the number falls below
+ * wake_below (a later call moves the mark; 0 removes it), so that a caller
+ * pacing its publishes can sleep in poll() instead of spinning.
+ */
+size_t mqtt_in_flight(struct mqtt *m, size_t wake_below);
 
 /* mqtt_wake_fd(m): readable while items are queued; never read it yourself. */
 int mqtt_wake_fd(const struct mqtt *m);

@@ -27,6 +27,12 @@
 #define STALL_MS 500
 /* Owner messages republished between two batches after a (re)connect. */
 #define REPUBLISH_SLICE 2000
+/*
+ * Republished owner messages in flight at once, at most, and never more
+ * than half the broker's receive maximum: past that Paho holds publishes
+ * back for a second, and its cost per publish grows with what is queued.
+ */
+#define REPUBLISH_WINDOW 1000
 /* Rate-limit buckets: 16384 sets of 4, about 1.5 MB whatever the traffic. */
 #define RATE_SETS 16384
 /* Error events for input refused before the table sees it, in all. */
@@ -61,6 +67,8 @@ struct coord {
 	 */
 	char *rp_ids;
 	size_t rp_len, rp_cap, rp_off;
+	size_t rp_window;     /* in flight at once, from the receive maximum */
+	bool rp_ready;        /* below the window: go on without waiting */
 	int64_t reconnect_at; /* monotonic ms; 0: none pending */
 	int64_t backoff_ms;
 	char status_topic[TOPIC_MAX];
@@ -125,6 +133,7 @@ republish_begin(struct coord *d)
 {
 	d->rp_len = 0;
 	d->rp_off = 0;
+	d->rp_ready = true;
 	if (locktab_foreach_lock(d->tab, snapshot_id_cb, d) != 0) {
 		log_error("out of memory listing locks to republish");
 		d->fx.failed = true;
@@ -132,24 +141,41 @@ republish_begin(struct coord *d)
 	log_info("republishing the owner of %zu locks", locktab_nlocks(d->tab));
 }
 
-/* Call only between batches, when the table equals the journal. */
+/*
+ * Call only between batches, when the table equals the journal.  Publishes
+ * up to max owner messages while fewer than rp_window of ours are in
+ * flight; when the window is full, MQTT_IN_DRAINED says when to go on.
+ */
 static void
 republish_some(struct coord *d, size_t max)
 {
 	struct lt_lock_rec rec;
+	size_t room, inflight;
 
-	for (size_t n = 0; n < max && d->rp_off < d->rp_len; n++) {
+	if (d->rp_off >= d->rp_len)
+		return;
+	inflight = mqtt_in_flight(d->mqtt, 0);
+	room = inflight < d->rp_window ? d->rp_window - inflight : 0;
+	if (room > max)
+		room = max;
+	while (room > 0 && d->rp_off < d->rp_len) {
 		const char *id = d->rp_ids + d->rp_off;
 
 		d->rp_off += strlen(id) + 1;
 		/* Freed since: its batch published it as free. */
-		if (locktab_view(d->tab, id, &rec))
+		if (locktab_view(d->tab, id, &rec)) {
 			publish_owner(d, &rec);
+			room--;
+		}
 	}
-	if (d->rp_len > 0 && d->rp_off >= d->rp_len) {
+	if (d->rp_off >= d->rp_len) {
 		log_info("republished every owner message");
 		d->rp_len = d->rp_off = 0;
+		return;
 	}
+	/* Go on at once if acknowledgements have made room meanwhile. */
+	d->rp_ready =
+	    mqtt_in_flight(d->mqtt, d->rp_window / 2 + 1) <= d->rp_window / 2;
 }
 
 static void
@@ -525,6 +551,11 @@ on_connected(struct coord *d, const struct mqtt_in *in)
 
 	d->connected = true;
 	d->backoff_ms = BACKOFF_MIN_MS;
+	d->rp_window = in->receive_max / 2;
+	if (d->rp_window > REPUBLISH_WINDOW)
+		d->rp_window = REPUBLISH_WINDOW;
+	if (d->rp_window == 0)
+		d->rp_window = 1;
 	log_info("connected to %s (session %s), epoch %" PRIu64, d->cfg->broker,
 	    in->session_present ? "resumed" : "new", d->epoch);
 	/*
@@ -590,6 +621,9 @@ handle_in(struct coord *d, struct mqtt_in *in)
 		log_error("inbound queue full: %zu messages dropped",
 		    in->dropped);
 		break;
+	case MQTT_IN_DRAINED:
+		d->rp_ready = true; /* republish_some() goes on */
+		break;
 	default:
 		break;
 	}
@@ -644,8 +678,8 @@ wait_ms(const struct coord *d)
 
 		if (next != LT_NEVER)
 			t = next - clock_wall_ms();
-		/* Owner messages left to republish: do not sleep. */
-		if (d->rp_off < d->rp_len)
+		/* Owner messages left to republish, and room to: go on. */
+		if (d->rp_off < d->rp_len && d->rp_ready)
 			t = 0;
 	}
 	if (d->reconnect_at != 0 && d->reconnect_at - clock_mono_ms() < t)

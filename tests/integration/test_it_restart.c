@@ -332,6 +332,46 @@ test_status_message(void **state)
 	h_pass(w);
 }
 
+/*
+ * More owner messages than the broker lets mqlockd have in flight (its
+ * receive maximum is 100 in the harness, so mqlockd keeps at most 50 of
+ * them out at once): the restart republishes every one of them, a window
+ * at a time, and serves a request meanwhile.
+ */
+#define MANY_CLIENTS 4
+#define MANY_EACH 150
+
+static void
+test_restart_republishes_many_owners(void **state)
+{
+	struct h_world *w = h_world_start(state, FLAGS);
+	struct h_client *ctl = h_ctl(w);
+	const char *sess[MANY_CLIENTS];
+	int c, i;
+
+	for (c = 0; c < MANY_CLIENTS; c++) {
+		sess[c] = h_session();
+		for (i = 0; i < MANY_EACH; i++)
+			h_request(ctl, h_fmt("m%d-%d", c, i), "acquire",
+			    h_fmt("cl-%d", c), sess[c], NULL, NULL);
+	}
+	for (c = 0; c < MANY_CLIENTS; c++)
+		for (i = 0; i < MANY_EACH; i++)
+			h_state(ctl, h_owner(h_fmt("m%d-%d", c, i)), H_WAIT_MS,
+			    "owner.client", h_fmt("cl-%d", c));
+	assert_int_equal(h_coord_stop(w, SIGTERM), 0);
+	h_expect(ctl, STATUS, H_WAIT_MS, "state", "offline");
+
+	h_coord_start(w); /* returns once it is online */
+	h_request(ctl, "fresh", "acquire", "cl-new", h_session(), NULL, NULL);
+	h_expect(ctl, h_events("cl-new"), H_WAIT_MS, "event", "granted");
+	for (c = 0; c < MANY_CLIENTS; c++)
+		for (i = 0; i < MANY_EACH; i++)
+			h_state(ctl, h_owner(h_fmt("m%d-%d", c, i)), H_WAIT_MS,
+			    "owner.client", h_fmt("cl-%d", c));
+	h_pass(w);
+}
+
 int
 main(void)
 {
@@ -345,6 +385,8 @@ main(void)
 	    cmocka_unit_test_teardown(test_disconnected_holder_survives_restart,
 		h_teardown),
 	    cmocka_unit_test_teardown(test_roll_call_drops_silent_clients,
+		h_teardown),
+	    cmocka_unit_test_teardown(test_restart_republishes_many_owners,
 		h_teardown),
 	    cmocka_unit_test_teardown(test_deadline_passed_during_outage,
 		h_teardown),

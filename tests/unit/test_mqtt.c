@@ -51,6 +51,7 @@ struct broker {
 	char uri[64];
 	char conf[128];
 	char log[128];
+	const char *extra; /* more configuration lines, or NULL */
 };
 
 static int
@@ -117,8 +118,9 @@ broker_start_once(struct broker *b)
 	    "set_tcp_nodelay true\n"
 	    "persistence false\n"
 	    "log_dest stderr\n"
-	    "log_type all\n",
-	    b->port);
+	    "log_type all\n"
+	    "%s",
+	    b->port, b->extra != NULL ? b->extra : "");
 	if (fclose(f) != 0)
 		return -1;
 	if ((fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0644)) == -1)
@@ -183,6 +185,39 @@ setup(void **state)
 	}
 	fprintf(stderr, "mosquitto did not start; see %s\n", b->log);
 	return -1;
+}
+
+/* The broker again, with more configuration lines. */
+static int
+setup_with(void **state, const char *extra)
+{
+	struct broker *b;
+
+	if (setup(state) != 0)
+		return -1;
+	b = *state;
+	broker_kill(b);
+	b->extra = extra;
+	for (int i = 0; i < 5; i++) {
+		if (broker_start_once(b) == 0)
+			return 0;
+		broker_kill(b);
+	}
+	return -1;
+}
+
+/* A broker whose receive maximum for clients is 10. */
+static int
+setup_rmax(void **state)
+{
+	return setup_with(state, "max_inflight_messages 10\n");
+}
+
+/* A broker with no limit on publishes in flight. */
+static int
+setup_unlimited(void **state)
+{
+	return setup_with(state, "max_inflight_messages 0\n");
 }
 
 static int
@@ -548,6 +583,63 @@ test_disconnect_flushes(void **state)
 	mqtt_free(m);
 }
 
+/*
+ * The broker's receive maximum is reported on connect; publishes in flight
+ * are counted, and MQTT_IN_DRAINED comes once when they fall below the
+ * mark.  The broker is stopped (SIGSTOP) so that none is acknowledged
+ * before the mark is set.
+ */
+static void
+test_in_flight_drained(void **state)
+{
+	struct broker *b = *state;
+	struct mqtt *m = client(b, "drain", NULL, 0, 0);
+	struct mqtt_in *in;
+	int i;
+
+	assert_int_equal(mqtt_connect(m), 0);
+	in = expect(m, MQTT_IN_CONNECTED);
+	assert_int_equal(in->receive_max, 10);
+	mqtt_in_free(in);
+	assert_int_equal(mqtt_in_flight(m, 0), 0);
+
+	assert_int_equal(kill(b->pid, SIGSTOP), 0);
+	for (i = 0; i < 8; i++)
+		assert_int_equal(mqtt_publish(m, "drain/t", "x", 1, 1, 0, NULL),
+		    0);
+	/* A QoS 0 publish is not counted. */
+	assert_int_equal(mqtt_publish(m, "drain/t", "x", 1, 0, 0, NULL), 0);
+	/* A mark above the count is not armed; the next call moves it. */
+	assert_int_equal(mqtt_in_flight(m, 9), 8);
+	assert_int_equal(mqtt_in_flight(m, 3), 8);
+	assert_int_equal(wake_readable(m), 0);
+	assert_int_equal(kill(b->pid, SIGCONT), 0);
+
+	in = expect(m, MQTT_IN_DRAINED);
+	mqtt_in_free(in);
+	assert_true(mqtt_in_flight(m, 0) < 3);
+	assert_int_equal(mqtt_wait_published(m, DEADLINE_MS), 0);
+	assert_int_equal(mqtt_in_flight(m, 0), 0);
+	/* Once only. */
+	assert_int_equal(wake_readable(m), 0);
+	mqtt_free(m);
+}
+
+/* A broker that sets no limit names none: 65535. */
+static void
+test_receive_max_default(void **state)
+{
+	struct broker *b = *state;
+	struct mqtt *m = client(b, "rmax", NULL, 0, 0);
+	struct mqtt_in *in;
+
+	assert_int_equal(mqtt_connect(m), 0);
+	in = expect(m, MQTT_IN_CONNECTED);
+	assert_int_equal(in->receive_max, 65535);
+	mqtt_in_free(in);
+	mqtt_free(m);
+}
+
 /* Run this binary again as a will client; returns its pid once it is
  * connected.  mode: "kill" waits to be killed, "clean" disconnects,
  * "drop" disconnects with the will. */
@@ -900,6 +992,10 @@ main(int argc, char **argv)
 		teardown),
 	    cmocka_unit_test_setup_teardown(test_overflow, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_nodelay, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_in_flight_drained, setup_rmax,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_max_default,
+		setup_unlimited, teardown),
 	};
 
 	if (argc == 4 && strcmp(argv[1], "--will-child") == 0)
