@@ -9,23 +9,51 @@
 
 #include "io/log.h"
 
-#define SCHEMA_VERSION 1
+/*
+ * Version 2: every table WITHOUT ROWID, so a row lives in one b-tree (its
+ * primary key's) and a commit that changes one lock and one client writes
+ * two pages, not four.  Version 1 journals are converted on open.
+ */
+#define SCHEMA_VERSION 2
+
+/*
+ * Tokens are reserved in blocks: the journal's last_token is the highest
+ * token the coordinator may have granted, written only when a grant passes
+ * it.  A restart goes on above it, so tokens stay strictly increasing and
+ * unique across restarts (with a gap of at most this many).
+ */
+#define TOKEN_BLOCK 1000
+
+#define TABLES(suffix)                                                  \
+	"CREATE TABLE IF NOT EXISTS meta" suffix "("                    \
+	" key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;" \
+	"CREATE TABLE IF NOT EXISTS clients" suffix "("                 \
+	" id TEXT PRIMARY KEY, session TEXT NOT NULL,"                  \
+	" connected INTEGER NOT NULL, max_conn INTEGER NOT NULL,"       \
+	" grace_deadline INTEGER NOT NULL) WITHOUT ROWID;"              \
+	"CREATE TABLE IF NOT EXISTS locks" suffix "("                   \
+	" id TEXT PRIMARY KEY, holder TEXT, holder_user TEXT,"          \
+	" token INTEGER NOT NULL, since INTEGER NOT NULL,"              \
+	" idle_deadline INTEGER NOT NULL, warned INTEGER NOT NULL,"     \
+	" queue TEXT NOT NULL) WITHOUT ROWID;"
 
 static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS meta("
-    " key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS clients("
-    " id TEXT PRIMARY KEY, session TEXT NOT NULL,"
-    " connected INTEGER NOT NULL, max_conn INTEGER NOT NULL,"
-    " grace_deadline INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS locks("
-    " id TEXT PRIMARY KEY, holder TEXT, holder_user TEXT,"
-    " token INTEGER NOT NULL, since INTEGER NOT NULL,"
-    " idle_deadline INTEGER NOT NULL, warned INTEGER NOT NULL,"
-    " queue TEXT NOT NULL);"
-    "INSERT OR IGNORE INTO meta VALUES('schema', 1);"
-    "INSERT OR IGNORE INTO meta VALUES('last_token', 0);"
-    "INSERT OR IGNORE INTO meta VALUES('epoch', 0);";
+    TABLES("") "INSERT OR IGNORE INTO meta VALUES('schema', 2);"
+	       "INSERT OR IGNORE INTO meta VALUES('last_token', 0);"
+	       "INSERT OR IGNORE INTO meta VALUES('epoch', 0);";
+
+/* Version 1 to 2: the same rows, in tables without rowid. */
+static const char upgrade_1[] = TABLES(
+    "_v2") "INSERT INTO meta_v2 SELECT key, value FROM meta;"
+	   "INSERT INTO clients_v2 SELECT id, session, connected, max_conn,"
+	   " grace_deadline FROM clients;"
+	   "INSERT INTO locks_v2 SELECT id, holder, holder_user, token, since,"
+	   " idle_deadline, warned, queue FROM locks;"
+	   "DROP TABLE meta; DROP TABLE clients; DROP TABLE locks;"
+	   "ALTER TABLE meta_v2 RENAME TO meta;"
+	   "ALTER TABLE clients_v2 RENAME TO clients;"
+	   "ALTER TABLE locks_v2 RENAME TO locks;"
+	   "UPDATE meta SET value = 2 WHERE key = 'schema';";
 
 enum stmt {
 	PUT_LOCK,
@@ -50,6 +78,7 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *st[NSTMT];
 	char *path;
+	uint64_t token_reserved; /* last_token as journaled */
 };
 
 static int
@@ -105,11 +134,29 @@ put_meta(struct store *s, const char *key, int64_t value)
 	return 0;
 }
 
+/* The journal's schema version; SQLITE_OK, or an error code. */
+static int
+schema_version(struct store *s, int64_t *version)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db,
+	    "SELECT value FROM meta WHERE key = 'schema'", -1, &st, NULL);
+
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*version = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_CORRUPT;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 struct store *
 store_open(const char *path, char *err, size_t errsz)
 {
 	struct store *s = calloc(1, sizeof(*s));
-	int64_t version = 0;
+	int64_t version = 0, last = 0;
 	int rc;
 
 	if (s == NULL || (s->path = malloc(strlen(path) + 1)) == NULL) {
@@ -152,10 +199,24 @@ store_open(const char *path, char *err, size_t errsz)
 	}
 	rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
+		rc = schema_version(s, &version);
+	if (rc == SQLITE_OK && version == 1) {
+		log_info("journal %s: converting from schema 1 to %d", path,
+		    SCHEMA_VERSION);
+		rc = sqlite3_exec(s->db, upgrade_1, NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			version = SCHEMA_VERSION;
+	}
+	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errsz, "cannot write %s: %s", path,
 		    sqlite3_errmsg(s->db));
+		goto err;
+	}
+	if (version != SCHEMA_VERSION) {
+		snprintf(err, errsz, "%s has journal schema %lld, expected %d",
+		    path, (long long)version, SCHEMA_VERSION);
 		goto err;
 	}
 	for (int i = 0; i < NSTMT; i++) {
@@ -166,11 +227,11 @@ store_open(const char *path, char *err, size_t errsz)
 			goto err;
 		}
 	}
-	if (get_meta(s, "schema", &version) != 0 || version != SCHEMA_VERSION) {
-		snprintf(err, errsz, "%s has journal schema %lld, expected %d",
-		    path, (long long)version, SCHEMA_VERSION);
+	if (get_meta(s, "last_token", &last) != 0 || last < 0) {
+		snprintf(err, errsz, "%s has no valid token counter", path);
 		goto err;
 	}
+	s->token_reserved = (uint64_t)last;
 	return s;
 err:
 	store_close(s);
@@ -432,6 +493,7 @@ int
 store_flush(struct store *s, struct locktab *t)
 {
 	size_t nl = locktab_dirty_locks(t), nc = locktab_dirty_clients(t);
+	uint64_t reserve = 0;
 
 	if (exec(s, "BEGIN IMMEDIATE") != 0)
 		return -1;
@@ -444,9 +506,15 @@ store_flush(struct store *s, struct locktab *t)
 		if (write_lock(s, t, i) != 0)
 			goto err;
 	}
-	if (put_meta(s, "last_token", (int64_t)locktab_last_token(t)) != 0 ||
-	    exec(s, "COMMIT") != 0)
+	if (locktab_last_token(t) > s->token_reserved) {
+		reserve = locktab_last_token(t) + TOKEN_BLOCK;
+		if (put_meta(s, "last_token", (int64_t)reserve) != 0)
+			goto err;
+	}
+	if (exec(s, "COMMIT") != 0)
 		goto err;
+	if (reserve != 0)
+		s->token_reserved = reserve;
 	return 0;
 err:
 	if (sqlite3_get_autocommit(s->db) == 0)

@@ -2,7 +2,9 @@
  * store: the sqlite journal of the lock table.
  *
  * One row per lock that is held or has waiters, one per client that holds or
- * waits for a lock, and a few counters (last token, epoch).  Deadlines are
+ * waits for a lock, and a few counters: the epoch, and the token counter,
+ * reserved a block at a time (a restart goes on above the block, so tokens
+ * never repeat but may skip ahead).  Deadlines are
  * absolute wall-clock milliseconds, so a restart rebuilds the same table.
  * The database runs in WAL mode with synchronous=FULL: a committed batch
  * survives a crash of the process or the machine.  It is opened with an
@@ -42,8 +44,9 @@ int store_load(struct store *s, struct locktab *t);
 int store_next_epoch(struct store *s, uint64_t *epoch);
 
 /*
- * store_flush(s, t): write every dirty lock and client of t and the token
- * counter in one transaction, and commit.  Returns 0 once durable, or -1
+ * store_flush(s, t): write every dirty lock and client of t in one
+ * transaction, with a new token block when t granted past the last one, and
+ * commit.  Returns 0 once durable, or -1
  * (logged) after rolling back; t's dirty set is left as it was.
  */
 int store_flush(struct store *s, struct locktab *t);

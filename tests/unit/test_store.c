@@ -124,7 +124,8 @@ assert_same_tables(struct locktab *a, struct locktab *b)
 {
 	assert_int_equal(locktab_nlocks(a), locktab_nlocks(b));
 	assert_int_equal(locktab_nclients(a), locktab_nclients(b));
-	assert_int_equal(locktab_last_token(a), locktab_last_token(b));
+	/* The journal keeps a reserved block of tokens: b goes on above. */
+	assert_true(locktab_last_token(b) >= locktab_last_token(a));
 	assert_int_equal(locktab_next_deadline(a), locktab_next_deadline(b));
 	locktab_foreach_lock(a, same_lock, b);
 }
@@ -189,7 +190,8 @@ test_round_trip(void **state)
 	r = reload(f->path);
 	assert_same_tables(t, r);
 	assert_int_equal(locktab_nlocks(r), 2); /* doc-3 was freed */
-	assert_int_equal(locktab_last_token(r), 3);
+	/* Tokens 1..3 in the first batch reserved up to 3 + 1000. */
+	assert_int_equal(locktab_last_token(r), 1003);
 	assert_same_client(t, r, "carol");
 	assert_same_client(t, r, "bob");
 	/* dave holds nothing: his row is gone. */
@@ -214,7 +216,7 @@ test_unflushed_changes_are_not_journaled(void **state)
 	store_close(s);
 	r = reload(f->path);
 	assert_int_equal(locktab_nlocks(r), 1);
-	assert_int_equal(locktab_last_token(r), 1);
+	assert_int_equal(locktab_last_token(r), 1001);
 	locktab_free(r);
 	locktab_free(t);
 }
@@ -236,9 +238,162 @@ test_token_survives_free_table(void **state)
 	store_close(s);
 	r = reload(f->path);
 	assert_int_equal(locktab_nlocks(r), 0);
-	assert_int_equal(locktab_last_token(r), 5);
+	assert_int_equal(locktab_last_token(r), 1001);
 	locktab_free(r);
 	locktab_free(t);
+}
+
+/*
+ * The journal writes the token counter only when a grant passes the
+ * reserved block; a restart goes on above the block, and a new block is
+ * reserved past it, so no token repeats across any number of restarts.
+ */
+static void
+test_token_blocks(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	struct store *s = store_open(f->path, err, sizeof(err));
+	struct locktab *t = locktab_new(&cfg), *r;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t counter = -1;
+	uint64_t before;
+
+	/* 1,002 grants: the block of token 1 ends at 1001; 1002 passes it. */
+	for (int i = 0; i < 1002; i++) {
+		apply_req(t, 10 + i, LT_OP_ACQUIRE, "a", "alice", "");
+		apply_req(t, 10 + i, LT_OP_RELEASE, "a", "alice", "");
+		flush(s, t);
+	}
+	assert_int_equal(locktab_last_token(t), 1002);
+	store_close(s);
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+			     "SELECT value FROM meta WHERE key = 'last_token'",
+			     -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	counter = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(counter, 2002);
+
+	/* Restart: the next grant is above the block, and reserves anew. */
+	r = reload(f->path);
+	before = locktab_last_token(r);
+	assert_int_equal(before, 2002);
+	s = store_open(f->path, err, sizeof(err));
+	assert_non_null(s);
+	apply_req(r, 5000, LT_OP_ACQUIRE, "b", "bob", "");
+	flush(s, r);
+	assert_int_equal(locktab_last_token(r), 2003);
+	store_close(s);
+	locktab_free(r);
+	r = reload(f->path);
+	assert_int_equal(locktab_last_token(r), 3003);
+	locktab_free(r);
+	locktab_free(t);
+}
+
+/* The layout of version 1, as it was written. */
+static const char schema_v1[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE clients(id TEXT PRIMARY KEY, session TEXT NOT NULL,"
+    " connected INTEGER NOT NULL, max_conn INTEGER NOT NULL,"
+    " grace_deadline INTEGER NOT NULL);"
+    "CREATE TABLE locks(id TEXT PRIMARY KEY, holder TEXT, holder_user TEXT,"
+    " token INTEGER NOT NULL, since INTEGER NOT NULL,"
+    " idle_deadline INTEGER NOT NULL, warned INTEGER NOT NULL,"
+    " queue TEXT NOT NULL);"
+    "INSERT INTO meta VALUES('schema', 1), ('last_token', 41),"
+    " ('epoch', 7);"
+    "INSERT INTO clients VALUES"
+    " ('alice', 'session-of-alice-000000', 1, 4, 0),"
+    " ('bob', 'session-of-bob-000000', 0, 4, 90000);"
+    "INSERT INTO locks VALUES"
+    " ('doc', 'alice', 'Alice', 41, 1000, 601000, 0,"
+    " '[[\"bob\",\"Bob\"]]');";
+
+/* A version 1 journal is converted in place, losing nothing. */
+static void
+test_schema_1_converted(void **state)
+{
+	struct fixture *f = *state;
+	struct lt_lock_rec rec;
+	struct lt_client_rec cr;
+	struct locktab *r;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	uint64_t epoch = 0;
+	char err[256];
+	struct store *s;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, schema_v1, NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	r = reload(f->path);
+	assert_int_equal(locktab_nlocks(r), 1);
+	assert_int_equal(locktab_nclients(r), 2);
+	assert_int_equal(locktab_last_token(r), 41);
+	assert_true(locktab_view(r, "doc", &rec));
+	assert_string_equal(rec.holder, "alice");
+	assert_string_equal(rec.holder_user, "Alice");
+	assert_int_equal(rec.token, 41);
+	assert_int_equal(rec.idle_deadline, 601000);
+	assert_int_equal(rec.nwaiters, 1);
+	assert_string_equal(rec.waiters[0].client, "bob");
+	assert_true(locktab_view_client(r, "bob", &cr));
+	assert_false(cr.connected);
+	assert_int_equal(cr.grace_deadline, 90000);
+	locktab_free(r);
+
+	s = store_open(f->path, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_next_epoch(s, &epoch), 0);
+	assert_int_equal(epoch, 8);
+	store_close(s);
+
+	/* Now schema 2, every table without rowid. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+			     "SELECT (SELECT value FROM meta WHERE key ="
+			     " 'schema'), (SELECT count(*) FROM sqlite_schema"
+			     " WHERE type = 'table' AND sql LIKE"
+			     " '%WITHOUT ROWID'), (SELECT count(*) FROM"
+			     " sqlite_schema WHERE type = 'table')",
+			     -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
+	assert_int_equal(sqlite3_column_int(st, 1), 3);
+	assert_int_equal(sqlite3_column_int(st, 2), 3);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* A journal from a newer mqlockd is refused and left alone. */
+static void
+test_newer_schema_refused(void **state)
+{
+	struct fixture *f = *state;
+	char err[256] = "";
+	struct store *s = store_open(f->path, err, sizeof(err));
+	sqlite3 *db;
+
+	assert_non_null(s);
+	store_close(s);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+			     "UPDATE meta SET value = 3 WHERE key = 'schema'",
+			     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(store_open(f->path, err, sizeof(err)));
+	assert_non_null(strstr(err, "schema 3"));
 }
 
 static void
@@ -365,6 +520,11 @@ main(void)
 		test_unflushed_changes_are_not_journaled, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_survives_free_table,
 		setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_token_blocks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_schema_1_converted, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup,
+		teardown),
 	    cmocka_unit_test_setup_teardown(test_epoch_increases, setup,
 		teardown),
 	    cmocka_unit_test_setup_teardown(test_second_opener_refused, setup,
