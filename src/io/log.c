@@ -13,6 +13,9 @@
 
 static enum log_level level = LOG_INFO;
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* log_hold(): info and debug lines wait for log_flush(); guarded. */
+static int held;
+static size_t pending;
 
 /* Token bucket for log_limited(); guarded by log_mutex. */
 static double bucket = LIMIT_BURST;
@@ -59,7 +62,35 @@ write_line(enum log_level l, const char *fmt, va_list ap)
 	fprintf(stderr, "%s.%03dZ %s ", stamp, (int)(now % 1000), names[l]);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	if (held && l > LOG_WARN) {
+		pending++;
+		return;
+	}
 	fflush(stderr);
+	pending = 0;
+}
+
+void
+log_hold(void)
+{
+	static char buf[1 << 16];
+
+	pthread_mutex_lock(&log_mutex);
+	fflush(stderr);
+	if (setvbuf(stderr, buf, _IOFBF, sizeof(buf)) == 0)
+		held = 1;
+	pthread_mutex_unlock(&log_mutex);
+}
+
+void
+log_flush(void)
+{
+	pthread_mutex_lock(&log_mutex);
+	if (pending > 0) {
+		fflush(stderr);
+		pending = 0;
+	}
+	pthread_mutex_unlock(&log_mutex);
 }
 
 void

@@ -31,6 +31,18 @@ void log_msg(enum log_level l, const char *fmt, ...)
 void log_limited(enum log_level l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * log_hold(): from now on info and debug lines wait in a buffer until
+ * log_flush() (or until 64 KB are waiting), so that a busy loop writes its
+ * lines with one write(2) per round instead of one per line; warnings and
+ * errors are written at once, after any lines waiting before them.  Call it
+ * before anything else is written to stderr.
+ */
+void log_hold(void);
+
+/* log_flush(): write the lines log_hold() kept waiting.  Thread-safe. */
+void log_flush(void);
+
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

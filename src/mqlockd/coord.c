@@ -84,6 +84,8 @@ publish_json(struct coord *d, const char *topic, char *json, int retain,
 		log_error("out of memory encoding a message for %s", topic);
 		return;
 	}
+	/* What the log says comes before what anyone can see. */
+	log_flush();
 	mqtt_publish(d->mqtt, topic, json, strlen(json), 1, retain, props);
 	free(json);
 }
@@ -244,7 +246,6 @@ perform(struct coord *d, const struct lt_fx *e, size_t *next_reply)
 {
 	char topic[TOPIC_MAX];
 
-	log_fx(e);
 	if (e->kind == LT_FX_EVENT && e->client[0] != '\0') {
 		if (codec_client_topic(topic, sizeof(topic), d->cfg->prefix,
 			e->client, "events") == 0)
@@ -291,6 +292,9 @@ flush(struct coord *d)
 			  "the undecided batch");
 		return -1;
 	}
+	/* The batch's log lines go out in one write, before its messages. */
+	for (size_t i = 0; i < d->fx.n; i++)
+		log_fx(&d->fx.v[i]);
 	for (size_t i = 0; i < nl; i++) {
 		struct lt_lock_rec rec;
 
@@ -708,6 +712,7 @@ run_loop(struct coord *d, int sigfd)
 		int ready[2];
 		int sig;
 
+		log_flush();
 		if (loop_wait(fds, 2, timeout, ready) < 0)
 			return 1;
 		/*

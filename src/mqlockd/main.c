@@ -13,6 +13,8 @@ main(int argc, char **argv)
 	struct config cfg;
 	char err[512];
 
+	/* The loop flushes the log before it announces anything, or sleeps. */
+	log_hold();
 	switch (config_parse(&cfg, argc, argv, err, sizeof(err))) {
 	case CONFIG_EXIT:
 		return 0;

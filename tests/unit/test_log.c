@@ -116,6 +116,65 @@ test_parse_level(void **state)
 	assert_int_equal(log_parse_level("", &l), -1);
 }
 
+/* The file's text so far, read through its own descriptor. */
+static char *
+file_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 1 << 16);
+	size_t n;
+
+	assert_true(f != NULL && buf != NULL);
+	n = fread(buf, 1, (1 << 16) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/*
+ * Held info lines reach the file only with log_flush() or a warning, which
+ * writes them first, in order.  Run last: the hold stays for the process.
+ */
+static void
+test_hold_and_flush(void **state)
+{
+	char path[] = "/tmp/mqlock-log-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	char *t;
+
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	log_hold();
+	log_info("held-1");
+	log_debug("not-shown");
+	t = file_text(path);
+	assert_null(strstr(t, "held-1"));
+	free(t);
+
+	log_warn("warn-1");
+	t = file_text(path);
+	assert_non_null(strstr(t, "held-1"));
+	assert_true(strstr(t, "held-1") < strstr(t, "warn-1"));
+	free(t);
+
+	log_info("held-2");
+	t = file_text(path);
+	assert_null(strstr(t, "held-2"));
+	free(t);
+	log_flush();
+	t = file_text(path);
+	assert_non_null(strstr(t, " info held-2\n"));
+	assert_null(strstr(t, "not-shown"));
+	free(t);
+
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -123,6 +182,7 @@ main(void)
 	    cmocka_unit_test(test_levels),
 	    cmocka_unit_test(test_limited_caps_a_flood),
 	    cmocka_unit_test(test_parse_level),
+	    cmocka_unit_test(test_hold_and_flush),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
