@@ -300,6 +300,20 @@ connect_ok(struct mqtt *m, int *session_present)
 	assert_int_equal(mqtt_is_connected(m), 1);
 }
 
+/* Connect m; the broker's receive maximum. */
+static unsigned
+connect_receive_max(struct mqtt *m)
+{
+	struct mqtt_in *in;
+	unsigned rmax;
+
+	assert_int_equal(mqtt_connect(m), 0);
+	in = expect(m, MQTT_IN_CONNECTED);
+	rmax = in->receive_max;
+	mqtt_in_free(in);
+	return rmax;
+}
+
 static struct mqtt_in *
 expect_message(struct mqtt *m, const char *topic, const char *payload)
 {
@@ -597,10 +611,7 @@ test_in_flight_drained(void **state)
 	struct mqtt_in *in;
 	int i;
 
-	assert_int_equal(mqtt_connect(m), 0);
-	in = expect(m, MQTT_IN_CONNECTED);
-	assert_int_equal(in->receive_max, 10);
-	mqtt_in_free(in);
+	assert_int_equal(connect_receive_max(m), 10);
 	assert_int_equal(mqtt_in_flight(m, 0), 0);
 
 	assert_int_equal(kill(b->pid, SIGSTOP), 0);
@@ -631,12 +642,8 @@ test_receive_max_default(void **state)
 {
 	struct broker *b = *state;
 	struct mqtt *m = client(b, "rmax", NULL, 0, 0);
-	struct mqtt_in *in;
 
-	assert_int_equal(mqtt_connect(m), 0);
-	in = expect(m, MQTT_IN_CONNECTED);
-	assert_int_equal(in->receive_max, 65535);
-	mqtt_in_free(in);
+	assert_int_equal(connect_receive_max(m), 65535);
 	mqtt_free(m);
 }
 

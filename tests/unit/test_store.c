@@ -243,6 +243,23 @@ test_token_survives_free_table(void **state)
 	locktab_free(t);
 }
 
+/* The one integer that sql selects from the journal at path. */
+static int64_t
+db_int(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t v;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
 /*
  * The journal writes the token counter only when a grant passes the
  * reserved block; a restart goes on above the block, and a new block is
@@ -255,9 +272,6 @@ test_token_blocks(void **state)
 	char err[256];
 	struct store *s = store_open(f->path, err, sizeof(err));
 	struct locktab *t = locktab_new(&cfg), *r;
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int64_t counter = -1;
 	uint64_t before;
 
 	/* 1,002 grants: the block of token 1 ends at 1001; 1002 passes it. */
@@ -269,16 +283,9 @@ test_token_blocks(void **state)
 	assert_int_equal(locktab_last_token(t), 1002);
 	store_close(s);
 
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-			     "SELECT value FROM meta WHERE key = 'last_token'",
-			     -1, &st, NULL),
-	    SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	counter = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	assert_int_equal(counter, 2002);
+	assert_int_equal(
+	    db_int(f->path, "SELECT value FROM meta WHERE key = 'last_token'"),
+	    2002);
 
 	/* Restart: the next grant is above the block, and reserves anew. */
 	r = reload(f->path);
@@ -325,7 +332,6 @@ test_schema_1_converted(void **state)
 	struct lt_client_rec cr;
 	struct locktab *r;
 	sqlite3 *db;
-	sqlite3_stmt *st;
 	uint64_t epoch = 0;
 	char err[256];
 	struct store *s;
@@ -358,21 +364,16 @@ test_schema_1_converted(void **state)
 	store_close(s);
 
 	/* Now schema 2, every table without rowid. */
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-			     "SELECT (SELECT value FROM meta WHERE key ="
-			     " 'schema'), (SELECT count(*) FROM sqlite_schema"
-			     " WHERE type = 'table' AND sql LIKE"
-			     " '%WITHOUT ROWID'), (SELECT count(*) FROM"
-			     " sqlite_schema WHERE type = 'table')",
-			     -1, &st, NULL),
-	    SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 2);
-	assert_int_equal(sqlite3_column_int(st, 1), 3);
-	assert_int_equal(sqlite3_column_int(st, 2), 3);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	assert_int_equal(
+	    db_int(f->path, "SELECT value FROM meta WHERE key = 'schema'"), 2);
+	assert_int_equal(db_int(f->path,
+			     "SELECT count(*) FROM sqlite_schema WHERE type ="
+			     " 'table' AND sql NOT LIKE '%WITHOUT ROWID'"),
+	    0);
+	assert_int_equal(db_int(f->path,
+			     "SELECT count(*) FROM sqlite_schema WHERE type ="
+			     " 'table'"),
+	    3);
 }
 
 /* A journal from a newer mqlockd is refused and left alone. */
