@@ -1,5 +1,6 @@
 #include "io/store.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,14 +317,19 @@ load_locks(struct store *s, struct locktab *t)
 		    .idle_deadline = sqlite3_column_int64(st, 5),
 		    .warned = sqlite3_column_int(st, 6) != 0,
 		};
-		cJSON *q = cJSON_Parse(col_text(st, 7));
+		const char *qtext = col_text(st, 7);
+		/* Most locks have nobody waiting: no parser for those. */
+		bool empty = qtext != NULL && strcmp(qtext, "[]") == 0;
+		cJSON *q = empty ? NULL : cJSON_Parse(qtext);
 		struct lt_waiter_rec *w =
 		    calloc((size_t)cJSON_GetArraySize(q) + 1, sizeof(*w));
 		size_t n = 0;
 		const cJSON *e;
 		enum lt_err err = LT_ERR_BAD_REQUEST;
 
-		if (w != NULL && cJSON_IsArray(q) &&
+		if (w != NULL && empty) {
+			err = LT_OK;
+		} else if (w != NULL && cJSON_IsArray(q) &&
 		    cJSON_GetArraySize(q) <= MQL_WAITERS_PER_LOCK) {
 			err = LT_OK;
 			cJSON_ArrayForEach(e, q)
