@@ -456,8 +456,10 @@ send_positions(struct lock *l, size_t from, struct lt_fxlist *fx)
 	for (size_t i = from; i < l->nw; i++) {
 		struct lt_fx *e = fx_event(fx, LT_E_QUEUED, l->w[i].c, l);
 
-		if (e != NULL)
+		if (e != NULL) {
 			e->position = (uint32_t)(i + 1);
+			e->moved = true;
+		}
 	}
 }
 

@@ -155,10 +155,11 @@ struct lt_fx {
 	char lock[MQL_LOCK_ID_SZ]; /* "" when none */
 	uint64_t token;            /* granted, revoked, REPLY granted/revoked */
 	uint32_t position;         /* queued */
-	lt_ms deadline;            /* granted: idle deadline; idle-warning */
-	enum lt_reason reason;     /* revoked */
-	enum lt_err code;          /* error event, REPLY error */
-	const char *message;       /* error text (static) or NULL */
+	bool moved; /* queued: a waiter moved up, not an answer to a request */
+	lt_ms deadline;             /* granted: idle deadline; idle-warning */
+	enum lt_reason reason;      /* revoked */
+	enum lt_err code;           /* error event, REPLY error */
+	const char *message;        /* error text (static) or NULL */
 	char detail[MQL_REASON_SZ]; /* revoked by admin: the admin's reason */
 };
 

@@ -221,7 +221,9 @@ log_fx(const struct lt_fx *e)
 		    e->client, e->token);
 		break;
 	case LT_E_QUEUED:
-		log_info("queue lock=%s client=%s position=%" PRIu32, e->lock,
+		/* A hand-over moves every waiter up: one line each is noise. */
+		log_msg(e->moved ? LOG_DEBUG : LOG_INFO,
+		    "queue lock=%s client=%s position=%" PRIu32, e->lock,
 		    e->client, e->position);
 		break;
 	case LT_E_REVOKED:

@@ -716,10 +716,12 @@ fmt_fx(struct sbuf *b, const struct lt_fx *e)
 
 	sb_printf(b,
 	    "  %s %d client '%s' lock '%s' token %" PRIu64
-	    " position %u deadline %" PRId64 " reason %d code %d detail '%s'\n",
+	    " position %u%s deadline %" PRId64
+	    " reason %d code %d detail '%s'\n",
 	    (unsigned)e->kind < 3 ? kinds[e->kind] : "?", fx_what(e), e->client,
-	    e->lock, e->token, (unsigned)e->position, e->deadline,
-	    (int)e->reason, (int)e->code, e->detail);
+	    e->lock, e->token, (unsigned)e->position,
+	    e->moved ? " (moved)" : "", e->deadline, (int)e->reason,
+	    (int)e->code, e->detail);
 }
 
 static void
@@ -737,6 +739,7 @@ struct xfx {
 	const char *lock;
 	uint64_t token;
 	uint32_t position;
+	bool moved;
 	lt_ms deadline;
 	enum lt_reason reason;
 	enum lt_err code;
@@ -763,6 +766,7 @@ xfx_to_fx(const struct xfx *x, struct lt_fx *e)
 	snprintf(e->lock, sizeof(e->lock), "%s", nz(x->lock));
 	e->token = x->token;
 	e->position = x->position;
+	e->moved = x->moved;
 	e->deadline = x->deadline;
 	e->reason = x->reason;
 	e->code = x->code;
@@ -776,9 +780,9 @@ fx_equal(const struct lt_fx *x, const struct lt_fx *y)
 	return x->kind == y->kind && fx_what(x) == fx_what(y) &&
 	    strcmp(x->client, y->client) == 0 &&
 	    strcmp(x->lock, y->lock) == 0 && x->token == y->token &&
-	    x->position == y->position && x->deadline == y->deadline &&
-	    x->reason == y->reason && x->code == y->code &&
-	    strcmp(x->detail, y->detail) == 0;
+	    x->position == y->position && x->moved == y->moved &&
+	    x->deadline == y->deadline && x->reason == y->reason &&
+	    x->code == y->code && strcmp(x->detail, y->detail) == 0;
 }
 
 #define X_GRANTED(c, l, tok, dl)                                          \
@@ -790,6 +794,12 @@ fx_equal(const struct lt_fx *x, const struct lt_fx *y)
 	{                                                                \
 		.kind = LT_FX_EVENT, .what = LT_E_QUEUED, .client = (c), \
 		.lock = (l), .position = (pos)                           \
+	}
+/* A waiter's new place after someone ahead left. */
+#define X_MOVED(c, l, pos)                                               \
+	{                                                                \
+		.kind = LT_FX_EVENT, .what = LT_E_QUEUED, .client = (c), \
+		.lock = (l), .position = (pos), .moved = true            \
 	}
 #define X_BUSY(c, l)                                                   \
 	{                                                              \
@@ -1624,8 +1634,8 @@ test_release_by_holder(void **state)
 	run(f, T0 + 3, acq(L1, D));
 
 	APPLY(f, t1, rel(L1, A), N_(LT_N_RELEASED, A, L1),
-	    X_GRANTED(B, L1, 2, t1 + IDLE), X_QUEUED(C, L1, 1),
-	    X_QUEUED(D, L1, 2), R_(LT_R_RELEASED, A, L1));
+	    X_GRANTED(B, L1, 2, t1 + IDLE), X_MOVED(C, L1, 1),
+	    X_MOVED(D, L1, 2), R_(LT_R_RELEASED, A, L1));
 	/* A holds nothing now: its record is to be deleted. */
 	assert_false(dirty_client_rec(f, A, &c));
 	side_flush(&f->s);
@@ -1640,7 +1650,7 @@ test_release_by_holder(void **state)
 	assert_int_equal(locktab_next_deadline(f->s.t), t1 + IDLE - WARN);
 
 	STEP(f, t2, rel(L1, B), N_(LT_N_RELEASED, B, L1),
-	    X_GRANTED(C, L1, 3, t2 + IDLE), X_QUEUED(D, L1, 1),
+	    X_GRANTED(C, L1, 3, t2 + IDLE), X_MOVED(D, L1, 1),
 	    R_(LT_R_RELEASED, B, L1));
 	STEP(f, t2 + 1, rel(L1, C), N_(LT_N_RELEASED, C, L1),
 	    X_GRANTED(D, L1, 4, t2 + 1 + IDLE), R_(LT_R_RELEASED, C, L1));
@@ -1675,11 +1685,11 @@ test_release_by_waiter(void **state)
 	run(f, T0 + 4, acq(L1, E));
 
 	STEP(f, T0 + 10, rel(L1, C), N_(LT_N_LEFT_QUEUE, C, L1),
-	    X_QUEUED(D, L1, 2), X_QUEUED(E, L1, 3), R_(LT_R_RELEASED, C, L1));
+	    X_MOVED(D, L1, 2), X_MOVED(E, L1, 3), R_(LT_R_RELEASED, C, L1));
 	assert_queue(f, L1, B "," D "," E);
 	assert_false(known_client(f, C));
 	STEP(f, T0 + 11, rel(L1, B), N_(LT_N_LEFT_QUEUE, B, L1),
-	    X_QUEUED(D, L1, 1), X_QUEUED(E, L1, 2), R_(LT_R_RELEASED, B, L1));
+	    X_MOVED(D, L1, 1), X_MOVED(E, L1, 2), R_(LT_R_RELEASED, B, L1));
 	STEP(f, T0 + 12, rel(L1, E), N_(LT_N_LEFT_QUEUE, E, L1),
 	    R_(LT_R_RELEASED, E, L1));
 	assert_queue(f, L1, D);
@@ -1800,7 +1810,7 @@ test_session_mismatch(void **state)
 	/* ... so the grace still ends. */
 	STEP_ANY(f, T0 + 100 + GRACE, tick(),
 	    X_REVOKED(A, L1, 1, LT_REASON_DISCONNECT), N_(LT_N_FREED, "", L1),
-	    N_(LT_N_DROPPED, A, L2), X_QUEUED(C, L2, 1));
+	    N_(LT_N_DROPPED, A, L2), X_MOVED(C, L2, 1));
 }
 
 static void
@@ -2020,8 +2030,8 @@ test_grace_expiry(void **state)
 		STEP_ANY(f, now, tick(),
 		    X_REVOKED(A, L1, 1, LT_REASON_DISCONNECT),
 		    X_GRANTED(B, L1, 4, now + IDLE), N_(LT_N_DROPPED, A, L2),
-		    X_QUEUED(D, L2, 1), N_(LT_N_DROPPED, A, L3),
-		    X_QUEUED(E, L3, 1));
+		    X_MOVED(D, L2, 1), N_(LT_N_DROPPED, A, L3),
+		    X_MOVED(E, L3, 1));
 		assert_false(known_client(f, A));
 		assert_holder(f, L1, B, 4);
 		assert_queue(f, L1, "");
@@ -2158,7 +2168,7 @@ test_disconnected_waiter_skipped(void **state)
 
 	/* B is skipped and keeps its place; D moves up behind it. */
 	STEP(f, t2, rel(L1, A), N_(LT_N_RELEASED, A, L1),
-	    X_GRANTED(C, L1, 2, t2 + IDLE), X_QUEUED(D, L1, 2),
+	    X_GRANTED(C, L1, 2, t2 + IDLE), X_MOVED(D, L1, 2),
 	    R_(LT_R_RELEASED, A, L1));
 	assert_holder(f, L1, C, 2);
 	assert_queue(f, L1, B "-," D);
@@ -2169,7 +2179,7 @@ test_disconnected_waiter_skipped(void **state)
 	assert_queue(f, L1, B "," D);
 	STEP_NONE(f, t1 + GRACE, tick());
 	STEP(f, t1 + GRACE + 1, rel(L1, C), N_(LT_N_RELEASED, C, L1),
-	    X_GRANTED(B, L1, 3, t1 + GRACE + 1 + IDLE), X_QUEUED(D, L1, 1),
+	    X_GRANTED(B, L1, 3, t1 + GRACE + 1 + IDLE), X_MOVED(D, L1, 1),
 	    R_(LT_R_RELEASED, C, L1));
 }
 
@@ -2274,7 +2284,7 @@ test_idle_warning_and_revoke(void **state)
 			STEP(f, dl + ro, tick(),
 			    X_REVOKED(A, L1, 1, LT_REASON_IDLE),
 			    X_GRANTED(B, L1, 2, dl + ro + IDLE),
-			    X_QUEUED(C, L1, 1));
+			    X_MOVED(C, L1, 1));
 			assert_false(known_client(f, A));
 			assert_holder(f, L1, B, 2);
 			assert_false(view(f, L1).warned);
@@ -2375,7 +2385,7 @@ test_admin_break(void **state)
 	run(f, T0 + 2, acq(L1, C));
 	STEP(f, t1, brk(L1, "stuck since Friday"),
 	    X_REVOKED_ADMIN(A, L1, 1, "stuck since Friday"),
-	    X_GRANTED(B, L1, 2, t1 + IDLE), X_QUEUED(C, L1, 1),
+	    X_GRANTED(B, L1, 2, t1 + IDLE), X_MOVED(C, L1, 1),
 	    R_REVOKED(L1, 1));
 	assert_false(known_client(f, A));
 	assert_holder(f, L1, B, 2);
@@ -2483,7 +2493,7 @@ test_fifo_many(void **state)
 		want[n++] =
 		    (struct xfx)X_GRANTED(names[head], L1, tok + 1, now + IDLE);
 		for (size_t i = head + 1; i < N; i++)
-			want[n++] = (struct xfx)X_QUEUED(names[i], L1,
+			want[n++] = (struct xfx)X_MOVED(names[i], L1,
 			    (uint32_t)(i - head));
 		want[n++] = (struct xfx)R_(LT_R_RELEASED, holder, L1);
 		{
@@ -2504,7 +2514,7 @@ test_fifo_many(void **state)
 
 		want[n++] = (struct xfx)N_(LT_N_LEFT_QUEUE, names[50], L1);
 		for (size_t i = 51; i < N; i++)
-			want[n++] = (struct xfx)X_QUEUED(names[i], L1,
+			want[n++] = (struct xfx)X_MOVED(names[i], L1,
 			    (uint32_t)(i - head));
 		want[n++] = (struct xfx)R_(LT_R_RELEASED, names[50], L1);
 		assert_int_equal(side_apply(&f->s, now, &ev), LT_OK);
@@ -3313,8 +3323,8 @@ test_restore_validation(void **state)
 	STEP(f, T0 + 2, act(L1, B), R_(LT_R_IGNORED, B, L1));
 	STEP(f, T0 + 2, act(L1, D), R_(LT_R_IGNORED, D, L1));
 	STEP(f, T0 + 3, rel(L1, A), N_(LT_N_RELEASED, A, L1),
-	    X_GRANTED(B, L1, 22, T0 + 3 + IDLE), X_QUEUED(C, L1, 1),
-	    X_QUEUED(D, L1, 2), R_(LT_R_RELEASED, A, L1));
+	    X_GRANTED(B, L1, 22, T0 + 3 + IDLE), X_MOVED(C, L1, 1),
+	    X_MOVED(D, L1, 2), R_(LT_R_RELEASED, A, L1));
 }
 
 /* Restored deadlines, flags and connection state take effect. */
@@ -3354,7 +3364,7 @@ test_restore_state(void **state)
 	STEP(f, T0 + 2, request(LT_OP_ACQUIRE, L1, C, s16, -1, true),
 	    X_QUEUED(C, L1, 2), R_QUEUED(C, L1, 2));
 	/* B's grace ends as journaled. */
-	STEP(f, T0 + 500, tick(), N_(LT_N_DROPPED, B, L1), X_QUEUED(C, L1, 1));
+	STEP(f, T0 + 500, tick(), N_(LT_N_DROPPED, B, L1), X_MOVED(C, L1, 1));
 	/* Already warned: no second warning, revoked at the deadline. */
 	STEP_NONE(f, T0 + 999, tick());
 	STEP(f, T0 + 1000, tick(), X_REVOKED(A, L1, 3, LT_REASON_IDLE),
