@@ -29,6 +29,10 @@ struct cli {
 	const char *username;
 	char *password; /* read from --password-file; owned */
 	int keepalive;
+	/* TLS files for ssl:// brokers, or NULL. */
+	const char *cafile;
+	const char *certfile;
+	const char *keyfile;
 	char client_id[MQL_CLIENT_ID_SZ]; /* --client-id or a random one */
 };
 

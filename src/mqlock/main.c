@@ -26,7 +26,8 @@
 static const char usage_text[] =
     "usage: mqlock [--broker URI] [--prefix P] [--username U] "
     "[--password-file F]\n"
-    "              [--keepalive S] [--client-id ID] COMMAND\n"
+    "              [--keepalive S] [--client-id ID]\n"
+    "              [--cafile F] [--certfile F --keyfile F] COMMAND\n"
     "       mqlock [flags] acquire LOCK [--wait SECONDS] [--user NAME]\n"
     "              -- COMMAND [ARGS...]\n"
     "       mqlock [flags] status [LOCK]\n"
@@ -50,6 +51,10 @@ static const char help_text[] =
     "  --password-file F        first line of F is the MQTT password\n"
     "  --keepalive S            MQTT keepalive in seconds, default 10\n"
     "  --client-id ID           MQTT client id (default: mqlock-<random>)\n"
+    "  --cafile F               CA certificates that sign an ssl:// broker's\n"
+    "                           certificate (default: the system's store)\n"
+    "  --certfile F, --keyfile F  a client certificate and its key, for\n"
+    "                           ssl:// brokers that ask for one\n"
     "\n"
     "Exit status: COMMAND's own; 64 usage, 69 broker unreachable, 70 lock\n"
     "lost while COMMAND ran, 75 busy or --wait ran out.\n";
@@ -118,6 +123,9 @@ cli_client(const struct cli *c, const struct mqtt_sub *subs, size_t nsubs)
 	o.session_expiry = 0;
 	o.subs = subs;
 	o.nsubs = nsubs;
+	o.cafile = c->cafile;
+	o.certfile = c->certfile;
+	o.keyfile = c->keyfile;
 	if ((m = mqtt_new(&o)) == NULL)
 		fprintf(stderr, "mqlock: cannot set up a client for %s\n",
 		    c->broker);
@@ -345,6 +353,9 @@ enum {
 	V_PASSWORD_FILE,
 	V_KEEPALIVE,
 	V_CLIENT_ID,
+	V_CAFILE,
+	V_CERTFILE,
+	V_KEYFILE,
 	V_WAIT,
 	V_USER,
 	V_COUNT
@@ -357,6 +368,9 @@ static const struct flag flags[] = {
     {"--password-file", F_COMMON, V_PASSWORD_FILE},
     {"--keepalive", F_COMMON, V_KEEPALIVE},
     {"--client-id", F_COMMON, V_CLIENT_ID},
+    {"--cafile", F_COMMON, V_CAFILE},
+    {"--certfile", F_COMMON, V_CERTFILE},
+    {"--keyfile", F_COMMON, V_KEYFILE},
     {"--wait", F_ACQUIRE, V_WAIT},
     {"--user", F_ACQUIRE, V_USER},
 };
@@ -417,6 +431,16 @@ apply_common(struct cli *c, const char **v)
 	if (v[V_PASSWORD_FILE] != NULL &&
 	    read_password(v[V_PASSWORD_FILE], &c->password) == -1)
 		return EXIT_USAGE;
+	if ((v[V_CERTFILE] == NULL) != (v[V_KEYFILE] == NULL))
+		return usage("--certfile and --keyfile go together");
+	c->cafile = v[V_CAFILE];
+	c->certfile = v[V_CERTFILE];
+	c->keyfile = v[V_KEYFILE];
+	for (i = V_CAFILE; i <= V_KEYFILE; i++) {
+		if (v[i] != NULL && access(v[i], R_OK) != 0)
+			return usage("cannot read '%s': %s", v[i],
+			    strerror(errno));
+	}
 	return 0;
 }
 
@@ -508,8 +532,11 @@ main(int argc, char **argv)
 {
 	const char *values[V_COUNT] = {NULL};
 	const char *ops[MAX_OPERANDS];
-	struct cli c = {CLI_DEFAULT_BROKER, CLI_DEFAULT_PREFIX, NULL, NULL,
-	    CLI_DEFAULT_KEEPALIVE, ""};
+	struct cli c = {
+	    .broker = CLI_DEFAULT_BROKER,
+	    .prefix = CLI_DEFAULT_PREFIX,
+	    .keepalive = CLI_DEFAULT_KEEPALIVE,
+	};
 	struct invocation inv;
 	char **command = NULL;
 	const struct verb *verb = NULL;
