@@ -7,8 +7,11 @@
  *   WAITING    acquire sent (again on every connect), not granted yet
  *   RUNNING    granted; COMMAND runs; activity keeps the idle clock back
  *   STOPPING   the lock was lost; COMMAND got SIGTERM; exit 70 once it ends
- *   RELEASING  done (COMMAND ended, --wait ran out, or a signal): publish
- *              release once connected, then exit
+ *   CONFIRMING COMMAND ended: acquire once more; the same token says the
+ *              lock stayed ours throughout (then release and exit with
+ *              COMMAND's status), anything else that it was lost (exit 70)
+ *   RELEASING  done (--wait ran out, or a signal): publish release once
+ *              connected, then exit
  *
  * The connection may drop at any time: reconnect with backoff, a new will
  * with a higher conn each time, and send acquire again; the coordinator
@@ -38,10 +41,11 @@
 #define PUBLISH_WAIT_MS 5000
 #define RELEASE_RECONNECT_MS 10000 /* how long to try to say release */
 #define SESSION_DIGITS 32
+#define NONCE_DIGITS 16
 
 extern char **environ;
 
-enum phase { WAITING, RUNNING, STOPPING, RELEASING };
+enum phase { WAITING, RUNNING, STOPPING, CONFIRMING, RELEASING };
 
 struct acq {
 	const struct cli *c;
@@ -53,10 +57,12 @@ struct acq {
 	char t_events[TOPIC_SZ];
 	char t_will[TOPIC_SZ];
 	char t_status[TOPIC_SZ];
+	char t_reply[TOPIC_SZ]; /* replies to the confirming acquire */
+	char nonce[NONCE_DIGITS + 1];
 
 	enum phase phase;
 	int exit_code;      /* -1 until decided */
-	int release_status; /* RELEASING: what to exit with afterwards */
+	int release_status; /* CONFIRMING, RELEASING: what to exit with */
 	int ever_connected;
 	int asked; /* an acquire went out: there may be something to release */
 	int release_failed;
@@ -71,15 +77,17 @@ struct acq {
 	int64_t wait_until;    /* --wait deadline, -1: none */
 	int64_t activity_at;   /* next activity, -1: none */
 	int64_t activity_ms;   /* its period */
-	int64_t release_until; /* RELEASING: give up then */
+	int64_t release_until; /* CONFIRMING, RELEASING: give up then */
 
 	uint64_t token;
 	pid_t child; /* also its process group */
 	int gave_tty;
 };
 
+/* Publish op for our lock, with MQTT 5 reply properties if props. */
 static int
-send_request(struct acq *s, enum lt_op op)
+publish_request(struct acq *s, enum lt_op op,
+    const struct mqtt_pub_props *props)
 {
 	struct lt_request r;
 	char *payload;
@@ -100,9 +108,29 @@ send_request(struct acq *s, enum lt_op op)
 		return -1;
 	}
 	rc = mqtt_publish(s->m, s->t_request, payload, strlen(payload), 1, 0,
-	    NULL);
+	    props);
 	free(payload);
 	return rc;
+}
+
+static int
+send_request(struct acq *s, enum lt_op op)
+{
+	return publish_request(s, op, NULL);
+}
+
+/*
+ * The confirming acquire: its reply, matched by a fresh nonce as
+ * correlation data, is the coordinator's answer to this very request, not
+ * to one sent before COMMAND ended.
+ */
+static void
+send_confirm(struct acq *s)
+{
+	struct mqtt_pub_props p = {s->t_reply, s->nonce, NONCE_DIGITS};
+
+	if (cli_random_hex(s->nonce, NONCE_DIGITS) == 0)
+		(void)publish_request(s, LT_OP_ACQUIRE, &p);
 }
 
 /*
@@ -317,6 +345,37 @@ stop_command(struct acq *s, const char *why)
 		fprintf(stderr, "mqlock: kill: %s\n", strerror(errno));
 }
 
+/*
+ * COMMAND ended with code.  Exit 0 only for a lock that stayed ours all
+ * along: this process may have been stopped or cut off while COMMAND ran
+ * and not have heard that the lock went to someone else.  An acquire from
+ * the holder is answered with its own token; any other answer means it
+ * was lost (tokens change with every grant).  The answer that counts is
+ * the MQTT 5 reply to send_confirm(), whose correlation data is ours.
+ */
+static void
+start_confirming(struct acq *s, int code)
+{
+	s->phase = CONFIRMING;
+	s->release_status = code;
+	s->activity_at = -1;
+	s->release_until = clock_mono_ms() + RELEASE_RECONNECT_MS;
+	if (mqtt_is_connected(s->m))
+		send_confirm(s);
+}
+
+/* The answer to the confirming acquire: release, and say how it went. */
+static void
+confirmed(struct acq *s, int ours)
+{
+	if (!ours)
+		fprintf(stderr,
+		    "mqlock: lock %s was lost while the command ran\n",
+		    s->a->lock);
+	release_now(s);
+	finish(s, ours ? s->release_status : EXIT_SOFTWARE);
+}
+
 /* Reap COMMAND if it ended. */
 static void
 reap(struct acq *s)
@@ -339,7 +398,7 @@ reap(struct acq *s)
 	if (s->phase == STOPPING)
 		finish(s, EXIT_SOFTWARE);
 	else
-		start_releasing(s, code);
+		start_confirming(s, code);
 }
 
 static void
@@ -407,10 +466,16 @@ let_go(struct acq *s)
 static void
 ev_granted(struct acq *s, const cJSON *ev)
 {
+	int64_t token = -1;
+
 	if (s->phase == WAITING || s->phase == RUNNING)
 		on_granted(s, ev);
 	else if (s->phase == STOPPING)
 		let_go(s);
+	else if (s->phase == CONFIRMING)
+		confirmed(s,
+		    cli_json_int(ev, "token", &token) == 0 &&
+			(uint64_t)token == s->token);
 }
 
 static void
@@ -451,6 +516,8 @@ ev_revoked(struct acq *s, const cJSON *ev)
 		/* A re-sent acquire may have queued us again behind it. */
 		let_go(s);
 		stop_command(s, reason != NULL ? reason : "revoked");
+	} else if (s->phase == CONFIRMING) {
+		confirmed(s, 0);
 	}
 }
 
@@ -472,6 +539,10 @@ ev_error(struct acq *s, const cJSON *ev)
 	/* Refused while waiting: nothing changed, nothing to release. */
 	if (s->phase == WAITING)
 		finish(s, 1);
+	/* Most likely the confirming acquire: the lock cannot be vouched for.
+	 */
+	else if (s->phase == CONFIRMING)
+		confirmed(s, 0);
 }
 
 static const struct {
@@ -542,11 +613,35 @@ on_status(struct acq *s, const struct mqtt_in *in)
 		if (s->have_epoch && epoch > s->epoch &&
 		    (s->phase == WAITING || s->phase == RUNNING))
 			(void)send_request(s, LT_OP_ACQUIRE);
+		else if (s->have_epoch && epoch > s->epoch &&
+		    s->phase == CONFIRMING)
+			send_confirm(s);
 		if (!s->have_epoch || epoch > s->epoch)
 			s->epoch = epoch;
 		s->have_epoch = 1;
 	}
 	cJSON_Delete(st);
+}
+
+/* The reply to the confirming acquire (others are stale: ignored). */
+static void
+on_reply(struct acq *s, const struct mqtt_in *in)
+{
+	cJSON *r;
+	const char *result;
+	int64_t token = -1;
+
+	if (s->phase != CONFIRMING || in->corr == NULL ||
+	    in->corr_len != NONCE_DIGITS ||
+	    memcmp(in->corr, s->nonce, NONCE_DIGITS) != 0 ||
+	    (r = cli_json_parse(in->payload, in->len)) == NULL)
+		return;
+	result = cli_json_str(r, "result");
+	confirmed(s,
+	    result != NULL && strcmp(result, "granted") == 0 &&
+		cli_json_int(r, "token", &token) == 0 &&
+		(uint64_t)token == s->token);
+	cJSON_Delete(r);
 }
 
 static void
@@ -559,6 +654,8 @@ on_item(struct acq *s, const struct mqtt_in *in)
 		s->backoff_ms = BACKOFF_MIN_MS;
 		if (s->phase == WAITING || s->phase == RUNNING)
 			(void)send_request(s, LT_OP_ACQUIRE);
+		else if (s->phase == CONFIRMING)
+			send_confirm(s);
 		else if (s->phase == RELEASING) {
 			release_now(s);
 			finish(s, s->release_status);
@@ -591,6 +688,8 @@ on_item(struct acq *s, const struct mqtt_in *in)
 			on_event(s, in);
 		else if (strcmp(in->topic, s->t_status) == 0)
 			on_status(s, in);
+		else if (strcmp(in->topic, s->t_reply) == 0)
+			on_reply(s, in);
 		break;
 	case MQTT_IN_OVERFLOW:
 	default:
@@ -601,10 +700,13 @@ on_item(struct acq *s, const struct mqtt_in *in)
 static void
 on_signal(struct acq *s, int sig)
 {
-	if (sig == SIGCHLD) {
-		reap(s);
+	/*
+	 * COMMAND's end is handled after everything the broker sent until
+	 * now (the main loop reaps after the queue): a revocation that came
+	 * in while this process was stopped counts before it.
+	 */
+	if (sig == SIGCHLD)
 		return;
-	}
 	switch (s->phase) {
 	case WAITING:
 		start_releasing(s, 128 + sig);
@@ -615,6 +717,10 @@ on_signal(struct acq *s, int sig)
 		if (s->child > 0 && kill(-s->child, sig) == -1 &&
 		    errno != ESRCH)
 			fprintf(stderr, "mqlock: kill: %s\n", strerror(errno));
+		break;
+	case CONFIRMING:
+		/* Leaving before the answer: the lock cannot be vouched for. */
+		finish(s, EXIT_SOFTWARE);
 		break;
 	case RELEASING:
 	default:
@@ -641,6 +747,14 @@ on_timers(struct acq *s)
 	}
 	if (s->phase == RUNNING && s->activity_at >= 0 && now >= s->activity_at)
 		send_activity(s);
+	if (s->phase == CONFIRMING && now >= s->release_until) {
+		fprintf(stderr,
+		    "mqlock: could not confirm that %s stayed ours (no "
+		    "answer); the coordinator frees it after its grace "
+		    "period\n",
+		    s->a->lock);
+		finish(s, EXIT_SOFTWARE);
+	}
 	if (s->phase == RELEASING && s->exit_code < 0 &&
 	    now >= s->release_until) {
 		fprintf(stderr,
@@ -661,7 +775,7 @@ next_deadline(const struct acq *s)
 		t[1] = s->wait_until;
 	if (s->phase == RUNNING)
 		t[2] = s->activity_at;
-	if (s->phase == RELEASING)
+	if (s->phase == RELEASING || s->phase == CONFIRMING)
 		t[3] = s->release_until;
 	for (i = 0; i < 4; i++) {
 		if (t[i] >= 0 && (best < 0 || t[i] < best))
@@ -673,7 +787,7 @@ next_deadline(const struct acq *s)
 int
 cmd_acquire(const struct cli *c, const struct acquire_args *a)
 {
-	struct mqtt_sub subs[2];
+	struct mqtt_sub subs[3];
 	struct mqtt_in *in;
 	struct acq s;
 	int sig;
@@ -698,13 +812,16 @@ cmd_acquire(const struct cli *c, const struct acquire_args *a)
 	    codec_client_topic(s.t_will, TOPIC_SZ, c->prefix, c->client_id,
 		"will") == -1 ||
 	    codec_topic(s.t_status, TOPIC_SZ, c->prefix, "_coordinator",
-		"status") == -1) {
+		"status") == -1 ||
+	    snprintf(s.t_reply, TOPIC_SZ, "%s%s/mqlock", c->reply_prefix,
+		c->client_id) >= TOPIC_SZ) {
 		fprintf(stderr, "mqlock: topic too long\n");
 		return EXIT_USAGE;
 	}
 	subs[0] = (struct mqtt_sub){s.t_events, 1, 0, 0, 0};
 	subs[1] = (struct mqtt_sub){s.t_status, 1, 0, 0, 0};
-	if ((s.m = cli_client(c, subs, 2)) == NULL)
+	subs[2] = (struct mqtt_sub){s.t_reply, 1, 0, 0, 0};
+	if ((s.m = cli_client(c, subs, 3)) == NULL)
 		return EXIT_UNAVAILABLE;
 	if (start_connect(&s) == -1) {
 		fprintf(stderr, "mqlock: cannot connect to %s\n", c->broker);

@@ -20,12 +20,14 @@
 
 #define CLI_DEFAULT_BROKER "tcp://127.0.0.1:1883"
 #define CLI_DEFAULT_PREFIX "locks"
+#define CLI_DEFAULT_REPLY_PREFIX "replies/"
 #define CLI_DEFAULT_KEEPALIVE 10
 
 /* The common flags, after parsing. */
 struct cli {
 	const char *broker;
 	const char *prefix;
+	const char *reply_prefix; /* mqlockd's --reply-prefix */
 	const char *username;
 	char *password; /* read from --password-file; owned */
 	int keepalive;

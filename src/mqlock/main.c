@@ -47,6 +47,8 @@ static const char help_text[] =
     "\n"
     "  --broker URI             default " CLI_DEFAULT_BROKER "\n"
     "  --prefix P               topic prefix, default " CLI_DEFAULT_PREFIX "\n"
+    "  --reply-prefix P         mqlockd's --reply-prefix, default " CLI_DEFAULT_REPLY_PREFIX
+    "\n"
     "  --username U             MQTT user name\n"
     "  --password-file F        first line of F is the MQTT password\n"
     "  --keepalive S            MQTT keepalive in seconds, default 10\n"
@@ -56,8 +58,9 @@ static const char help_text[] =
     "  --certfile F, --keyfile F  a client certificate and its key, for\n"
     "                           ssl:// brokers that ask for one\n"
     "\n"
-    "Exit status: COMMAND's own; 64 usage, 69 broker unreachable, 70 lock\n"
-    "lost while COMMAND ran, 75 busy or --wait ran out.\n";
+    "Exit status: COMMAND's own once the lock is confirmed to have stayed\n"
+    "ours; 64 usage, 69 broker unreachable, 70 lock lost while COMMAND ran\n"
+    "(or not confirmed when it ended), 75 busy or --wait ran out.\n";
 
 static int sig_pipe[2] = {-1, -1};
 
@@ -349,6 +352,7 @@ struct flag {
 enum {
 	V_BROKER,
 	V_PREFIX,
+	V_REPLY_PREFIX,
 	V_USERNAME,
 	V_PASSWORD_FILE,
 	V_KEEPALIVE,
@@ -364,6 +368,7 @@ enum {
 static const struct flag flags[] = {
     {"--broker", F_COMMON, V_BROKER},
     {"--prefix", F_COMMON, V_PREFIX},
+    {"--reply-prefix", F_COMMON, V_REPLY_PREFIX},
     {"--username", F_COMMON, V_USERNAME},
     {"--password-file", F_COMMON, V_PASSWORD_FILE},
     {"--keepalive", F_COMMON, V_KEEPALIVE},
@@ -400,6 +405,15 @@ apply_common(struct cli *c, const char **v)
 		return usage("bad --prefix '%s': 1-64 bytes of topic levels "
 			     "without wildcards or a leading/trailing '/'",
 		    c->prefix);
+	if (v[V_REPLY_PREFIX] != NULL)
+		c->reply_prefix = v[V_REPLY_PREFIX];
+	if (c->reply_prefix[0] == '\0' ||
+	    strpbrk(c->reply_prefix, "+#") != NULL ||
+	    strlen(c->reply_prefix) > MQL_PREFIX_MAX ||
+	    !codec_utf8_valid(c->reply_prefix, strlen(c->reply_prefix)))
+		return usage("bad --reply-prefix '%s': 1-%d bytes of UTF-8 "
+			     "without wildcards",
+		    c->reply_prefix, MQL_PREFIX_MAX);
 	c->username = v[V_USERNAME];
 	if (v[V_KEEPALIVE] != NULL) {
 		char *end;
@@ -535,6 +549,7 @@ main(int argc, char **argv)
 	struct cli c = {
 	    .broker = CLI_DEFAULT_BROKER,
 	    .prefix = CLI_DEFAULT_PREFIX,
+	    .reply_prefix = CLI_DEFAULT_REPLY_PREFIX,
 	    .keepalive = CLI_DEFAULT_KEEPALIVE,
 	};
 	struct invocation inv;
