@@ -49,11 +49,8 @@
  * child (and, as subreaper, the commands orphaned by a killed mqlock) and
  * collects all problems before its verdict.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -62,7 +59,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -72,6 +68,8 @@
 #include <cjson/cJSON.h>
 
 #include <MQTTAsync.h>
+
+#include "tutil.h"
 
 #define PREFIX "locks"
 #define WORKERS 32
@@ -247,40 +245,10 @@ die(const char *fmt, ...)
 	exit(1);
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-nap_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 static uint64_t
 rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return tutil_rand(&rng);
 }
 
 /* A uniform integer in [lo, hi]. */
@@ -309,7 +277,7 @@ note(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(faultlog, "%lld ", now_ms());
+	fprintf(faultlog, "%lld ", tutil_wall_ms());
 	va_start(ap, fmt);
 	vfprintf(faultlog, fmt, ap);
 	va_end(ap);
@@ -323,31 +291,11 @@ note(const char *fmt, ...)
 static pid_t
 spawn(char *const argv[], const char *out)
 {
-	pid_t parent = getpid(), pid;
-	int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	pid_t pid = tutil_spawn(argv, out, 1);
 
-	if (fd == -1)
-		die("open %s: %s", out, strerror(errno));
-	fflush(NULL);
-	pid = fork();
 	if (pid == -1)
-		die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
-
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		if (nul != -1)
-			dup2(nul, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		signal(SIGPIPE, SIG_DFL);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(fd);
+		die("start %s (output to %s): %s", argv[0], out,
+		    strerror(errno));
 	return pid;
 }
 
@@ -362,49 +310,11 @@ append_line(const char *file, const char *line)
 	}
 }
 
-static int
-tcp_accepts(int p)
-{
-	struct sockaddr_in a;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
-
-	if (fd == -1)
-		return 0;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)p);
-	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	close(fd);
-	return ok;
-}
-
-static int
-pick_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), p;
-
-	if (fd == -1)
-		die("socket: %s", strerror(errno));
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) == -1)
-		die("bind: %s", strerror(errno));
-	p = ntohs(a.sin_port);
-	close(fd);
-	return p;
-}
-
 static void
 broker_start(void)
 {
 	char *argv[] = {(char *)MOSQUITTO_BIN, (char *)"-c", NULL, NULL};
 	char conf[PATH_MAX + 64];
-	long long end = mono_ms() + 10000;
 
 	snprintf(conf, sizeof(conf), "%s", path("mosquitto.conf"));
 	argv[2] = conf;
@@ -412,11 +322,8 @@ broker_start(void)
 	broker.state = S_UP;
 	broker.sent = 0;
 	broker.starts++;
-	while (!tcp_accepts(port)) {
-		if (mono_ms() >= end)
-			die("mosquitto did not accept on port %d", port);
-		nap_ms(10);
-	}
+	if (tutil_wait_port(port, broker.pid, 10000) != 0)
+		die("mosquitto did not accept on port %d", port);
 	note("mosquitto started (pid %d)", (int)broker.pid);
 }
 
@@ -650,7 +557,7 @@ static int
 rec_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
 	size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-	long long at = now_ms();
+	long long at = tutil_wall_ms();
 	struct msg r;
 
 	(void)ctx;
@@ -723,7 +630,7 @@ rec_start(void)
 {
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
 	MQTTAsync_connectOptions cn = MQTTAsync_connectOptions_initializer5;
-	long long end = mono_ms() + 10000;
+	long long end = tutil_mono_ms() + 10000;
 	int ok = 0;
 
 	reclog = fopen(path("recorder.log"), "a");
@@ -746,11 +653,11 @@ rec_start(void)
 	cn.maxRetryInterval = 1;
 	if (MQTTAsync_connect(rec_mq, &cn) != MQTTASYNC_SUCCESS)
 		die("recorder: cannot connect");
-	while (!ok && mono_ms() < end) {
+	while (!ok && tutil_mono_ms() < end) {
 		pthread_mutex_lock(&rec_mu);
 		ok = rec_subscribed > 0;
 		pthread_mutex_unlock(&rec_mu);
-		nap_ms(10);
+		tutil_nap_ms(10);
 	}
 	if (!ok)
 		die("recorder: not subscribed within 10 s");
@@ -764,7 +671,7 @@ rec_stop(void)
 
 	d.timeout = 1000;
 	MQTTAsync_disconnect(rec_mq, &d);
-	nap_ms(200);
+	tutil_nap_ms(200);
 	MQTTAsync_destroy(&rec_mq);
 	fclose(reclog);
 }
@@ -946,26 +853,6 @@ grant_known(long long token, int lock, const char *client)
 
 enum { SRC_LOG = 1, SRC_OWNER = 2, SRC_EVENT = 4 };
 
-static char *
-slurp(const char *file)
-{
-	FILE *f = fopen(file, "rb");
-	char *buf = NULL;
-	long size;
-
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0 &&
-	    (buf = malloc((size_t)size + 1)) != NULL) {
-		size_t n = fread(buf, 1, (size_t)size, f);
-
-		buf[n] = '\0';
-	}
-	fclose(f);
-	return buf;
-}
-
 /* The time of a log line "2026-01-02T03:04:05.678Z ...", in ms; 0: none. */
 static long long
 log_time(const char *line)
@@ -989,7 +876,7 @@ log_time(const char *line)
 static int
 check_coord_log(void)
 {
-	char *log = slurp(path("mqlockd.log")), *line, *save = NULL;
+	char *log = tutil_slurp(path("mqlockd.log"), NULL), *line, *save = NULL;
 	long long top = 0, restored;
 	int lines = 0;
 
@@ -1144,7 +1031,7 @@ check_recorded(int *owner_msgs, int *events)
 static void
 check_commands(int *runs, int *accepted, int *rejected, int *unverified)
 {
-	char *log = slurp(path("runs.log")), *line, *save = NULL;
+	char *log = tutil_slurp(path("runs.log"), NULL), *line, *save = NULL;
 
 	for (line = log != NULL ? strtok_r(log, "\n", &save) : NULL;
 	     line != NULL; line = strtok_r(NULL, "\n", &save)) {
@@ -1180,7 +1067,7 @@ check_commands(int *runs, int *accepted, int *rejected, int *unverified)
 		long long top = 0;
 
 		snprintf(name, sizeof(name), "res-L%d.log", l);
-		log = slurp(path(name));
+		log = tutil_slurp(path(name), NULL);
 		save = NULL;
 		for (line = log != NULL ? strtok_r(log, "\n", &save) : NULL;
 		     line != NULL; line = strtok_r(NULL, "\n", &save)) {
@@ -1207,7 +1094,7 @@ check_commands(int *runs, int *accepted, int *rejected, int *unverified)
 		}
 		free(log);
 	}
-	log = slurp(path("rejects.log"));
+	log = tutil_slurp(path("rejects.log"), NULL);
 	save = NULL;
 	for (line = log != NULL ? strtok_r(log, "\n", &save) : NULL;
 	     line != NULL; line = strtok_r(NULL, "\n", &save))
@@ -1465,8 +1352,9 @@ main(void)
 	if (faultlog == NULL)
 		die("open faults.log: %s", strerror(errno));
 	env = getenv("CHAOS_SEED");
-	rng = env != NULL ? strtoull(env, NULL, 0)
-			  : (uint64_t)now_ms() ^ ((uint64_t)getpid() << 20);
+	rng = env != NULL
+	    ? strtoull(env, NULL, 0)
+	    : (uint64_t)tutil_wall_ms() ^ ((uint64_t)getpid() << 20);
 	if (rng == 0)
 		rng = 1;
 	env = getenv("CHAOS_FAULT_S");
@@ -1499,13 +1387,15 @@ main(void)
 		plan[j] = x;
 	}
 
-	port = pick_port();
+	port = tutil_free_port();
+	if (port == -1)
+		die("no free port: %s", strerror(errno));
 	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", port);
 	write_broker_conf();
 	broker_start();
 	rec_start();
 	coord_start();
-	t0 = now_ms();
+	t0 = tutil_wall_ms();
 	for (;;) {
 		size_t n = rec_count();
 		int online = 0;
@@ -1521,13 +1411,13 @@ main(void)
 		}
 		if (online)
 			break;
-		if (now_ms() - t0 > 20000)
+		if (tutil_wall_ms() - t0 > 20000)
 			die("mqlockd not online within 20 s");
-		reap(now_ms(), 0);
-		nap_ms(20);
+		reap(tutil_wall_ms(), 0);
+		tutil_nap_ms(20);
 	}
 
-	t0 = now_ms();
+	t0 = tutil_wall_ms();
 	for (i = 0; i < WORKERS; i++) {
 		slots[i].cur = -1;
 		slots[i].next_at = t0 + i * (WARMUP_MS / 2 / WORKERS);
@@ -1536,7 +1426,7 @@ main(void)
 	fault_end = t0 + WARMUP_MS + fault_ms;
 
 	for (;;) {
-		now = now_ms();
+		now = tutil_wall_ms();
 		reap(now, t_end == 0);
 		if (now - t0 > HARD_LIMIT_MS - 15000)
 			die("the run did not end within its time limit");
@@ -1642,26 +1532,26 @@ main(void)
 			if (now - t_end > DRAIN_MS)
 				break;
 		}
-		nap_ms(10);
+		tutil_nap_ms(10);
 	}
 
 	/* Stop the servers the normal way: both must exit 0. */
-	now = now_ms();
+	now = tutil_wall_ms();
 	server_signal(&coord, SIGTERM, NFAULTS);
 	for (i = 0; i < 500 && coord.state != S_DOWN; i++) {
-		reap(now_ms(), 0);
-		nap_ms(10);
+		reap(tutil_wall_ms(), 0);
+		tutil_nap_ms(10);
 	}
 	rec_stop();
 	server_signal(&broker, SIGTERM, NFAULTS);
 	for (i = 0; i < 500 && broker.state != S_DOWN; i++) {
-		reap(now_ms(), 0);
-		nap_ms(10);
+		reap(tutil_wall_ms(), 0);
+		tutil_nap_ms(10);
 	}
 	kill_everything();
 	/* Orphaned commands finish their last writes (CMD_LONG_MS at most). */
 	for (i = 0; i < 700 && waitpid(-1, NULL, WNOHANG) != -1; i++)
-		nap_ms(10);
+		tutil_nap_ms(10);
 
 	/* The verdict. */
 	if (coord.crashes > 0)
@@ -1710,7 +1600,7 @@ main(void)
 			char name[32];
 
 			snprintf(name, sizeof(name), "slot-%02d.out", i);
-			out = slurp(path(name));
+			out = tutil_slurp(path(name), NULL);
 			if (out != NULL &&
 			    (strstr(out, "Sanitizer") != NULL ||
 				strstr(out, "runtime error:") != NULL))
@@ -1720,7 +1610,8 @@ main(void)
 		}
 	}
 	worst = worst_episode(t0,
-	    t_end > 0 ? (recovered > 0 ? recovered : now_ms()) : now_ms(),
+	    t_end > 0 ? (recovered > 0 ? recovered : tutil_wall_ms())
+		      : tutil_wall_ms(),
 	    &episodes);
 	if (t_end > 0 && last_bad >= 0 && last_bad - t_end > RECOVERY_BOUND_MS)
 		problem(C_RECOVERY,

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tutil.h"
+
 static volatile sig_atomic_t stop;
 
 static void
@@ -32,15 +34,6 @@ on_term(int sig)
 {
 	(void)sig;
 	stop = 1;
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Appends one line to path with a single write. */
@@ -84,16 +77,16 @@ save(const char *dir, const char *lock, long long token, const char *client)
 		max = strtoll(buf, NULL, 10);
 	}
 	if (token >= max) {
-		snprintf(line, sizeof(line), "%lld %lld %s\n", now_ms(), token,
-		    client);
+		snprintf(line, sizeof(line), "%lld %lld %s\n", tutil_wall_ms(),
+		    token, client);
 		snprintf(path, sizeof(path), "%s/res-%s.log", dir, lock);
 		snprintf(buf, sizeof(buf), "%lld\n", token);
 		if (append(path, line) == 0 && ftruncate(mfd, 0) == 0 &&
 		    pwrite(mfd, buf, strlen(buf), 0) == (ssize_t)strlen(buf))
 			ok = 1;
 	} else {
-		snprintf(line, sizeof(line), "%lld %s %lld %lld %s\n", now_ms(),
-		    lock, token, max, client);
+		snprintf(line, sizeof(line), "%lld %s %lld %lld %s\n",
+		    tutil_wall_ms(), lock, token, max, client);
 		snprintf(path, sizeof(path), "%s/rejects.log", dir);
 		if (append(path, line) == 0)
 			ok = 0;
@@ -131,8 +124,8 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 
 	snprintf(runs, sizeof(runs), "%s/runs.log", argv[1]);
-	snprintf(line, sizeof(line), "start %lld %s %lld %s %ld\n", now_ms(),
-	    lock, token, client, (long)getpid());
+	snprintf(line, sizeof(line), "start %lld %s %lld %s %ld\n",
+	    tutil_wall_ms(), lock, token, client, (long)getpid());
 	if (append(runs, line) != 0)
 		return 2;
 	step = duration / writes;
@@ -147,8 +140,8 @@ main(int argc, char **argv)
 		if (save(argv[1], lock, token, client) < 0)
 			return 2;
 	}
-	snprintf(line, sizeof(line), "end %lld %s %lld %s %s\n", now_ms(), lock,
-	    token, client, stop ? "term" : "ok");
+	snprintf(line, sizeof(line), "end %lld %s %lld %s %s\n",
+	    tutil_wall_ms(), lock, token, client, stop ? "term" : "ok");
 	append(runs, line);
 	return stop ? 143 : 0;
 }

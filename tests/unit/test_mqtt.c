@@ -41,6 +41,7 @@
 #include "io/clock.h"
 #include "io/log.h"
 #include "io/mqtt.h"
+#include "tutil.h"
 
 #define DEADLINE_MS 10000 /* for anything that should take milliseconds */
 
@@ -54,60 +55,14 @@ struct broker {
 	const char *extra; /* more configuration lines, or NULL */
 };
 
-static int
-free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd, port = -1;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
-static int
-port_open(int port)
-{
-	struct sockaddr_in a;
-	int fd, ok;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		return 0;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	close(fd);
-	return ok;
-}
-
-static void
-pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* Start mosquitto on a free port; 0 once it accepts connections. */
 static int
 broker_start_once(struct broker *b)
 {
-	int64_t until = clock_mono_ms() + DEADLINE_MS;
+	char *argv[] = {(char *)MOSQUITTO_BIN, (char *)"-c", b->conf, NULL};
 	FILE *f;
-	int fd, status;
 
-	if ((b->port = free_port()) == -1)
+	if ((b->port = tutil_free_port()) == -1)
 		return -1;
 	snprintf(b->uri, sizeof(b->uri), "tcp://127.0.0.1:%d", b->port);
 	if ((f = fopen(b->conf, "w")) == NULL)
@@ -123,28 +78,14 @@ broker_start_once(struct broker *b)
 	    b->port, b->extra != NULL ? b->extra : "");
 	if (fclose(f) != 0)
 		return -1;
-	if ((fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0644)) == -1)
+	if ((b->pid = tutil_spawn(argv, b->log, 0)) == -1)
 		return -1;
-	if ((b->pid = fork()) == -1) {
-		close(fd);
-		return -1;
-	}
-	if (b->pid == 0) {
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execl(MOSQUITTO_BIN, MOSQUITTO_BIN, "-c", b->conf,
-		    (char *)NULL);
-		_exit(127);
-	}
-	close(fd);
-	while (clock_mono_ms() < until) {
-		if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
-			b->pid = -1; /* e.g. the port was taken meanwhile */
-			return -1;
-		}
-		if (port_open(b->port))
-			return 0;
-		pause_ms(10);
+	if (tutil_wait_port(b->port, b->pid, DEADLINE_MS) == 0)
+		return 0;
+	if (errno == ECHILD) {
+		/* e.g. the port was taken meanwhile */
+		waitpid(b->pid, NULL, 0);
+		b->pid = -1;
 	}
 	return -1;
 }
@@ -775,20 +716,11 @@ static void
 wait_stopped(pid_t pid)
 {
 	int64_t until = clock_mono_ms() + DEADLINE_MS;
-	char path[64], buf[256], *p;
-	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	while (clock_mono_ms() < until) {
-		if ((f = fopen(path, "r")) == NULL)
-			fail_msg("%s: %s", path, strerror(errno));
-		p = fgets(buf, sizeof(buf), f);
-		fclose(f);
-		/* "pid (comm) S ...": the state follows the last ')'. */
-		if (p != NULL && (p = strrchr(buf, ')')) != NULL &&
-		    p[1] == ' ' && p[2] == 'T')
+		if (tutil_proc_field(pid, 0) == 'T')
 			return;
-		pause_ms(5);
+		tutil_nap_ms(5);
 	}
 	fail_msg("process %d did not stop", (int)pid);
 }
@@ -835,7 +767,8 @@ test_connect_failed(void **state)
 	int i;
 
 	(void)state;
-	snprintf(none.uri, sizeof(none.uri), "tcp://127.0.0.1:%d", free_port());
+	snprintf(none.uri, sizeof(none.uri), "tcp://127.0.0.1:%d",
+	    tutil_free_port());
 	m = client(&none, "nobody-listens", NULL, 0, 0);
 	for (i = 0; i < 2; i++) {
 		assert_int_equal(mqtt_connect(m), 0);
