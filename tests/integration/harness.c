@@ -9,12 +9,9 @@
  */
 #include "harness.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -23,8 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -34,6 +29,8 @@
 #include <cmocka.h>
 
 #include <MQTTAsync.h>
+
+#include "tutil.h"
 
 #define H_MAX_PAIRS 16
 #define H_FMT_SLOTS 16
@@ -103,10 +100,7 @@ struct h_match {
 /* The world of the running test, for the atexit() safety net. */
 static struct h_world *h_live;
 
-static void h_fail_at(const char *, int, const char *, ...)
-    __attribute__((format(printf, 3, 4), noreturn));
-
-static void
+void
 h_fail_at(const char *file, int line, const char *fmt, ...)
 {
 	char buf[8192];
@@ -134,28 +128,7 @@ h_filter(void)
 long long
 h_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-nap_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
+	return tutil_wall_ms();
 }
 
 const char *
@@ -204,15 +177,9 @@ h_session(void)
 
 	if (s == 0)
 		s = (uint64_t)h_now_ms() * 6364136223846793005ULL ^
-		    (uint64_t)getpid() << 32 ^ (uint64_t)mono_ms();
-	s ^= s << 13;
-	s ^= s >> 7;
-	s ^= s << 17;
-	a = s;
-	s ^= s << 13;
-	s ^= s >> 7;
-	s ^= s << 17;
-	b = s;
+		    (uint64_t)getpid() << 32 ^ (uint64_t)tutil_mono_ms();
+	a = tutil_rand(&s);
+	b = tutil_rand(&s);
 	r = ring[next++ % H_SESSIONS];
 	snprintf(r, sizeof(ring[0]), "%016llx%016llx", (unsigned long long)a,
 	    (unsigned long long)b);
@@ -224,7 +191,7 @@ h_session(void)
 static void
 proc_reap(struct h_proc *p, int ms)
 {
-	long long end = mono_ms() + ms;
+	long long end = tutil_mono_ms() + ms;
 	pid_t r;
 
 	while (p->running) {
@@ -233,9 +200,9 @@ proc_reap(struct h_proc *p, int ms)
 			p->running = 0;
 			break;
 		}
-		if (mono_ms() >= end)
+		if (tutil_mono_ms() >= end)
 			break;
-		nap_ms(5);
+		tutil_nap_ms(5);
 	}
 }
 
@@ -271,8 +238,6 @@ struct h_proc *
 h_spawn(struct h_world *w, char *const argv[], const char *out)
 {
 	struct h_proc *p = calloc(1, sizeof(*p));
-	pid_t parent = getpid();
-	int fd;
 
 	if (p == NULL)
 		h_fail("out of memory");
@@ -280,28 +245,10 @@ h_spawn(struct h_world *w, char *const argv[], const char *out)
 	if (snprintf(p->out, sizeof(p->out), "%s/%s", w->dir, out) >=
 	    (int)sizeof(p->out))
 		h_fail("path too long: %s/%s", w->dir, out);
-	fd = open(p->out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (fd == -1)
-		h_fail("open %s: %s", p->out, strerror(errno));
-	fflush(NULL);
-	p->pid = fork();
+	p->pid = tutil_spawn(argv, p->out, 0);
 	if (p->pid == -1)
-		h_fail("fork: %s", strerror(errno));
-	if (p->pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
-
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		if (nul != -1)
-			dup2(nul, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(fd);
+		h_fail("start %s (output to %s): %s", argv[0], p->out,
+		    strerror(errno));
 	p->running = 1;
 	p->next = w->procs;
 	w->procs = p;
@@ -362,26 +309,15 @@ read_tail(const char *path, long cap, long *skipped)
 	return buf;
 }
 
-static int
-file_contains(const char *path, const char *needle)
-{
-	long skipped;
-	char *s = read_tail(path, 1 << 20, &skipped);
-	int found = s != NULL && strstr(s, needle) != NULL;
-
-	free(s);
-	return found;
-}
-
 void
 h_wait_file(const char *path, int ms)
 {
-	long long end = mono_ms() + ms;
+	long long end = tutil_mono_ms() + ms;
 
 	while (access(path, F_OK) != 0) {
-		if (mono_ms() >= end)
+		if (tutil_mono_ms() >= end)
 			h_fail("%s did not appear within %d ms", path, ms);
-		nap_ms(10);
+		tutil_nap_ms(10);
 	}
 }
 
@@ -450,42 +386,50 @@ abs_deadline(struct timespec *ts, long long end_mono)
  * Paho's receive thread adds a new socket to its poll set only when the
  * current poll returns, which is up to a second later when the other
  * connections are quiet.  A QoS 1 publish on an established client makes
- * its PUBACK wake that poll.
+ * its PUBACK wake that poll.  Each kick waits for its PUBACK: kicks sent
+ * every 20 ms without waiting made a TLS connect that followed a failed
+ * one fail as well.
  */
 static void
 kick(struct h_client *k)
 {
-	MQTTAsync_message m = MQTTAsync_message_initializer;
-
-	m.payload = (void *)(uintptr_t) "k";
-	m.payloadlen = 1;
-	m.qos = 1;
-	(void)MQTTAsync_sendMessage(k->mq, "h/kick", &m, NULL);
+	h_pub(k, "h/kick", "k");
 }
 
 /*
- * Waits for op; returns 0 when it succeeded.  op is freed unless late.
- * With kicker non-NULL, kicks it every 20 ms meanwhile.
+ * Waits up to ms for op, kicking kicker (when not NULL) every 20 ms
+ * meanwhile; fails the test when no answer comes.  Returns Paho's code (0
+ * for success, -1 for a failure without one) and sets *reason to the
+ * MQTT 5 reason code of the answer.  op is freed unless late.
  */
 static int
-op_wait_kick(struct h_op *op, int ms, const char *what, struct h_client *kicker)
+op_wait(struct h_op *op, int ms, const char *what, struct h_client *kicker,
+    int *reason)
 {
 	struct h_client *c = op->c;
-	long long end = mono_ms() + ms, step;
+	long long end = tutil_mono_ms() + ms, step;
 	struct timespec ts;
 	int rc;
 
 	pthread_mutex_lock(&c->mu);
 	while (!op->done) {
-		step = mono_ms() + 20;
+		step = tutil_mono_ms() + 20;
 		if (kicker == NULL || step > end)
 			step = end;
 		abs_deadline(&ts, step);
 		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) {
-			if (mono_ms() >= end)
+			if (tutil_mono_ms() >= end)
 				break;
-			if (kicker != NULL)
+			if (kicker != NULL) {
+				/*
+				 * Without c's lock: Paho may be calling c
+				 * back under its own lock, which kicking
+				 * needs too; and kick() may fail the test.
+				 */
+				pthread_mutex_unlock(&c->mu);
 				kick(kicker);
+				pthread_mutex_lock(&c->mu);
+			}
 		}
 	}
 	if (!op->done) {
@@ -494,17 +438,10 @@ op_wait_kick(struct h_op *op, int ms, const char *what, struct h_client *kicker)
 		h_fail("%s: %s: no answer within %d ms", c->id, what, ms);
 	}
 	rc = op->rc;
-	if (rc == 0 && op->reason >= 0x80)
-		rc = op->reason;
+	*reason = op->reason;
 	pthread_mutex_unlock(&c->mu);
 	free(op);
 	return rc;
-}
-
-static int
-op_wait(struct h_op *op, int ms, const char *what)
-{
-	return op_wait_kick(op, ms, what, NULL);
 }
 
 static void
@@ -570,21 +507,24 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	return 1;
 }
 
+/* A client object with its Paho handle on uri; not connected yet. */
 static struct h_client *
-client_connect(struct h_world *w, const char *id, int subscribe_reply)
+client_new(struct h_world *w, const char *uri, const char *id,
+    const char *reply)
 {
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
-	MQTTAsync_connectOptions cn = MQTTAsync_connectOptions_initializer5;
 	pthread_condattr_t ca;
 	struct h_client *c = calloc(1, sizeof(*c));
-	struct h_op *op;
 	int rc;
 
 	if (c == NULL)
 		h_fail("out of memory");
 	c->w = w;
 	snprintf(c->id, sizeof(c->id), "%s", id);
-	snprintf(c->reply, sizeof(c->reply), "replies/%s", id);
+	if (reply != NULL)
+		snprintf(c->reply, sizeof(c->reply), "%s", reply);
+	else
+		snprintf(c->reply, sizeof(c->reply), "replies/%s", id);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -595,15 +535,33 @@ client_connect(struct h_world *w, const char *id, int subscribe_reply)
 
 	co.MQTTVersion = MQTTVERSION_5;
 	co.maxBufferedMessages = 100000;
-	rc = MQTTAsync_createWithOptions(&c->mq, w->uri, id,
+	rc = MQTTAsync_createWithOptions(&c->mq, uri, id,
 	    MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
 	if (rc != MQTTASYNC_SUCCESS)
 		h_fail("%s: MQTTAsync_createWithOptions: %d", id, rc);
 	rc = MQTTAsync_setCallbacks(c->mq, c, on_lost, on_message, NULL);
 	if (rc != MQTTASYNC_SUCCESS)
 		h_fail("%s: MQTTAsync_setCallbacks: %d", id, rc);
+	return c;
+}
 
-	op = op_new(c);
+/* Connects c to uri as login says; returns as h_client_try() does. */
+static int
+client_connect(struct h_client *c, const char *uri, const struct h_login *login)
+{
+	MQTTAsync_connectOptions cn = MQTTAsync_connectOptions_initializer5;
+	MQTTAsync_SSLOptions so = MQTTAsync_SSLOptions_initializer;
+	struct h_op *op = op_new(c);
+	int rc, reason;
+
+	if (strncmp(uri, "ssl://", 6) == 0) {
+		so.trustStore = login->cafile;
+		so.enableServerCertAuth = 1;
+		so.verify = 1;
+		cn.ssl = &so;
+	}
+	cn.username = login->user;
+	cn.password = login->password;
 	cn.keepAliveInterval = 30;
 	cn.cleanstart = 1;
 	cn.connectTimeout = 10;
@@ -613,25 +571,54 @@ client_connect(struct h_world *w, const char *id, int subscribe_reply)
 	cn.context = op;
 	rc = MQTTAsync_connect(c->mq, &cn);
 	if (rc != MQTTASYNC_SUCCESS)
-		h_fail("%s: MQTTAsync_connect: %d", id, rc);
-	rc = op_wait_kick(op, H_WAIT_MS, "connect", w->ctl);
-	if (rc != 0)
-		h_fail("%s: connect to %s failed: %d", id, w->uri, rc);
-	if (subscribe_reply)
-		h_sub(c, c->reply);
-	return c;
+		h_fail("%s: MQTTAsync_connect: %d", c->id, rc);
+	rc = op_wait(op, H_WAIT_MS, "connect", c->w->ctl, &reason);
+	if (rc == 0 && reason < 0x80)
+		return 0;
+	/* A refusing CONNACK: Paho puts its reason code in the code. */
+	if (reason >= 0x80)
+		return reason;
+	return rc >= 0x80 ? rc : -1;
+}
+
+int
+h_client_try(struct h_world *w, const char *id, const struct h_login *login,
+    struct h_client **c)
+{
+	const char *uri = login->uri != NULL ? login->uri : w->uri;
+
+	*c = client_new(w, uri, id, login->reply);
+	return client_connect(*c, uri, login);
 }
 
 struct h_client *
 h_client_new(struct h_world *w, const char *id)
 {
-	return client_connect(w, id, 1);
+	static const struct h_login anonymous;
+	struct h_client *c;
+	int rc = h_client_try(w, id, &anonymous, &c);
+
+	if (rc != 0)
+		h_fail("%s: connect to %s failed: %d", id, w->uri, rc);
+	h_sub(c, c->reply);
+	return c;
 }
 
 struct h_client *
 h_ctl(struct h_world *w)
 {
 	return w->ctl;
+}
+
+void
+h_disconnect(struct h_client *c)
+{
+	MQTTAsync_disconnectOptions d =
+	    MQTTAsync_disconnectOptions_initializer5;
+
+	d.timeout = 1000;
+	if (MQTTAsync_isConnected(c->mq))
+		MQTTAsync_disconnect(c->mq, &d);
 }
 
 const char *
@@ -645,7 +632,7 @@ h_sub(struct h_client *c, const char *filter)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	struct h_op *op = op_new(c);
-	int rc;
+	int rc, reason;
 
 	ro.onSuccess5 = on_success;
 	ro.onFailure5 = on_failure;
@@ -653,20 +640,22 @@ h_sub(struct h_client *c, const char *filter)
 	rc = MQTTAsync_subscribe(c->mq, filter, 1, &ro);
 	if (rc != MQTTASYNC_SUCCESS)
 		h_fail("%s: subscribe %s: %d", c->id, filter, rc);
-	rc = op_wait(op, H_WAIT_MS, "subscribe");
-	if (rc != 0)
-		h_fail("%s: subscribe %s refused: %d", c->id, filter, rc);
+	rc = op_wait(op, H_WAIT_MS, "subscribe", NULL, &reason);
+	if (rc != 0 || reason >= 0x80)
+		h_fail("%s: subscribe %s refused: %d/0x%x", c->id, filter, rc,
+		    reason);
 }
 
-void
-h_publish5(struct h_client *c, const char *topic, const void *data, size_t len,
-    int retained, const char *resp, const void *corr, size_t corr_len)
+int
+h_publish_rc(struct h_client *c, const char *topic, const void *data,
+    size_t len, int retained, const char *resp, const void *corr,
+    size_t corr_len)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	MQTTAsync_message m = MQTTAsync_message_initializer;
 	MQTTProperty p;
 	struct h_op *op;
-	int rc;
+	int rc, reason;
 
 	if (resp != NULL) {
 		p.identifier = MQTTPROPERTY_CODE_RESPONSE_TOPIC;
@@ -694,9 +683,22 @@ h_publish5(struct h_client *c, const char *topic, const void *data, size_t len,
 	MQTTProperties_free(&m.properties);
 	if (rc != MQTTASYNC_SUCCESS)
 		h_fail("%s: publish to %s: %d", c->id, topic, rc);
-	rc = op_wait(op, H_WAIT_MS, "publish");
-	if (rc != 0)
-		h_fail("%s: publish to %s refused: %d", c->id, topic, rc);
+	rc = op_wait(op, H_WAIT_MS, "publish", NULL, &reason);
+	/* Paho reports a refusing PUBACK as a failure with its reason. */
+	if (rc != 0 && reason < 0x80)
+		h_fail("%s: publish to %s failed: %d", c->id, topic, rc);
+	return reason;
+}
+
+void
+h_publish5(struct h_client *c, const char *topic, const void *data, size_t len,
+    int retained, const char *resp, const void *corr, size_t corr_len)
+{
+	int reason =
+	    h_publish_rc(c, topic, data, len, retained, resp, corr, corr_len);
+
+	if (reason >= 0x80)
+		h_fail("%s: publish to %s refused: 0x%x", c->id, topic, reason);
 }
 
 void
@@ -736,14 +738,10 @@ h_request(struct h_client *c, const char *lock, const char *op,
 static void
 client_free(struct h_client *c)
 {
-	MQTTAsync_disconnectOptions d =
-	    MQTTAsync_disconnectOptions_initializer5;
 	struct h_msg *m, *next;
 
 	if (c->mq != NULL) {
-		d.timeout = 1000;
-		if (MQTTAsync_isConnected(c->mq))
-			MQTTAsync_disconnect(c->mq, &d);
+		h_disconnect(c);
 		MQTTAsync_destroy(&c->mq);
 	}
 	for (m = c->head; m != NULL; m = next) {
@@ -824,6 +822,33 @@ msg_matches(const struct h_msg *m, const char *topic, const struct h_match *mt)
 			return 0;
 	}
 	return mt->fn == NULL || mt->fn(m, mt->arg);
+}
+
+int
+h_vmatches(const struct h_msg *m, const char *topic, va_list ap)
+{
+	const char *k, *v;
+	int ok = strcmp(m->topic, topic) == 0;
+
+	while (ok && (k = va_arg(ap, const char *)) != NULL) {
+		v = va_arg(ap, const char *);
+		if (k[0] != '\0' &&
+		    (v == NULL || !value_matches(h_get(m, k), v)))
+			ok = 0;
+	}
+	return ok;
+}
+
+int
+h_matches_(const struct h_msg *m, const char *topic, ...)
+{
+	va_list ap;
+	int ok;
+
+	va_start(ap, topic);
+	ok = h_vmatches(m, topic, ap);
+	va_end(ap);
+	return ok;
 }
 
 static void
@@ -925,7 +950,7 @@ expect_mt(const char *file, int line, struct h_client *c, const char *topic,
 	struct timespec ts;
 	struct h_msg *m;
 
-	abs_deadline(&ts, mono_ms() + ms);
+	abs_deadline(&ts, tutil_mono_ms() + ms);
 	pthread_mutex_lock(&c->mu);
 	while ((m = take(c, topic, &mt, upto)) == NULL) {
 		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) {
@@ -1010,7 +1035,7 @@ h_expect_none_(const char *file, int line, struct h_client *c,
 	va_start(ap, ms);
 	match_collect(&mt, ap, file, line);
 	va_end(ap);
-	abs_deadline(&ts, mono_ms() + ms);
+	abs_deadline(&ts, tutil_mono_ms() + ms);
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		for (m = c->head; m != NULL && bad == NULL; m = m->next)
@@ -1065,6 +1090,47 @@ h_drain(struct h_client *c, const char *topic)
 		if (topic == NULL || strcmp(m->topic, topic) == 0)
 			m->consumed = 1;
 	pthread_mutex_unlock(&c->mu);
+}
+
+int
+h_count(struct h_client *c, const char *topic)
+{
+	struct h_msg *m;
+	int n = 0;
+
+	pthread_mutex_lock(&c->mu);
+	for (m = c->head; m != NULL; m = m->next)
+		if (topic == NULL || strcmp(m->topic, topic) == 0)
+			n++;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+int
+h_forbidden_(const char *file, int line, struct h_client *c, int ms,
+    h_pred *bad, void *arg, const char *what)
+{
+	char got[6000];
+	struct h_msg *m;
+	int n = 0;
+
+	if (ms > 0)
+		tutil_nap_ms(ms); /* a bounded check that nothing comes */
+	pthread_mutex_lock(&c->mu);
+	for (m = c->head; m != NULL; m = m->next)
+		n++;
+	for (m = c->head; m != NULL; m = m->next)
+		if (bad(m, arg))
+			break;
+	if (m == NULL) {
+		pthread_mutex_unlock(&c->mu);
+		return n;
+	}
+	log_describe(got, sizeof(got), c, NULL);
+	pthread_mutex_unlock(&c->mu);
+	h_fail_at(file, line, "%s received %s: %s %.*s\nreceived in all:\n%s",
+	    c->id, what, m->topic, m->len > 600 ? 600 : m->len, m->payload,
+	    got);
 }
 
 long long
@@ -1134,44 +1200,6 @@ h_keys_(const char *file, int line, const struct h_msg *m, const char *path,
 
 /* World ---------------------------------------------------------------- */
 
-static int
-free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (fd == -1)
-		h_fail("socket: %s", strerror(errno));
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = 0;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) == -1)
-		h_fail("bind/getsockname: %s", strerror(errno));
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
-static int
-port_accepts(int port)
-{
-	struct sockaddr_in a;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
-
-	if (fd == -1)
-		return 0;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	close(fd);
-	return ok;
-}
-
 static void
 write_file(const char *path, const char *text)
 {
@@ -1187,9 +1215,10 @@ broker_try(struct h_world *w)
 {
 	char conf[PATH_MAX + 16], text[PATH_MAX + 512];
 	char *argv[4];
-	long long end;
 
-	w->port = free_port();
+	w->port = tutil_free_port();
+	if (w->port == -1)
+		h_fail("no free port: %s", strerror(errno));
 	snprintf(w->uri, sizeof(w->uri), "tcp://127.0.0.1:%d", w->port);
 	snprintf(conf, sizeof(conf), "%s/mosquitto.conf", w->dir);
 	snprintf(text, sizeof(text),
@@ -1210,16 +1239,12 @@ broker_try(struct h_world *w)
 	argv[2] = conf;
 	argv[3] = NULL;
 	w->broker = h_spawn(w, argv, "mosquitto.out");
-	end = mono_ms() + H_WAIT_MS;
-	while (!port_accepts(w->port)) {
-		proc_reap(w->broker, 0);
-		if (!w->broker->running)
-			return -1; /* most likely the port was taken */
-		if (mono_ms() >= end)
-			h_fail("mosquitto did not accept on port %d", w->port);
-		nap_ms(10);
-	}
-	return 0;
+	if (tutil_wait_port(w->port, w->broker->pid, H_WAIT_MS) == 0)
+		return 0;
+	if (errno != ECHILD)
+		h_fail("mosquitto did not accept on port %d", w->port);
+	proc_reap(w->broker, 0);
+	return -1; /* most likely the port was taken */
 }
 
 struct h_world *
@@ -1250,7 +1275,7 @@ h_world_new(void **state, const char *flags)
 			h_fail("mosquitto did not start: %s/mosquitto.out",
 			    w->dir);
 	}
-	w->ctl = client_connect(w, "ctl", 1);
+	w->ctl = h_client_new(w, "ctl");
 	h_sub(w->ctl, STATUS_TOPIC);
 	h_sub(w->ctl, H_PREFIX "/+/owner");
 	h_sub(w->ctl, H_PREFIX "/_clients/+/events");
@@ -1264,6 +1289,46 @@ h_world_start(void **state, const char *flags)
 
 	h_coord_start(w);
 	return w;
+}
+
+int
+h_words(char *s, char **argv, int n, int max)
+{
+	while (*s != '\0' && n < max) {
+		if (*s == ' ') {
+			s++;
+			continue;
+		}
+		argv[n++] = s;
+		while (*s != '\0' && *s != ' ')
+			s++;
+		if (*s == ' ')
+			*s++ = '\0';
+	}
+	return n;
+}
+
+int
+h_coord_argv(char **argv, char *buf, size_t size, const char *uri,
+    const char *db)
+{
+	const char *wrapper = getenv("MQLOCK_IT_WRAPPER");
+	int n;
+
+	/*
+	 * $MQLOCK_IT_WRAPPER: words run in front of mqlockd, the first one a
+	 * path ("/usr/bin/valgrind --error-exitcode=99 ..."): no PATH search.
+	 */
+	snprintf(buf, size, "%s", wrapper != NULL ? wrapper : "");
+	n = h_words(buf, argv, 0, H_WRAPPER_WORDS);
+	argv[n++] = (char *)MQLOCKD_BIN;
+	argv[n++] = (char *)"--broker";
+	argv[n++] = (char *)(uintptr_t)uri;
+	argv[n++] = (char *)"--db";
+	argv[n++] = (char *)(uintptr_t)db;
+	argv[n++] = (char *)"--log-level";
+	argv[n++] = (char *)"debug";
+	return n;
 }
 
 /* Is m an online status newer than the last one seen? */
@@ -1292,52 +1357,17 @@ h_coord_start(struct h_world *w)
 	struct h_msg *m, *found = NULL;
 	struct timespec ts;
 	long long end;
-	char *tok;
-	int n = 0;
+	int n;
 	FILE *f;
 
 	if (w->coord != NULL && w->coord->running)
 		h_fail("mqlockd is already running");
 	snprintf(db, sizeof(db), "%s/mqlock.db", w->dir);
-	/*
-	 * $MQLOCK_IT_WRAPPER: words run in front of mqlockd, the first one a
-	 * path ("/usr/bin/valgrind --error-exitcode=99 ..."): no PATH search.
-	 */
-	snprintf(wrapper, sizeof(wrapper), "%s",
-	    getenv("MQLOCK_IT_WRAPPER") != NULL ? getenv("MQLOCK_IT_WRAPPER")
-						: "");
-	for (tok = wrapper; *tok != '\0' && n < 32;) {
-		if (*tok == ' ') {
-			tok++;
-			continue;
-		}
-		argv[n++] = tok;
-		while (*tok != '\0' && *tok != ' ')
-			tok++;
-		if (*tok == ' ')
-			*tok++ = '\0';
-	}
-	argv[n++] = (char *)MQLOCKD_BIN;
-	argv[n++] = (char *)"--broker";
-	argv[n++] = w->uri;
-	argv[n++] = (char *)"--db";
-	argv[n++] = db;
+	n = h_coord_argv(argv, wrapper, sizeof(wrapper), w->uri, db);
 	argv[n++] = (char *)"--prefix";
 	argv[n++] = (char *)H_PREFIX;
-	argv[n++] = (char *)"--log-level";
-	argv[n++] = (char *)"debug";
 	snprintf(flags, sizeof(flags), "%s", w->flags);
-	for (tok = flags; *tok != '\0' && n < 95;) {
-		if (*tok == ' ') {
-			tok++;
-			continue;
-		}
-		argv[n++] = tok;
-		while (*tok != '\0' && *tok != ' ')
-			tok++;
-		if (*tok == ' ')
-			*tok++ = '\0';
-	}
+	n = h_words(flags, argv, n, 95);
 	argv[n] = NULL;
 
 	/* Restarts share one log; mark where each run begins. */
@@ -1351,7 +1381,7 @@ h_coord_start(struct h_world *w)
 	}
 	w->coord = h_spawn(w, argv, "mqlockd.log");
 
-	end = mono_ms() + 2 * H_WAIT_MS;
+	end = tutil_mono_ms() + 2 * H_WAIT_MS;
 	pthread_mutex_lock(&w->ctl->mu);
 	while (found == NULL) {
 		for (m = w->ctl->head; m != NULL && found == NULL; m = m->next)
@@ -1364,11 +1394,11 @@ h_coord_start(struct h_world *w)
 		if (!w->coord->running)
 			h_fail("mqlockd exited (0x%x) before it was online",
 			    w->coord->status);
-		if (mono_ms() >= end)
+		if (tutil_mono_ms() >= end)
 			h_fail("mqlockd published no new online status within "
 			       "%d ms",
 			    2 * H_WAIT_MS);
-		abs_deadline(&ts, mono_ms() + 50);
+		abs_deadline(&ts, tutil_mono_ms() + 50);
 		pthread_mutex_lock(&w->ctl->mu);
 		pthread_cond_timedwait(&w->ctl->cv, &w->ctl->mu, &ts);
 	}
@@ -1446,44 +1476,47 @@ h_pass(struct h_world *w)
 }
 
 struct h_proc *
-h_sub_proc(struct h_world *w, const char *id, const char *session,
-    long long conn, int keepalive)
+h_sub_spawn(struct h_world *w, const struct h_sub_opts *o, const char *out)
 {
-	char port[16], ka[16], will[512], willtopic[512], events[512];
-	char probe[512], out[300], mark[300];
-	char *argv[32];
-	struct h_proc *p;
-	long long end;
+	char port[16], ka[16], will[512], events[512];
+	char *argv[40];
 	int n = 0;
 
-	snprintf(port, sizeof(port), "%d", w->port);
-	snprintf(ka, sizeof(ka), "%d", keepalive);
-	if (conn >= 0)
+	snprintf(port, sizeof(port), "%d", o->port);
+	snprintf(ka, sizeof(ka), "%d", o->keepalive);
+	if (o->conn >= 0)
 		snprintf(will, sizeof(will),
-		    "{\"session\":\"%s\",\"conn\":%lld}", session, conn);
+		    "{\"session\":\"%s\",\"conn\":%lld}", o->session, o->conn);
 	else
-		snprintf(will, sizeof(will), "{\"session\":\"%s\"}", session);
-	snprintf(willtopic, sizeof(willtopic), "%s/_clients/%s/will", H_PREFIX,
-	    id);
-	snprintf(events, sizeof(events), "%s/_clients/%s/events", H_PREFIX, id);
-	snprintf(probe, sizeof(probe), "h/probe/%s", id);
-	snprintf(out, sizeof(out), "sub-%s-%d.out", id, ++w->nsubs);
-	snprintf(mark, sizeof(mark), "probe-%s-%d", id, w->nsubs);
+		snprintf(will, sizeof(will), "{\"session\":\"%s\"}",
+		    o->session);
+	snprintf(events, sizeof(events), "%s/_clients/%s/events", H_PREFIX,
+	    o->id);
 	argv[n++] = (char *)MOSQUITTO_SUB_BIN;
 	argv[n++] = (char *)"-h";
 	argv[n++] = (char *)"127.0.0.1";
 	argv[n++] = (char *)"-p";
 	argv[n++] = port;
+	if (o->cafile != NULL) {
+		argv[n++] = (char *)"--cafile";
+		argv[n++] = (char *)(uintptr_t)o->cafile;
+	}
+	if (o->user != NULL) {
+		argv[n++] = (char *)"-u";
+		argv[n++] = (char *)(uintptr_t)o->user;
+		argv[n++] = (char *)"-P";
+		argv[n++] = (char *)(uintptr_t)o->password;
+	}
 	argv[n++] = (char *)"-V";
 	argv[n++] = (char *)"5";
 	argv[n++] = (char *)"-q";
 	argv[n++] = (char *)"1";
 	argv[n++] = (char *)"-i";
-	argv[n++] = (char *)(uintptr_t)id;
+	argv[n++] = (char *)(uintptr_t)o->id;
 	argv[n++] = (char *)"-k";
 	argv[n++] = ka;
 	argv[n++] = (char *)"--will-topic";
-	argv[n++] = willtopic;
+	argv[n++] = (char *)(uintptr_t)o->will_topic;
 	argv[n++] = (char *)"--will-qos";
 	argv[n++] = (char *)"1";
 	argv[n++] = (char *)"--will-payload";
@@ -1491,25 +1524,49 @@ h_sub_proc(struct h_world *w, const char *id, const char *session,
 	argv[n++] = (char *)"-t";
 	argv[n++] = events;
 	argv[n++] = (char *)"-t";
-	argv[n++] = probe;
+	argv[n++] = (char *)(uintptr_t)o->topic;
 	argv[n++] = (char *)"-v";
 	argv[n] = NULL;
-	p = h_spawn(w, argv, out);
+	return h_spawn(w, argv, out);
+}
+
+struct h_proc *
+h_sub_proc(struct h_world *w, const char *id, const char *session,
+    long long conn, int keepalive)
+{
+	char willtopic[512], probe[512], out[300], mark[300];
+	struct h_sub_opts o = {0};
+	struct h_proc *p;
+	long long end;
+
+	snprintf(willtopic, sizeof(willtopic), "%s/_clients/%s/will", H_PREFIX,
+	    id);
+	snprintf(probe, sizeof(probe), "h/probe/%s", id);
+	snprintf(out, sizeof(out), "sub-%s-%d.out", id, ++w->nsubs);
+	snprintf(mark, sizeof(mark), "probe-%s-%d", id, w->nsubs);
+	o.port = w->port;
+	o.id = id;
+	o.keepalive = keepalive;
+	o.will_topic = willtopic;
+	o.session = session;
+	o.conn = conn;
+	o.topic = probe;
+	p = h_sub_spawn(w, &o, out);
 
 	/*
 	 * Both topics are in one SUBSCRIBE: once a probe comes through, the
 	 * events subscription is in place too.
 	 */
-	end = mono_ms() + H_WAIT_MS;
-	while (!file_contains(p->out, mark)) {
+	end = tutil_mono_ms() + H_WAIT_MS;
+	while (!tutil_file_contains(p->out, mark)) {
 		proc_reap(p, 0);
 		if (!p->running)
 			h_fail("mosquitto_sub %s exited; see %s", id, p->out);
-		if (mono_ms() >= end)
+		if (tutil_mono_ms() >= end)
 			h_fail("mosquitto_sub %s not subscribed within %d ms",
 			    id, H_WAIT_MS);
 		h_publish(w->ctl, probe, mark, strlen(mark), 0, NULL);
-		nap_ms(50);
+		tutil_nap_ms(50);
 	}
 	return p;
 }

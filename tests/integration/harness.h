@@ -29,6 +29,7 @@
 #ifndef MQLOCK_TESTS_HARNESS_H
 #define MQLOCK_TESTS_HARNESS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
@@ -82,6 +83,16 @@ void h_coord_start(struct h_world *w);
  */
 int h_coord_stop(struct h_world *w, int sig);
 
+/*
+ * h_coord_argv(argv, buf, size, uri, db): the start of an mqlockd command
+ * line in argv: the words of $MQLOCK_IT_WRAPPER (at most H_WRAPPER_WORDS,
+ * split in buf, size bytes), then mqlockd --broker uri --db db --log-level
+ * debug.  Returns the number of words; the caller adds more and the NULL.
+ */
+#define H_WRAPPER_WORDS 32
+int h_coord_argv(char **argv, char *buf, size_t size, const char *uri,
+    const char *db);
+
 /* The latest online status seen: its epoch and since fields. */
 long long h_coord_epoch(const struct h_world *w);
 
@@ -101,6 +112,34 @@ int h_teardown(void **state);
  * Owned by the world.
  */
 struct h_client *h_client_new(struct h_world *w, const char *id);
+
+/*
+ * How h_client_try() connects: to uri (NULL: the world's broker), as user
+ * with password (user NULL: anonymous), for an ssl:// uri verifying the
+ * server certificate against cafile (NULL: only the system's CAs); the
+ * client's reply topic is reply (NULL: replies/<id>).
+ */
+struct h_login {
+	const char *uri;
+	const char *user;
+	const char *password;
+	const char *cafile;
+	const char *reply;
+};
+
+/*
+ * h_client_try(w, id, login, c): one MQTT 5 connection attempt with client
+ * id id, clean start, no will, subscribed to nothing.  Returns 0 when the
+ * broker accepted it, the CONNACK reason code (>= 0x80) when the broker
+ * refused it, or -1 when it failed before any CONNACK (socket, TLS
+ * handshake).  *c is the client either way (connected only on 0), owned
+ * by the world.
+ */
+int h_client_try(struct h_world *w, const char *id, const struct h_login *login,
+    struct h_client **c);
+
+/* h_disconnect(c): a clean DISCONNECT now; c stays the world's. */
+void h_disconnect(struct h_client *c);
 
 /*
  * h_ctl(w): the world's own client "ctl", connected before mqlockd starts
@@ -130,6 +169,16 @@ void h_publish(struct h_client *c, const char *topic, const void *data,
  * (each left out when NULL).
  */
 void h_publish5(struct h_client *c, const char *topic, const void *data,
+    size_t len, int retained, const char *resp, const void *corr,
+    size_t corr_len);
+
+/*
+ * h_publish_rc(c, topic, data, len, retained, resp, corr, corr_len): as
+ * h_publish5(), but a broker that refuses the message does not fail the
+ * test: returns the PUBACK's reason code, 0, 0x10 (no subscribers) or a
+ * refusal (>= 0x80) such as 0x87 (not authorized).
+ */
+int h_publish_rc(struct h_client *c, const char *topic, const void *data,
     size_t len, int retained, const char *resp, const void *corr,
     size_t corr_len);
 
@@ -195,6 +244,30 @@ void h_expect_none_(const char *file, int line, struct h_client *c,
     const char *topic, int ms, ...);
 
 /*
+ * h_forbidden(c, ms, bad, arg, what): waits ms (a bounded check that
+ * nothing comes), then fails the test if any message c ever received,
+ * consumed or not, on any topic, satisfies bad(m, arg); what says what was
+ * forbidden.  Returns how many messages c received in all.
+ */
+#define h_forbidden(c, ms, bad, arg, what) \
+	h_forbidden_(__FILE__, __LINE__, c, ms, bad, arg, what)
+int h_forbidden_(const char *file, int line, struct h_client *c, int ms,
+    h_pred *bad, void *arg, const char *what);
+
+/* How many messages c received on topic so far (NULL: on any topic). */
+int h_count(struct h_client *c, const char *topic);
+
+/*
+ * h_matches(m, topic, key, value, ..., NULL): 1 if m is on topic (exact
+ * name) and its JSON matches every pair as in h_expect(), else 0.
+ * h_vmatches() takes the pairs as a va_list.
+ */
+#define h_matches(m, topic, ...) \
+	h_matches_(m, topic, __VA_ARGS__, (const char *)NULL)
+int h_matches_(const struct h_msg *m, const char *topic, ...);
+int h_vmatches(const struct h_msg *m, const char *topic, va_list ap);
+
+/*
  * h_last(c, topic): the latest message received on topic so far, consumed
  * or not; fails the test when there is none.
  */
@@ -234,6 +307,36 @@ struct h_proc *h_sub_proc(struct h_world *w, const char *id,
     const char *session, long long conn, int keepalive);
 
 /*
+ * What h_sub_spawn() starts: a mosquitto_sub on 127.0.0.1:port (over TLS,
+ * verifying the broker against cafile, when cafile is not NULL; logging in
+ * as user with password when user is not NULL) with client id id, MQTT 5,
+ * clean start, keepalive seconds, a QoS 1 will on will_topic with payload
+ * {"session":session,"conn":conn} (no conn member when conn < 0),
+ * subscribed at QoS 1 in one SUBSCRIBE to P/_clients/<id>/events and to
+ * topic, printing each message as a line "topic payload".
+ */
+struct h_sub_opts {
+	int port;
+	const char *cafile;
+	const char *user;
+	const char *password;
+	const char *id;
+	int keepalive;
+	const char *will_topic;
+	const char *session;
+	long long conn;
+	const char *topic;
+};
+
+/*
+ * h_sub_spawn(w, o, out): start that mosquitto_sub with its output in the
+ * file out in the world's directory; returns at once, before it has
+ * subscribed.  Owned by the world.
+ */
+struct h_proc *h_sub_spawn(struct h_world *w, const struct h_sub_opts *o,
+    const char *out);
+
+/*
  * h_spawn(w, argv, out): start argv[0] with stdout and stderr appended to
  * the file out in the world's directory; killed at teardown.
  */
@@ -247,6 +350,13 @@ void h_proc_kill(struct h_proc *p, int sig);
  * status (0-255); fails the test if it is still running or was killed.
  */
 int h_proc_wait(struct h_proc *p, int ms);
+
+/*
+ * h_fail_at(file, line, fmt, ...): fail the running cmocka test at file
+ * and line with the formatted message.  Does not return.
+ */
+void h_fail_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
 
 /* Paths and strings ---------------------------------------------------- */
 
@@ -272,6 +382,13 @@ void h_wait_file(const char *path, int ms);
  * cmocka_run_group_tests().  $MQLOCK_IT_KEEP keeps each world's directory.
  */
 void h_filter(void);
+
+/*
+ * h_words(s, argv, n, max): split s in place at spaces and put its words
+ * in argv from index n on, up to index max (exclusive).  Returns the new
+ * count; argv points into s.
+ */
+int h_words(char *s, char **argv, int n, int max);
 
 /* Wall-clock milliseconds, as the protocol's ms. */
 long long h_now_ms(void);

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "tutil.h"
 
 #define FLAGS "--grace 0.5 --idle-timeout 600 --idle-warning 60"
 #define EX_TEMPFAIL 75
@@ -75,15 +76,9 @@ cli_acquire(struct h_world *w, const char *lock, const char *opts,
 static char *
 slurp(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	char *buf = calloc(1, 65536);
-	size_t n;
+	char *buf = tutil_slurp(path, NULL);
 
-	assert_non_null(f);
 	assert_non_null(buf);
-	n = fread(buf, 1, 65535, f);
-	buf[n] = '\0';
-	fclose(f);
 	return buf;
 }
 
