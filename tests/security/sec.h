@@ -17,11 +17,12 @@
  *      coordinator user (ssl://, --cafile, --username, --password-file);
  *   4. waits until a monitor sees the coordinator's online status.
  *
- * Test clients are MQTT 5 connections over TLS (Paho, verifying the server
- * certificate against the world's CA) with a role's username and password;
- * they log what they receive, as the harness's clients do.  The harness's
- * own world (its anonymous broker and "ctl" client) runs alongside, unused:
- * nothing in these tests talks to it.
+ * Test clients are the harness's clients (struct h_client: h_sub(),
+ * h_expect(), h_state(), h_forbidden() ...), connected over TLS (Paho,
+ * verifying the server certificate against the world's CA) with a role's
+ * username and password.  The harness's own world (its anonymous broker and
+ * "ctl" client) runs alongside; its ctl only wakes Paho's receive thread
+ * while a TLS client connects (see kick() in harness.c).
  *
  * s_teardown() stops mqlockd with SIGTERM and fails the test unless it
  * exits with status 0 (so a memory checker's verdict counts; see
@@ -36,7 +37,6 @@
 #include "harness.h"
 
 struct s_world;
-struct s_client;
 
 /* MQTT 5 reason codes the tests look for. */
 #define S_RC_NO_SUBSCRIBERS 0x10
@@ -72,32 +72,26 @@ const char *s_password(const struct s_world *w, const char *user);
  * The world's monitor: user "monitors", subscribed to every owner message
  * and the coordinator status since before mqlockd started.
  */
-struct s_client *s_mon(struct s_world *w);
+struct h_client *s_mon(struct s_world *w);
 
 /*
  * s_connect(w, user, id): a TLS connection with client id id, logging in
- * as user (a role name) with its password; clean start, no will.  Fails
+ * as user (a role name) with its password; clean start, no will, subscribed
+ * to nothing; its reply topic (h_reply_topic()) is replies/<id>/r.  Fails
  * the test if the broker refuses.  Owned by the world.
  */
-struct s_client *s_connect(struct s_world *w, const char *user, const char *id);
+struct h_client *s_connect(struct s_world *w, const char *user, const char *id);
 
 /*
  * s_try_connect(w, user, password, id, cafile): one connection attempt
  * over TLS; user NULL connects without a username (anonymous), cafile NULL
- * trusts only the system's CAs.  Returns 0 when the broker accepted it (the
- * connection is closed again at once), the CONNACK reason code (>= 0x80)
- * when the broker refused it, or -1 when it failed before any CONNACK (TLS
- * handshake, socket).
+ * trusts only the system's CAs.  Returns as h_client_try() does: 0 when
+ * the broker accepted it (the connection is closed again at once), the
+ * CONNACK reason code (>= 0x80) when the broker refused it, or -1 when it
+ * failed before any CONNACK (TLS handshake, socket).
  */
 int s_try_connect(struct s_world *w, const char *user, const char *password,
     const char *id, const char *cafile);
-
-/* Client id, and the response topic its requests use: replies/<id>/r. */
-const char *s_id(const struct s_client *c);
-const char *s_reply_topic(const struct s_client *c);
-
-/* s_sub(c, filter): subscribe at QoS 1, wait for the SUBACK. */
-void s_sub(struct s_client *c, const char *filter);
 
 /*
  * s_pub(c, topic, payload, retained, resp): publish a string at QoS 1 and
@@ -105,52 +99,8 @@ void s_sub(struct s_client *c, const char *filter);
  * some correlation data).  Returns the PUBACK's reason code: 0, 0x10 (no
  * subscribers) or a refusal such as 0x87.
  */
-int s_pub(struct s_client *c, const char *topic, const char *payload,
+int s_pub(struct h_client *c, const char *topic, const char *payload,
     int retained, const char *resp);
-
-/*
- * s_request(c, lock, op, client, session, extra): publish
- * {"op":op,"client":client,"session":session,EXTRA} to locks/<lock>/request
- * with c's response topic, and fail unless the broker accepted it.  extra
- * is a JSON fragment of more members or NULL.
- */
-void s_request(struct s_client *c, const char *lock, const char *op,
-    const char *client, const char *session, const char *extra);
-
-/*
- * s_expect(c, topic, ms, key, value, ..., NULL): as h_expect(), for an s
- * client: the first message on topic not taken before whose JSON matches
- * every pair ("#"-prefixed values compare as JSON), waiting up to ms.
- */
-#define s_expect(c, topic, ms, ...)                              \
-	s_expect_(__FILE__, __LINE__, c, topic, ms, __VA_ARGS__, \
-	    (const char *)NULL)
-struct h_msg *s_expect_(const char *file, int line, struct s_client *c,
-    const char *topic, int ms, ...);
-
-/*
- * s_state(c, topic, ms, ...): s_expect() that also takes every earlier
- * message on topic, for topics that carry a state (owner messages).
- */
-#define s_state(c, topic, ms, ...)                              \
-	s_state_(__FILE__, __LINE__, c, topic, ms, __VA_ARGS__, \
-	    (const char *)NULL)
-struct h_msg *s_state_(const char *file, int line, struct s_client *c,
-    const char *topic, int ms, ...);
-
-/*
- * s_forbidden(c, ms, bad, arg, what): waits ms (a bounded check that
- * nothing comes), then fails if any message c ever received, taken or not,
- * satisfies bad(m, arg); what says what was forbidden.  Returns how many
- * messages c received in all.
- */
-#define s_forbidden(c, ms, bad, arg, what) \
-	s_forbidden_(__FILE__, __LINE__, c, ms, bad, arg, what)
-int s_forbidden_(const char *file, int line, struct s_client *c, int ms,
-    h_pred *bad, void *arg, const char *what);
-
-/* How many messages c received on topic so far (NULL: on any topic). */
-int s_count(struct s_client *c, const char *topic);
 
 /*
  * s_holder(w, id, user, session, conn, topic): a mosquitto_sub process over
@@ -162,33 +112,6 @@ int s_count(struct s_client *c, const char *topic);
  */
 struct h_proc *s_holder(struct s_world *w, const char *user, const char *id,
     const char *session, long long conn, const char *topic);
-
-/* Processes, through /proc ------------------------------------------------ */
-
-/*
- * s_find_pid(needle): the pid of a child of this process whose command
- * line contains needle, or -1.
- */
-long s_find_pid(const char *needle);
-
-/*
- * s_proc_field(pid, i): field i of /proc/<pid>/stat counted from the
- * state (0, returned as its letter: 'Z' for a zombie) onwards; 1 is the
- * parent pid; S_STAT_EXIT_CODE the wait status of an exited child.  -1 when
- * unreadable.
- */
-#define S_STAT_EXIT_CODE 49
-long s_proc_field(long pid, int field);
-
-/* VmRSS of pid in KiB, or -1. */
-long s_rss_kb(long pid);
-
-/*
- * s_stop_child(pid, sig, ms): send sig to a child started with h_spawn()
- * and wait up to ms for it to exit (it stays a zombie for the harness to
- * reap).  Returns its wait status, or -1 when it did not exit in time.
- */
-int s_stop_child(long pid, int sig, int ms);
 
 /* P/_clients/<id>/will, in an h_fmt() buffer. */
 const char *s_will(const char *id);

@@ -138,7 +138,7 @@ attempt(struct s_world *w, const char *user, const char *topic,
 {
 	static int n;
 	char t[512], p[2048], id[64];
-	struct s_client *c;
+	struct h_client *c;
 
 	/* Copies first: the arguments may live in h_fmt() buffers. */
 	snprintf(t, sizeof(t), "%s", topic);
@@ -149,21 +149,21 @@ attempt(struct s_world *w, const char *user, const char *topic,
 }
 
 /* An editor that subscribed to its events and replies. */
-static struct s_client *
+static struct h_client *
 editor(struct s_world *w, const char *user, const char *id)
 {
-	struct s_client *c = s_connect(w, user, id);
+	struct h_client *c = s_connect(w, user, id);
 
-	s_sub(c, h_events(id));
-	s_sub(c, h_fmt("replies/%s/#", id));
+	h_sub(c, h_events(id));
+	h_sub(c, h_fmt("replies/%s/#", id));
 	return c;
 }
 
 /* c's requests as client `id` get this reply (result or error code). */
 static struct h_msg *
-reply(struct s_client *c, const char *key, const char *value)
+reply(struct h_client *c, const char *key, const char *value)
 {
-	return s_expect(c, s_reply_topic(c), H_WAIT_MS, key, value);
+	return h_expect(c, h_reply_topic(c), H_WAIT_MS, key, value);
 }
 
 /*
@@ -175,50 +175,51 @@ static void
 scenario(struct s_world *w, const char **secrets)
 {
 	const char *sa = h_session(), *sb = h_session(), *sc = h_session();
-	struct s_client *alice = editor(w, "editors", "ed-alice");
-	struct s_client *bob = editor(w, "services", "svc-bob");
-	struct s_client *carol = editor(w, "editors", "ed-carol-req");
-	struct s_client *ops = s_connect(w, "admins", "ops");
-	struct s_client *mon = s_mon(w);
+	struct h_client *alice = editor(w, "editors", "ed-alice");
+	struct h_client *bob = editor(w, "services", "svc-bob");
+	struct h_client *carol = editor(w, "editors", "ed-carol-req");
+	struct h_client *ops = s_connect(w, "admins", "ops");
+	struct h_client *mon = s_mon(w);
 	struct h_proc *walker;
 	int rc;
 
 	secrets[0] = sa;
 	secrets[1] = sb;
 	secrets[2] = sc;
-	s_sub(ops, "replies/ops/#");
+	h_sub(ops, "replies/ops/#");
 
-	s_request(alice, "doc-a", "acquire", "ed-alice", sa,
-	    "\"user\":\"Alice\",\"conn\":1");
+	h_request(alice, "doc-a", "acquire", "ed-alice", sa,
+	    "\"user\":\"Alice\",\"conn\":1", "c");
 	reply(alice, "result", "granted");
-	s_expect(alice, h_events("ed-alice"), H_WAIT_MS, "event", "granted");
-	s_request(bob, "doc-a", "acquire", "svc-bob", sb, "\"user\":\"Bob\"");
+	h_expect(alice, h_events("ed-alice"), H_WAIT_MS, "event", "granted");
+	h_request(bob, "doc-a", "acquire", "svc-bob", sb, "\"user\":\"Bob\"",
+	    "c");
 	reply(bob, "result", "queued");
-	s_request(alice, "doc-a", "activity", "ed-alice", sa, NULL);
+	h_request(alice, "doc-a", "activity", "ed-alice", sa, NULL, "c");
 	reply(alice, "result", "refreshed");
 
 	/* Carol holds doc-b through a connection whose will fires. */
 	walker = s_holder(w, "editors", "ed-carol", sc, 1, s_will("ed-carol"));
-	s_request(carol, "doc-b", "acquire", "ed-carol", sc,
-	    "\"user\":\"Carol\",\"conn\":1");
+	h_request(carol, "doc-b", "acquire", "ed-carol", sc,
+	    "\"user\":\"Carol\",\"conn\":1", "c");
 	reply(carol, "result", "granted");
-	s_state(mon, h_owner("doc-b"), H_WAIT_MS, "owner.client", "ed-carol",
+	h_state(mon, h_owner("doc-b"), H_WAIT_MS, "owner.client", "ed-carol",
 	    "owner.connected", "#true");
 	h_proc_kill(walker, SIGKILL);
-	s_state(mon, h_owner("doc-b"), H_WAIT_MS, "owner.client", "ed-carol",
+	h_state(mon, h_owner("doc-b"), H_WAIT_MS, "owner.client", "ed-carol",
 	    "owner.connected", "#false");
 
 	rc = s_pub(ops, H_PREFIX "/_admin/command",
 	    "{\"op\":\"break\",\"lock\":\"doc-a\",\"reason\":\"drill\"}", 0,
-	    s_reply_topic(ops));
+	    h_reply_topic(ops));
 	assert_true(rc < 0x80);
 	reply(ops, "result", "revoked");
-	s_expect(bob, h_events("svc-bob"), H_WAIT_MS, "event", "granted");
-	s_request(bob, "doc-a", "release", "svc-bob", sb, NULL);
+	h_expect(bob, h_events("svc-bob"), H_WAIT_MS, "event", "granted");
+	h_request(bob, "doc-a", "release", "svc-bob", sb, NULL, "c");
 	reply(bob, "result", "released");
-	s_state(mon, h_owner("doc-a"), H_WAIT_MS, "owner", "#null");
+	h_state(mon, h_owner("doc-a"), H_WAIT_MS, "owner", "#null");
 	/* Carol's grace ends: her lock is free too. */
-	s_state(mon, h_owner("doc-b"), H_WAIT_MS, "owner", "#null");
+	h_state(mon, h_owner("doc-b"), H_WAIT_MS, "owner", "#null");
 }
 
 /* Without valid credentials nobody gets in; every role does with them. */
@@ -269,52 +270,53 @@ static void
 test_hostile_cannot_release_refresh_or_take_over(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
-	struct s_client *mon = s_mon(w);
-	struct s_client *victim = editor(w, "editors", "victim");
-	struct s_client *hostile = editor(w, "editors", "hostile");
+	struct h_client *mon = s_mon(w);
+	struct h_client *victim = editor(w, "editors", "victim");
+	struct h_client *hostile = editor(w, "editors", "hostile");
 	const char *sv = h_session(), *sh = h_session();
 	struct holder h = {"doc-1", "victim", 0};
 	static const char *const ops[] = {"release", "activity", "acquire"};
 	struct h_msg *m;
 	long long deadline;
 
-	s_request(victim, "doc-1", "acquire", "victim", sv, NULL);
+	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
 	h.token = h_int(reply(victim, "result", "granted"), "token");
-	m = s_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
+	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 	deadline = h_int(m, "idle_deadline");
 
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		s_request(hostile, "doc-1", ops[i], "victim", sh, NULL);
+		h_request(hostile, "doc-1", ops[i], "victim", sh, NULL, "c");
 		reply(hostile, "code", "session-mismatch");
 		/* With the same session but other connection numbers. */
-		s_request(hostile, "doc-1", ops[i], "victim", sh,
-		    "\"conn\":9007199254740991");
+		h_request(hostile, "doc-1", ops[i], "victim", sh,
+		    "\"conn\":9007199254740991", "c");
 		reply(hostile, "code", "session-mismatch");
 	}
-	s_request(hostile, "doc-1", "acquire", "victim", sh, "\"wait\":false");
+	h_request(hostile, "doc-1", "acquire", "victim", sh, "\"wait\":false",
+	    "c");
 	reply(hostile, "code", "session-mismatch");
 	/* Not a session at all: refused before it is compared. */
-	s_request(hostile, "doc-1", "release", "victim", "", NULL);
+	h_request(hostile, "doc-1", "release", "victim", "", NULL, "c");
 	reply(hostile, "code", "bad-request");
 	assert_int_equal(attempt(w, "editors", H_PREFIX "/_admin/command",
 			     "{\"op\":\"break\",\"lock\":\"doc-1\"}", 0, NULL),
 	    S_RC_NOT_AUTHORIZED);
 
 	/* The victim still holds it, bound to its session, token unchanged. */
-	s_request(victim, "doc-1", "activity", "victim", sv, NULL);
+	h_request(victim, "doc-1", "activity", "victim", sv, NULL, "c");
 	reply(victim, "result", "refreshed");
-	m = s_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
+	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 	assert_int_equal(h_int(m, "token"), h.token);
 	assert_true(h_int(m, "idle_deadline") >= deadline);
-	s_forbidden(mon, 0, other_holder, &h,
+	h_forbidden(mon, 0, other_holder, &h,
 	    "an owner message naming another holder");
 
 	/* Legitimate use by the same client still works. */
-	s_request(hostile, "doc-1", "acquire", "hostile", sh, NULL);
+	h_request(hostile, "doc-1", "acquire", "hostile", sh, NULL, "c");
 	reply(hostile, "result", "queued");
-	s_request(victim, "doc-1", "release", "victim", sv, NULL);
+	h_request(victim, "doc-1", "release", "victim", sv, NULL, "c");
 	reply(victim, "result", "released");
-	m = s_expect(hostile, h_events("hostile"), H_WAIT_MS, "event",
+	m = h_expect(hostile, h_events("hostile"), H_WAIT_MS, "event",
 	    "granted");
 	assert_true(h_int(m, "token") > h.token);
 	s_pass(w);
@@ -330,7 +332,7 @@ static void
 test_hostile_reads_nothing_secret(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
-	struct s_client *hostile = s_connect(w, "editors", "hostile");
+	struct h_client *hostile = s_connect(w, "editors", "hostile");
 	static const char *const filters[] = {"#", H_PREFIX "/#",
 	    H_PREFIX "/+/request", H_PREFIX "/_clients/+/will",
 	    H_PREFIX "/_clients/+/events", H_PREFIX "/_clients/ed-alice/#",
@@ -343,14 +345,14 @@ test_hostile_reads_nothing_secret(void **state)
 	int n;
 
 	for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
-		s_sub(hostile, filters[i]);
+		h_sub(hostile, filters[i]);
 	scenario(w, a.secrets);
 	/* Control: its subscriptions do deliver what editors may read. */
-	s_expect(hostile, h_owner("doc-a"), H_WAIT_MS, "owner.client",
+	h_expect(hostile, h_owner("doc-a"), H_WAIT_MS, "owner.client",
 	    "ed-alice");
-	s_expect(hostile, h_owner("doc-b"), H_WAIT_MS, "owner.connected",
+	h_expect(hostile, h_owner("doc-b"), H_WAIT_MS, "owner.connected",
 	    "#false");
-	n = s_forbidden(hostile, H_QUIET_MS, not_allowed, &a,
+	n = h_forbidden(hostile, H_QUIET_MS, not_allowed, &a,
 	    "a message an editor may not read");
 	print_message("the hostile editor received %d messages, all owner "
 		      "messages or status\n",
@@ -363,18 +365,18 @@ static void
 test_monitor_sees_owners_but_no_secret(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
-	struct s_client *dash = s_connect(w, "monitors", "dashboard");
+	struct h_client *dash = s_connect(w, "monitors", "dashboard");
 	struct allowed a = {{H_PREFIX "/+/owner", STATUS}, {NULL}};
 	int n;
 
-	s_sub(dash, "#");
-	s_expect(dash, STATUS, H_WAIT_MS, "state", "online");
+	h_sub(dash, "#");
+	h_expect(dash, STATUS, H_WAIT_MS, "state", "online");
 	scenario(w, a.secrets);
-	s_expect(dash, h_owner("doc-a"), H_WAIT_MS, "owner.client", "ed-alice");
-	s_expect(dash, h_owner("doc-a"), H_WAIT_MS, "owner.client", "svc-bob");
-	s_expect(dash, h_owner("doc-b"), H_WAIT_MS, "owner.connected",
+	h_expect(dash, h_owner("doc-a"), H_WAIT_MS, "owner.client", "ed-alice");
+	h_expect(dash, h_owner("doc-a"), H_WAIT_MS, "owner.client", "svc-bob");
+	h_expect(dash, h_owner("doc-b"), H_WAIT_MS, "owner.connected",
 	    "#false");
-	n = s_forbidden(dash, H_QUIET_MS, not_allowed, &a,
+	n = h_forbidden(dash, H_QUIET_MS, not_allowed, &a,
 	    "a message a monitor may not read");
 	print_message("the monitor received %d messages, all owner messages "
 		      "or status\n",
@@ -402,9 +404,9 @@ static void
 test_hostile_cannot_forge_owner_status_or_events(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
-	struct s_client *mon = s_mon(w);
-	struct s_client *victim = editor(w, "editors", "victim");
-	struct s_client *late;
+	struct h_client *mon = s_mon(w);
+	struct h_client *victim = editor(w, "editors", "victim");
+	struct h_client *late;
 	const char *sv = h_session();
 	struct holder h = {"doc-1", "victim", 0};
 	const char *forged_owner =
@@ -420,10 +422,10 @@ test_hostile_cannot_forge_owner_status_or_events(void **state)
 
 	snprintf(revoked.topic, sizeof(revoked.topic), "%s",
 	    h_events("victim"));
-	s_request(victim, "doc-1", "acquire", "victim", sv, NULL);
+	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
 	h.token = h_int(reply(victim, "result", "granted"), "token");
-	s_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
-	s_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
+	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
+	h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 
 	for (int retained = 0; retained <= 1; retained++) {
 		assert_int_equal(attempt(w, "editors", h_owner("doc-1"),
@@ -446,21 +448,21 @@ test_hostile_cannot_forge_owner_status_or_events(void **state)
 
 	/* A newcomer reads the coordinator's retained state. */
 	late = s_connect(w, "monitors", "late");
-	s_sub(late, STATUS);
-	s_sub(late, H_PREFIX "/+/owner");
-	s_expect(late, STATUS, H_WAIT_MS, "state", "online");
-	s_expect(late, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim",
+	h_sub(late, STATUS);
+	h_sub(late, H_PREFIX "/+/owner");
+	h_expect(late, STATUS, H_WAIT_MS, "state", "online");
+	h_expect(late, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim",
 	    "token", h_fmt("#%lld", h.token));
 	/* Control: the victim's own next event does arrive. */
-	s_request(victim, "doc-1", "acquire", "victim", sv, NULL);
-	s_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
-	s_forbidden(mon, 0, other_holder, &h, "a forged owner message");
-	s_forbidden(late, 0, other_holder, &h, "a forged owner message");
-	s_forbidden(mon, 0, member_is, &offline, "a forged offline status");
-	s_forbidden(late, 0, member_is, &offline, "a forged offline status");
-	s_forbidden(victim, 0, member_is, &revoked, "a forged revoke");
-	assert_int_equal(s_count(mon, h_owner("doc-9")), 0);
-	assert_int_equal(s_count(late, h_owner("doc-9")), 0);
+	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
+	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
+	h_forbidden(mon, 0, other_holder, &h, "a forged owner message");
+	h_forbidden(late, 0, other_holder, &h, "a forged owner message");
+	h_forbidden(mon, 0, member_is, &offline, "a forged offline status");
+	h_forbidden(late, 0, member_is, &offline, "a forged offline status");
+	h_forbidden(victim, 0, member_is, &revoked, "a forged revoke");
+	assert_int_equal(h_count(mon, h_owner("doc-9")), 0);
+	assert_int_equal(h_count(late, h_owner("doc-9")), 0);
 	s_pass(w);
 }
 
@@ -474,9 +476,9 @@ static void
 test_replies_cannot_reach_coordinator_topics(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
-	struct s_client *mon = s_mon(w);
-	struct s_client *victim = editor(w, "editors", "victim");
-	struct s_client *hostile = editor(w, "editors", "hostile");
+	struct h_client *mon = s_mon(w);
+	struct h_client *victim = editor(w, "editors", "victim");
+	struct h_client *hostile = editor(w, "editors", "hostile");
 	const char *sv = h_session(), *sh = h_session();
 	char body[512];
 	struct shape owner = {"", "v"}, status = {STATUS, "state"};
@@ -487,10 +489,10 @@ test_replies_cannot_reach_coordinator_topics(void **state)
 
 	snprintf(owner.topic, sizeof(owner.topic), "%s", h_owner("doc-1"));
 	snprintf(events.topic, sizeof(events.topic), "%s", h_events("victim"));
-	s_request(victim, "doc-1", "acquire", "victim", sv, NULL);
+	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
 	reply(victim, "result", "granted");
-	s_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
-	m = s_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
+	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
+	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 	deadline = h_int(m, "idle_deadline");
 
 	snprintf(body, sizeof(body),
@@ -507,16 +509,16 @@ test_replies_cannot_reach_coordinator_topics(void **state)
 	 * the victim's next owner message and event are in, a reply sent to
 	 * those topics would have come before them.
 	 */
-	s_request(victim, "doc-1", "activity", "victim", sv, NULL);
+	h_request(victim, "doc-1", "activity", "victim", sv, NULL, "c");
 	reply(victim, "result", "refreshed");
-	m = s_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
+	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 	assert_true(h_int(m, "idle_deadline") >= deadline);
-	s_request(victim, "doc-1", "acquire", "victim", sv, NULL);
-	s_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
-	s_forbidden(mon, H_QUIET_MS, wrong_shape, &owner,
+	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
+	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
+	h_forbidden(mon, H_QUIET_MS, wrong_shape, &owner,
 	    "a reply on an owner topic");
-	s_forbidden(mon, 0, wrong_shape, &status, "a reply on the status");
-	s_forbidden(victim, 0, wrong_shape, &events,
+	h_forbidden(mon, 0, wrong_shape, &status, "a reply on the status");
+	h_forbidden(victim, 0, wrong_shape, &events,
 	    "a reply on the events topic");
 	s_pass(w);
 }
@@ -531,16 +533,16 @@ static void
 test_reply_topic_cannot_cut_off_coordinator(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
-	struct s_client *mon = s_mon(w);
-	struct s_client *victim = editor(w, "editors", "victim");
-	struct s_client *hostile = editor(w, "editors", "hostile");
+	struct h_client *mon = s_mon(w);
+	struct h_client *victim = editor(w, "editors", "victim");
+	struct h_client *hostile = editor(w, "editors", "hostile");
 	const char *sv = h_session(), *sh = h_session();
 	struct member offline = {STATUS, "state", "offline"};
 	static const char *const topics[] = {"elsewhere/x",
 	    H_PREFIX "/doc-1/request", H_PREFIX "/_admin/command", "$SYS/x"};
 	char body[512];
 
-	s_request(victim, "doc-1", "acquire", "victim", sv, NULL);
+	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
 	reply(victim, "result", "granted");
 	snprintf(body, sizeof(body),
 	    "{\"op\":\"acquire\",\"client\":\"hostile\",\"session\":\"%s\","
@@ -550,9 +552,9 @@ test_reply_topic_cannot_cut_off_coordinator(void **state)
 		assert_true(s_pub(hostile, h_fmt("%s/doc-1/request", H_PREFIX),
 				body, 0, topics[i]) < 0x80);
 	/* Served after them, in order, and the status never went offline. */
-	s_request(victim, "doc-1", "activity", "victim", sv, NULL);
+	h_request(victim, "doc-1", "activity", "victim", sv, NULL, "c");
 	reply(victim, "result", "refreshed");
-	s_forbidden(mon, H_QUIET_MS, member_is, &offline,
+	h_forbidden(mon, H_QUIET_MS, member_is, &offline,
 	    "the coordinator's offline status");
 	s_pass(w);
 }
@@ -567,8 +569,8 @@ static void
 test_hostile_cannot_forge_wills(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
-	struct s_client *mon = s_mon(w);
-	struct s_client *req = editor(w, "editors", "requests");
+	struct h_client *mon = s_mon(w);
+	struct h_client *req = editor(w, "editors", "requests");
 	const char *sv = h_session(), *sw = h_session();
 	struct holder h = {"doc-1", "victim", 0};
 	struct h_proc *forger, *walker;
@@ -576,9 +578,9 @@ test_hostile_cannot_forge_wills(void **state)
 
 	/* The victim's connection carries its will, as a page's does. */
 	s_holder(w, "editors", "victim", sv, 1, s_will("victim"));
-	s_request(req, "doc-1", "acquire", "victim", sv, "\"conn\":1");
+	h_request(req, "doc-1", "acquire", "victim", sv, "\"conn\":1", "c");
 	h.token = h_int(reply(req, "result", "granted"), "token");
-	s_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim",
+	h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim",
 	    "owner.connected", "#true");
 
 	/* Even with the victim's session (say it leaked), and a newer conn. */
@@ -589,21 +591,21 @@ test_hostile_cannot_forge_wills(void **state)
 
 	/* Control: Walker holds doc-2 with a will on its own topic. */
 	walker = s_holder(w, "editors", "walker", sw, 1, s_will("walker"));
-	s_request(req, "doc-2", "acquire", "walker", sw, "\"conn\":1");
+	h_request(req, "doc-2", "acquire", "walker", sw, "\"conn\":1", "c");
 	reply(req, "result", "granted");
-	s_state(mon, h_owner("doc-2"), H_WAIT_MS, "owner.client", "walker",
+	h_state(mon, h_owner("doc-2"), H_WAIT_MS, "owner.client", "walker",
 	    "owner.connected", "#true");
 
 	h_proc_kill(forger, SIGKILL);
 	h_proc_kill(walker, SIGKILL);
-	s_state(mon, h_owner("doc-2"), H_WAIT_MS, "owner.client", "walker",
+	h_state(mon, h_owner("doc-2"), H_WAIT_MS, "owner.client", "walker",
 	    "owner.connected", "#false");
-	s_forbidden(mon, H_QUIET_MS, shown_disconnected, &h,
+	h_forbidden(mon, H_QUIET_MS, shown_disconnected, &h,
 	    "the victim shown disconnected");
 	/* The victim still holds its lock, connected, same token. */
-	s_request(req, "doc-1", "activity", "victim", sv, "\"conn\":1");
+	h_request(req, "doc-1", "activity", "victim", sv, "\"conn\":1", "c");
 	reply(req, "result", "refreshed");
-	s_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim",
+	h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim",
 	    "owner.connected", "#true", "token", h_fmt("#%lld", h.token));
 	s_pass(w);
 }
@@ -613,16 +615,16 @@ static void
 test_only_admins_break_locks(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
-	struct s_client *victim = editor(w, "editors", "victim");
-	struct s_client *ops = s_connect(w, "admins", "ops");
+	struct h_client *victim = editor(w, "editors", "victim");
+	struct h_client *ops = s_connect(w, "admins", "ops");
 	static const char *const users[] = {"editors", "services", "monitors"};
 	const char *cmd = "{\"op\":\"break\",\"lock\":\"doc-1\"}";
 	const char *sv = h_session();
 	long long token;
 	struct h_msg *m;
 
-	s_sub(ops, "replies/ops/#");
-	s_request(victim, "doc-1", "acquire", "victim", sv, NULL);
+	h_sub(ops, "replies/ops/#");
+	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
 	token = h_int(reply(victim, "result", "granted"), "token");
 	for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++)
 		assert_int_equal(attempt(w, users[i],
@@ -641,10 +643,10 @@ test_only_admins_break_locks(void **state)
 	 * its token: none of the refused commands was acted on.
 	 */
 	assert_true(s_pub(ops, H_PREFIX "/_admin/command", cmd, 0,
-			s_reply_topic(ops)) < 0x80);
+			h_reply_topic(ops)) < 0x80);
 	m = reply(ops, "result", "revoked");
 	assert_int_equal(h_int(m, "token"), token);
-	s_expect(victim, h_events("victim"), H_WAIT_MS, "event", "revoked",
+	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "revoked",
 	    "reason", "admin");
 	s_pass(w);
 }
@@ -657,31 +659,31 @@ static void
 test_wildcard_client_ids(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
-	struct s_client *victim = editor(w, "editors", "victim");
+	struct h_client *victim = editor(w, "editors", "victim");
 	const char *sv = h_session();
 	static const char *const ids[] = {"+", "#"};
-	struct s_client *hostile[2] = {NULL, NULL};
+	struct h_client *hostile[2] = {NULL, NULL};
 	struct allowed a = {{H_PREFIX "/+/owner", STATUS}, {NULL}};
 	char will[256];
 
 	a.secrets[0] = sv;
 	for (int i = 0; i < 2; i++) {
 		hostile[i] = s_connect(w, "editors", ids[i]);
-		s_sub(hostile[i], H_PREFIX "/_clients/+/events");
-		s_sub(hostile[i], H_PREFIX "/_clients/#");
-		s_sub(hostile[i], "replies/#");
-		s_sub(hostile[i], H_PREFIX "/+/owner");
+		h_sub(hostile[i], H_PREFIX "/_clients/+/events");
+		h_sub(hostile[i], H_PREFIX "/_clients/#");
+		h_sub(hostile[i], "replies/#");
+		h_sub(hostile[i], H_PREFIX "/+/owner");
 	}
-	s_request(victim, "doc-1", "acquire", "victim", sv, NULL);
+	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
 	reply(victim, "result", "granted");
-	s_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
+	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
 	snprintf(will, sizeof(will), "{\"session\":\"%s\"}", sv);
 	/* Control: they do receive what every editor may. */
 	for (int i = 0; i < 2; i++)
-		s_expect(hostile[i], h_owner("doc-1"), H_WAIT_MS,
+		h_expect(hostile[i], h_owner("doc-1"), H_WAIT_MS,
 		    "owner.client", "victim");
 	for (int i = 0; i < 2; i++)
-		s_forbidden(hostile[i], i == 0 ? H_QUIET_MS : 0, not_allowed,
+		h_forbidden(hostile[i], i == 0 ? H_QUIET_MS : 0, not_allowed,
 		    &a, "another client's events, replies or secrets");
 	/* The last thing they do: a denied publish ends the connection. */
 	for (int i = 0; i < 2; i++)

@@ -35,6 +35,7 @@
 #include <MQTTAsync.h>
 
 #include "sec.h"
+#include "tutil.h"
 
 #define FLOODERS 4
 #define FLOOD_TOTAL 100000
@@ -105,15 +106,6 @@ static atomic_long flood_sent;
 static atomic_int flood_done;
 static atomic_int flooding; /* 1 while the flooders publish */
 
-static uint64_t
-next_rand(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 static void
 pub_done(void *ctx, int failed)
 {
@@ -181,7 +173,7 @@ static void
 random_bytes(struct flooder *f, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		f->buf[i] = (char)(next_rand(&f->rng) & 0xff);
+		f->buf[i] = (char)(tutil_rand(&f->rng) & 0xff);
 }
 
 /* Fills f->buf with n bytes of printable filler. */
@@ -189,7 +181,7 @@ static void
 filler(struct flooder *f, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		f->buf[i] = (char)('a' + next_rand(&f->rng) % 26);
+		f->buf[i] = (char)('a' + tutil_rand(&f->rng) % 26);
 }
 
 /*
@@ -201,7 +193,7 @@ static enum kind
 make_message(struct flooder *f, long i, char *topic, size_t tsize, size_t *len,
     int *retained, char *resp, size_t rsize, size_t *corr_len)
 {
-	uint64_t r = next_rand(&f->rng);
+	uint64_t r = tutil_rand(&f->rng);
 	unsigned pick = (unsigned)(r % 1000);
 	enum kind k;
 	char client[64];
@@ -246,7 +238,7 @@ make_message(struct flooder *f, long i, char *topic, size_t tsize, size_t *len,
 
 	switch (k) {
 	case K_GARBAGE:
-		*len = 1 + next_rand(&f->rng) % 300;
+		*len = 1 + tutil_rand(&f->rng) % 300;
 		random_bytes(f, *len);
 		return k;
 	case K_NOT_OBJECT: {
@@ -255,7 +247,7 @@ make_message(struct flooder *f, long i, char *topic, size_t tsize, size_t *len,
 		    "{\"op\":\"acquire\"} {}"};
 
 		n = snprintf(f->buf, HUGE_MAX, "%s",
-		    v[next_rand(&f->rng) % (sizeof(v) / sizeof(v[0]))]);
+		    v[tutil_rand(&f->rng) % (sizeof(v) / sizeof(v[0]))]);
 		break;
 	}
 	case K_TRUNCATED:
@@ -263,7 +255,7 @@ make_message(struct flooder *f, long i, char *topic, size_t tsize, size_t *len,
 		    "{\"op\":\"acquire\",\"client\":\"%s\",\"session\":"
 		    "\"0123456789abcdef0123",
 		    client);
-		n -= (int)(next_rand(&f->rng) % (uint64_t)n);
+		n -= (int)(tutil_rand(&f->rng) % (uint64_t)n);
 		break;
 	case K_NESTED:
 		*len = 20000;
@@ -279,7 +271,7 @@ make_message(struct flooder *f, long i, char *topic, size_t tsize, size_t *len,
 		n = snprintf(f->buf, HUGE_MAX,
 		    "{\"op\":\"acquire\",\"client\":\"%s\","
 		    "\"session\":\"0123456789abcdef\"}",
-		    v[next_rand(&f->rng) % (sizeof(v) / sizeof(v[0]))]);
+		    v[tutil_rand(&f->rng) % (sizeof(v) / sizeof(v[0]))]);
 		break;
 	}
 	case K_WRONG_TYPES: {
@@ -294,7 +286,7 @@ make_message(struct flooder *f, long i, char *topic, size_t tsize, size_t *len,
 		    "\"op\":\"steal\",\"session\":\"0123456789abcdef\""};
 
 		n = snprintf(f->buf, HUGE_MAX, "{\"client\":\"%s\",%s}", client,
-		    v[next_rand(&f->rng) % (sizeof(v) / sizeof(v[0]))]);
+		    v[tutil_rand(&f->rng) % (sizeof(v) / sizeof(v[0]))]);
 		break;
 	}
 	case K_BAD_SESSION:
@@ -304,7 +296,7 @@ make_message(struct flooder *f, long i, char *topic, size_t tsize, size_t *len,
 		    client);
 		break;
 	case K_TOO_LARGE: {
-		size_t user = 4096 + next_rand(&f->rng) % 12288;
+		size_t user = 4096 + tutil_rand(&f->rng) % 12288;
 
 		n = snprintf(f->buf, HUGE_MAX,
 		    "{\"op\":\"acquire\",\"client\":\"%s\",\"session\":"
@@ -316,7 +308,7 @@ make_message(struct flooder *f, long i, char *topic, size_t tsize, size_t *len,
 		break;
 	}
 	case K_HUGE:
-		*len = 65537 + next_rand(&f->rng) % (HUGE_MAX - 65537);
+		*len = 65537 + tutil_rand(&f->rng) % (HUGE_MAX - 65537);
 		filler(f, *len);
 		f->buf[0] = '{';
 		return k;
@@ -324,7 +316,7 @@ make_message(struct flooder *f, long i, char *topic, size_t tsize, size_t *len,
 		static const char *const v[] = {"_x", "$lock", "_admin",
 		    "_clients", "_coordinator"};
 
-		if (next_rand(&f->rng) % 3 == 0) {
+		if (tutil_rand(&f->rng) % 3 == 0) {
 			char name[200];
 
 			memset(name, 'L', 129);
@@ -332,7 +324,8 @@ make_message(struct flooder *f, long i, char *topic, size_t tsize, size_t *len,
 			snprintf(topic, tsize, "%s/%s/request", H_PREFIX, name);
 		} else
 			snprintf(topic, tsize, "%s/%s/request", H_PREFIX,
-			    v[next_rand(&f->rng) % (sizeof(v) / sizeof(v[0]))]);
+			    v[tutil_rand(&f->rng) %
+				(sizeof(v) / sizeof(v[0]))]);
 		n = snprintf(f->buf, HUGE_MAX,
 		    "{\"op\":\"acquire\",\"client\":\"%s\",\"session\":"
 		    "\"0123456789abcdef\"}",
@@ -349,19 +342,19 @@ make_message(struct flooder *f, long i, char *topic, size_t tsize, size_t *len,
 			snprintf(resp, rsize, "replies/+/%d", f->k);
 		else {
 			snprintf(resp, rsize, "replies/fl-%d", f->k);
-			*corr_len = 129 + next_rand(&f->rng) % 200;
+			*corr_len = 129 + tutil_rand(&f->rng) % 200;
 		}
 		break;
 	case K_WILL: {
 		snprintf(topic, tsize, "%s/_clients/%s/will", H_PREFIX, client);
-		if (next_rand(&f->rng) % 2 == 0) {
-			*len = 1 + next_rand(&f->rng) % 5000;
+		if (tutil_rand(&f->rng) % 2 == 0) {
+			*len = 1 + tutil_rand(&f->rng) % 5000;
 			random_bytes(f, *len);
 			return k;
 		}
 		n = snprintf(f->buf, HUGE_MAX,
 		    "{\"session\":%d,\"conn\":\"x\"}",
-		    (int)(next_rand(&f->rng) % 1000));
+		    (int)(tutil_rand(&f->rng) % 1000));
 		break;
 	}
 	case K_ADMIN: {
@@ -372,7 +365,7 @@ make_message(struct flooder *f, long i, char *topic, size_t tsize, size_t *len,
 
 		snprintf(topic, tsize, "%s/_admin/command", H_PREFIX);
 		n = snprintf(f->buf, HUGE_MAX, "%s",
-		    v[next_rand(&f->rng) % (sizeof(v) / sizeof(v[0]))]);
+		    v[tutil_rand(&f->rng) % (sizeof(v) / sizeof(v[0]))]);
 		break;
 	}
 	case K_RETAINED:
@@ -522,7 +515,7 @@ sample_main(void *arg)
 	struct timespec ts = {0, 50 * 1000000L};
 
 	while (!atomic_load(&s->stop)) {
-		long kb = s_rss_kb(s->pid);
+		long kb = tutil_rss_kb(s->pid);
 		long sent = atomic_load(&flood_sent);
 
 		if (kb > 0) {
@@ -676,9 +669,9 @@ test_flood(void **state)
 	/* A warm-up cycle per pair: what "before" means for memory. */
 	for (int i = 0; i < PAIRS; i++)
 		cycle(a[i], b[i], i, &lat);
-	smp.pid = s_find_pid(h_path(w, "mqlock.db"));
+	smp.pid = tutil_find_pid(h_path(w, "mqlock.db"));
 	assert_true(smp.pid > 0);
-	smp.before = s_rss_kb(smp.pid);
+	smp.before = tutil_rss_kb(smp.pid);
 	lat = (struct lat){0};
 
 	atomic_store(&flood_sent, 0);
@@ -732,7 +725,7 @@ test_flood(void **state)
 	}
 	atomic_store(&smp.stop, 1);
 	pthread_join(smp.thread, NULL);
-	after = s_rss_kb(smp.pid);
+	after = tutil_rss_kb(smp.pid);
 	/*
 	 * One more refused request, a second later: the rate-limited log
 	 * then writes the count of lines it suppressed since its last one.
