@@ -929,9 +929,11 @@ check_coord_log(void)
 }
 
 /*
- * Whether time t lies within a roll call: from 1 s before an online status
- * (the coordinator republishes its owner messages just before saying it is
- * online) to the end of the window after it.
+ * Whether time t lies within a roll call: from 1 s before the coordinator
+ * went online (it republishes its owner messages around then) to the end
+ * of the window after it.  The moment is the status's "since", so a
+ * retained copy counts too: the recorder, itself cut off by a broker
+ * restart, may only get the status that way, after the roll call began.
  */
 static int
 in_roll_call(long long t)
@@ -940,14 +942,18 @@ in_roll_call(long long t)
 
 	for (size_t i = 0; i < n; i++) {
 		struct msg m = rec_get(i);
+		long long since;
 
-		if (m.json == NULL || m.retained ||
+		if (m.json == NULL ||
 		    strcmp(m.topic, PREFIX "/_coordinator/status") != 0 ||
 		    jstr(m.json, "state") == NULL ||
 		    strcmp(jstr(m.json, "state"), "online") != 0)
 			continue;
-		if (t >= m.at - 1000 &&
-		    t < m.at + (GRACE_S + COORD_KEEPALIVE_S) * 1000)
+		since = jint(m.json, "since");
+		if (since <= 0)
+			since = m.at;
+		if (t >= since - 1000 &&
+		    t < since + (GRACE_S + COORD_KEEPALIVE_S) * 1000)
 			return 1;
 	}
 	return 0;
