@@ -7,9 +7,11 @@
  * acquire runs CMD while holding the lock with MQLOCK_TOKEN set to the
  * lock's token, passes CMD's exit status through, and exits 75 when the
  * wait times out or a try-lock (--wait 0) finds the lock busy, 70 when the
- * lock was lost.
+ * lock was lost, or cannot be confirmed to have stayed its own when CMD
+ * ended.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -242,6 +244,69 @@ test_status_shows_holder(void **state)
 	h_pass(w);
 }
 
+/*
+ * mqlock is stopped (SIGSTOP) while CMD runs, so it hears nothing: the
+ * broker drops it after one and a half keepalives, its will fires, and
+ * after the grace period the lock goes to the waiter cl-b.  CMD ends while
+ * mqlock is still stopped.  Woken, mqlock must not report success: its
+ * confirming acquire finds the lock gone.
+ */
+static void
+test_lost_while_stopped_is_not_success(void **state)
+{
+	struct h_world *w = h_world_start(state, FLAGS);
+	struct h_client *ctl = h_ctl(w);
+	struct h_proc *p;
+	struct h_msg *m;
+	long long ta;
+
+	p = cli_acquire(w, "doc", "--keepalive 1 --client-id cl-a",
+	    "touch @/started; while [ ! -e @/go ]; do sleep 0.05; done; "
+	    "touch @/ended",
+	    "mqlock-1.out");
+	h_wait_file(h_path(w, "started"), H_WAIT_MS);
+	m = h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-a");
+	ta = h_int(m, "token");
+	h_request(ctl, "doc", "acquire", "cl-b", h_session(), NULL, NULL);
+	h_expect(ctl, h_events("cl-b"), H_WAIT_MS, "event", "queued");
+
+	h_proc_kill(p, SIGSTOP);
+	m = h_expect(ctl, h_events("cl-b"), H_WAIT_MS, "event", "granted");
+	assert_true(h_int(m, "token") > ta);
+	/* CMD is in its own process group: it ends meanwhile. */
+	touch(h_path(w, "go"));
+	h_wait_file(h_path(w, "ended"), H_WAIT_MS);
+	h_proc_kill(p, SIGCONT);
+
+	assert_int_equal(h_proc_wait(p, H_WAIT_MS), EX_SOFTWARE);
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-b");
+	h_pass(w);
+}
+
+/*
+ * Stopped only while CMD ends (well under the keepalive): the lock stayed
+ * its own, so CMD's status passes through and the lock is freed.
+ */
+static void
+test_short_stop_keeps_status(void **state)
+{
+	struct h_world *w = h_world_start(state, FLAGS);
+	struct h_client *ctl = h_ctl(w);
+	struct h_proc *p;
+
+	p = cli_acquire(w, "doc", "--keepalive 1 --client-id cl-a",
+	    "touch @/started; while [ ! -e @/go ]; do sleep 0.05; done; exit 5",
+	    "mqlock-1.out");
+	h_wait_file(h_path(w, "started"), H_WAIT_MS);
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-a");
+	h_proc_kill(p, SIGSTOP);
+	touch(h_path(w, "go"));
+	h_proc_kill(p, SIGCONT);
+	assert_int_equal(h_proc_wait(p, H_WAIT_MS), 5);
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null");
+	h_pass(w);
+}
+
 int
 main(void)
 {
@@ -251,6 +316,9 @@ main(void)
 		h_teardown),
 	    cmocka_unit_test_teardown(test_waits_then_runs, h_teardown),
 	    cmocka_unit_test_teardown(test_lock_lost_exits_70, h_teardown),
+	    cmocka_unit_test_teardown(test_lost_while_stopped_is_not_success,
+		h_teardown),
+	    cmocka_unit_test_teardown(test_short_stop_keeps_status, h_teardown),
 	    cmocka_unit_test_teardown(test_status_shows_holder, h_teardown),
 	};
 
