@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "io/clock.h"
 #include "io/log.h"
 #include "io/net.h"
 
@@ -38,21 +39,6 @@ struct conn {
 	int subs_refused;
 	int disc_done;
 };
-
-static struct timespec
-deadline_in(int ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
 
 static void
 set_state(struct conn *c, enum state s)
@@ -282,7 +268,7 @@ err:
 int
 conn_wait(struct conn *c, int timeout_ms)
 {
-	struct timespec until = deadline_in(timeout_ms);
+	struct timespec until = clock_mono_in(timeout_ms);
 	int err = 0, rc;
 
 	pthread_mutex_lock(&c->mu);
@@ -339,7 +325,7 @@ int
 conn_subscribe(struct conn *c, const char *const *filters, size_t n,
     int retained, int timeout_ms)
 {
-	struct timespec until = deadline_in(timeout_ms);
+	struct timespec until = clock_mono_in(timeout_ms);
 	int err = 0, rc = 0;
 
 	for (size_t i = 0; i < n && rc == 0; i += SUB_CHUNK) {
@@ -425,7 +411,7 @@ conn_free(struct conn *c)
 	d.context = c;
 	if (MQTTAsync_isConnected(c->cli) &&
 	    MQTTAsync_disconnect(c->cli, &d) == MQTTASYNC_SUCCESS) {
-		until = deadline_in(3000);
+		until = clock_mono_in(3000);
 		pthread_mutex_lock(&c->mu);
 		while (!c->disc_done && err != ETIMEDOUT)
 			err = pthread_cond_timedwait(&c->cv, &c->mu, &until);

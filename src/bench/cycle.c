@@ -14,6 +14,7 @@
 #include "bench/proc.h"
 #include "bench/proto.h"
 #include "core/limits.h"
+#include "io/clock.h"
 #include "io/log.h"
 
 #define CONNECT_MS 20000
@@ -295,7 +296,7 @@ segment(struct cycle *cy, enum world_coord s, long n, struct stats *seg,
 			start_next(&cy->cl[i]);
 	pthread_mutex_lock(&cy->mu);
 	while (atomic_load(&cy->done) < n) {
-		struct timespec slice = stats_in_ms(100);
+		struct timespec slice = clock_mono_in(100);
 		long d = atomic_load(&cy->done);
 
 		if (d != seen) {

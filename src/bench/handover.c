@@ -14,6 +14,7 @@
 #include "bench/proc.h"
 #include "bench/proto.h"
 #include "core/limits.h"
+#include "io/clock.h"
 #include "io/log.h"
 
 #define CONNECT_MS 30000
@@ -135,7 +136,7 @@ wait_until(struct ho *h, bool (*cond)(const struct ho *), const char *what)
 
 	pthread_mutex_lock(&h->mu);
 	while (!(ok = cond(h)) && stats_now_ns() < end) {
-		struct timespec slice = stats_in_ms(100);
+		struct timespec slice = clock_mono_in(100);
 
 		if (h->count != seen) {
 			seen = h->count;

@@ -15,6 +15,7 @@
 #include "bench/proc.h"
 #include "bench/proto.h"
 #include "core/limits.h"
+#include "io/clock.h"
 #include "io/log.h"
 
 #define PER_CLIENT 250 /* locks held or awaited per client id (<= 256) */
@@ -222,7 +223,7 @@ fill_step(struct filler *f, enum world_coord s, enum fill_kind kind, long a,
 			issue(&f->fc[c]);
 	pthread_mutex_lock(&f->mu);
 	while (atomic_load(&f->done) < want) {
-		struct timespec slice = stats_in_ms(200);
+		struct timespec slice = clock_mono_in(200);
 		long d = atomic_load(&f->done);
 
 		if (d != seen) {
@@ -342,7 +343,7 @@ restart(struct world *w, const struct scale_opts *o, struct conn *pc,
 	end = stats_now_ns() + (uint64_t)o->restart_timeout_ms * 1000000u;
 	pthread_mutex_lock(&rp->mu);
 	while (rp->granted_ns == 0 && stats_now_ns() < end) {
-		struct timespec slice = stats_in_ms(1000);
+		struct timespec slice = clock_mono_in(1000);
 
 		pthread_cond_timedwait(&rp->cv, &rp->mu, &slice);
 	}

@@ -34,21 +34,6 @@ stats_cond_init(pthread_cond_t *cv)
 	return rc;
 }
 
-struct timespec
-stats_in_ms(int ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 struct stats *
 stats_new(void)
 {

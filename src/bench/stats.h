@@ -32,9 +32,6 @@ uint64_t stats_now_ns(void);
  */
 int stats_cond_init(pthread_cond_t *cv);
 
-/* stats_in_ms(ms): the CLOCK_MONOTONIC time ms from now, for such waits. */
-struct timespec stats_in_ms(int ms);
-
 /* stats_new(): an empty set, or NULL when memory runs out. */
 struct stats *stats_new(void);
 

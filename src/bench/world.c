@@ -18,6 +18,7 @@
 #include "bench/conn.h"
 #include "bench/proc.h"
 #include "bench/stats.h"
+#include "io/clock.h"
 #include "io/log.h"
 
 #define READY_MS 20000
@@ -173,7 +174,7 @@ wait_status(struct world *w, enum world_coord c, int online,
 
 	for (;;) {
 		pthread_mutex_lock(&w->mu);
-		slice = stats_in_ms(50);
+		slice = clock_mono_in(50);
 		if (!status_is(&w->st[c], online, min_epoch, seq))
 			pthread_cond_timedwait(&w->cv, &w->mu, &slice);
 		ok = status_is(&w->st[c], online, min_epoch, seq);

@@ -26,6 +26,21 @@ clock_mono_ms(void)
 	return read_clock(CLOCK_MONOTONIC);
 }
 
+struct timespec
+clock_mono_in(int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 int
 clock_parse_seconds(const char *s, int64_t *ms)
 {

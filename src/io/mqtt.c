@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/clock.h"
 #include "io/log.h"
 #include "io/net.h"
 
@@ -876,23 +877,6 @@ err:
 	pthread_mutex_unlock(&m->mu);
 	return -1;
 }
-
-/* Absolute CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait. */
-static struct timespec
-deadline_in(int ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 /* Caller holds mu.  Wait for our QoS 1 publishes until `until`; returns
  * the number still outstanding. */
 static size_t
@@ -928,7 +912,7 @@ disconnect(struct mqtt *m, int timeout_ms, enum MQTTReasonCodes reason)
 	 * acknowledgement arriving and only sends the DISCONNECT (and calls
 	 * back) long after it.
 	 */
-	until = deadline_in(timeout_ms);
+	until = clock_mono_in(timeout_ms);
 	if (was == ST_CONNECTED || was == ST_SUBSCRIBING)
 		(void)wait_pending_locked(m, &until);
 	pthread_mutex_unlock(&m->mu);
@@ -948,7 +932,7 @@ disconnect(struct mqtt *m, int timeout_ms, enum MQTTReasonCodes reason)
 		    MQTTAsync_strerror(rc), rc);
 		return;
 	}
-	until = deadline_in(DISCONNECT_SLACK_MS);
+	until = clock_mono_in(DISCONNECT_SLACK_MS);
 	pthread_mutex_lock(&m->mu);
 	while (!m->disc_done && err != ETIMEDOUT)
 		err = pthread_cond_timedwait(&m->cv, &m->mu, &until);
@@ -1045,7 +1029,7 @@ err:
 int
 mqtt_wait_published(struct mqtt *m, int timeout_ms)
 {
-	struct timespec until = deadline_in(timeout_ms < 0 ? 0 : timeout_ms);
+	struct timespec until = clock_mono_in(timeout_ms < 0 ? 0 : timeout_ms);
 	int rc;
 
 	pthread_mutex_lock(&m->mu);

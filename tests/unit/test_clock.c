@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -65,12 +66,42 @@ test_clocks_move_forward(void **state)
 	assert_true(clock_wall_ms() >= w - 1000);
 }
 
+/* Nanoseconds on CLOCK_MONOTONIC of a timespec. */
+static int64_t
+ns_of(struct timespec ts)
+{
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* clock_mono_in(ms) lies ms ahead of the monotonic clock, normalized. */
+static void
+test_mono_in(void **state)
+{
+	static const int ms[] = {0, 1, 999, 1000, 1001, 1999, 86400000};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+		struct timespec before, until, after;
+
+		clock_gettime(CLOCK_MONOTONIC, &before);
+		until = clock_mono_in(ms[i]);
+		clock_gettime(CLOCK_MONOTONIC, &after);
+		assert_true(until.tv_nsec >= 0 && until.tv_nsec < 1000000000);
+		/* ms after a moment between the two readings. */
+		assert_true(
+		    ns_of(until) >= ns_of(before) + (int64_t)ms[i] * 1000000);
+		assert_true(
+		    ns_of(until) <= ns_of(after) + (int64_t)ms[i] * 1000000);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_seconds),
 	    cmocka_unit_test(test_clocks_move_forward),
+	    cmocka_unit_test(test_mono_in),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
