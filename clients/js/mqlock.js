@@ -78,6 +78,9 @@ const CLOCK_SAMPLES = 16;
 // the local fence waits this much longer while such an activity is unanswered.
 const ACTIVITY_SLACK_MS = 1000;
 
+// Touches less than this after an activity request add nothing to it (ms).
+const TOUCH_NEWS_MS = 1000;
+
 // A ticket function is asked again this long before its ticket expires.
 const TICKET_REFRESH_MS = 30 * 1000;
 
@@ -276,6 +279,7 @@ export class LockHandle extends Emitter {
 	#riskTimer = null;
 	#unsure = false;
 	#lastActivity = 0;
+	#lastTouch = 0;
 	#activityTimer = null;
 	#staleUpTo;
 	#resync = false;
@@ -363,7 +367,11 @@ export class LockHandle extends Emitter {
 		    h.uid === uid && h.client !== this.#client.clientId;
 	}
 
-	/** {reason, message, token, local} after lost, else null. */
+	/**
+	 * {reason, message, token, local, afterReconnect} after lost, else null.
+	 * `local`: this client fenced itself; `afterReconnect`: the revocation
+	 * was not heard, the answer after a reconnect showed it.
+	 */
 	get lost() {
 		return this.#lost;
 	}
@@ -394,6 +402,7 @@ export class LockHandle extends Emitter {
 		if (this.#state !== 'editing' || this.#checkFence()) {
 			return;
 		}
+		this.#lastTouch = Date.now();
 		if (this.#warning !== null && !this.#touchedSinceWarning) {
 			// Warned: the user answers now, not at the end of an interval.
 			clearTimeout(this.#activityTimer);
@@ -411,7 +420,9 @@ export class LockHandle extends Emitter {
 		} else {
 			this.#activityTimer = setTimeout(() => {
 				this.#activityTimer = null;
-				if (this.#state === 'editing') {
+				// Touches within a moment of the last send (the events of one
+				// click) told the coordinator nothing new.
+				if (this.#state === 'editing' && this.#lastTouch - this.#lastActivity >= TOUCH_NEWS_MS) {
 					this.#sendActivity();
 				}
 			}, due);
@@ -621,7 +632,7 @@ export class LockHandle extends Emitter {
 				// Re-sent acquire after a reconnect or a coordinator restart,
 				// answered with a new grant: the old one was revoked while we
 				// could not hear it, and whatever we typed since is stale.
-				this.#lose('disconnect', 'the lock was lost while the connection was down', false);
+				this.#lose('disconnect', 'the lock was lost while the connection was down', false, true);
 				this.#client._send(this.id, 'release');
 			} else if (ev.token > this.#token) {
 				// The first grant was an answer meant for an earlier handle of
@@ -667,7 +678,7 @@ export class LockHandle extends Emitter {
 		case 'editing':
 			if (resync) {
 				// We held it, and the re-sent acquire put us in the queue.
-				this.#lose('disconnect', 'the lock was lost while the connection was down', false);
+				this.#lose('disconnect', 'the lock was lost while the connection was down', false, true);
 				this.#client._send(this.id, 'release');
 			}
 			break;
@@ -827,11 +838,11 @@ export class LockHandle extends Emitter {
 		this.#changed();
 	}
 
-	#lose(reason, message, local) {
+	#lose(reason, message, local, afterReconnect = false) {
 		const token = this.#token;
-		this.#lost = { reason, message, token, local };
+		this.#lost = { reason, message, token, local, afterReconnect };
 		this.#finish('lost');
-		this._emit('lost', { reason, message, token, local });
+		this._emit('lost', { ...this.#lost });
 		this.#changed();
 	}
 
