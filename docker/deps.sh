@@ -28,9 +28,10 @@ pkgs_build=(
 	gcc libc6-dev make cmake pkg-config ca-certificates
 	libpaho-mqtt-dev libssl-dev libsqlite3-dev libcjson-dev
 	libcmocka-dev mosquitto mosquitto-clients
+	libsodium-dev libjwt-dev
 )
 pkgs_libs=(
-	libpaho-mqtt1.3 libssl3 libsqlite3-0 libcjson1
+	libpaho-mqtt1.3 libssl3 libsqlite3-0 libcjson1 libsodium23 libjwt0
 )
 pkgs_broker=(
 	mosquitto mosquitto-clients
