@@ -600,14 +600,17 @@ test_websocket_flood_memory_bounded(void **state)
 	for (int i = 0; i < FLOOD_CONNS; i++)
 		fds[i] = -1;
 	rss_start(&r, s_broker_pid(w));
-	while (sent < FLOOD_BUDGET && refused < 1000) {
+	while (sent < FLOOD_BUDGET && refused < 20 &&
+	    tutil_mono_ms() - t0 < 120000) {
 		for (int i = 0; i < FLOOD_CONNS && sent < FLOOD_BUDGET; i++) {
 			char id[32], topic[128];
 			size_t n = 0;
 
 			snprintf(id, sizeof(id), "flood-%d", i);
-			snprintf(topic, sizeof(topic), "%s/_clients/%s/sync",
-			    H_PREFIX, id);
+			/* An older profile let clients write their events. */
+			snprintf(topic, sizeof(topic), "%s/_clients/%s/%s",
+			    H_PREFIX, id,
+			    s_shipped_shape(w) ? "sync" : "events");
 			if (fds[i] == -1) {
 				fds[i] = ws_mqtt_open(s_ws_port(w), "editors",
 				    s_password(w, "editors"), id);
