@@ -23,11 +23,13 @@ set -euo pipefail
 
 # The CMake project configures its tests unconditionally: cmocka and the
 # mosquitto and mosquitto_sub binaries must be present even just to build
-# the programs.
+# the programs. The broker plugin in src/broker needs mosquitto's plugin
+# headers: mosquitto_plugin.h and mosquitto_broker.h (mosquitto-dev) and
+# mosquitto.h, with the error and log constants (libmosquitto-dev).
 pkgs_build=(
 	gcc libc6-dev make cmake pkg-config ca-certificates
 	libpaho-mqtt-dev libssl-dev libsqlite3-dev libcjson-dev
-	libcmocka-dev mosquitto mosquitto-clients
+	libcmocka-dev mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 	libsodium-dev libjwt-dev
 )
 pkgs_libs=(
