@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/run.sh: install what the tests need, then run every check.
 #
-#   1. packages: docker/deps.sh build run test; where clients/js or
+#   1. packages: docker/deps.sh build run test ha; where clients/js or
 #      tests/browser has a package.json, also Node.js (and Chromium for the
 #      browser tests) and `npm ci` there, for the ctest labels js, browser
 #   2. format:   clang-format --dry-run --Werror on every .c/.h in src/, tests/
@@ -60,7 +60,7 @@ step() {
 # Called as `step ... || ...`, where set -e does not apply: every command
 # that can fail is checked by hand.
 install_deps() {
-	"$root/docker/deps.sh" build run test || return
+	"$root/docker/deps.sh" build run test ha || return
 	if [ -f clients/js/package.json ]; then
 		"$root/docker/deps.sh" node || return
 		npm_ci clients/js || return
