@@ -196,7 +196,8 @@ same_lock(const struct lt_lock_rec *ra, void *arg)
 	char holder[MQL_CLIENT_ID_SZ] = "", user[MQL_USER_SZ] = "";
 
 	/* Copy a's record: viewing b reuses b's scratch, not a's. */
-	memcpy(wa, ra->waiters, ra->nwaiters * sizeof(*wa));
+	if (ra->nwaiters > 0)
+		memcpy(wa, ra->waiters, ra->nwaiters * sizeof(*wa));
 	if (ra->holder != NULL) {
 		snprintf(holder, sizeof(holder), "%s", ra->holder);
 		snprintf(user, sizeof(user), "%s", ra->holder_user);
