@@ -9,7 +9,7 @@
 #      browser-labelled tests one at a time (headless Chromium and Node are
 #      heavy and their timing suffers under load), all others two at a time
 #   4. build-asan/: -DMQLOCK_SANITIZE=ON -DMQLOCK_WERROR=ON, then ctest -L
-#      'unit|integration' (AddressSanitizer + UndefinedBehaviorSanitizer)
+#      'unit|integration|^ha$' (AddressSanitizer + UndefinedBehaviorSanitizer)
 #   memcheck: mqlockd from build/ under valgrind in four integration tests
 #
 # A failing step does not stop the later ones (except the tests of a build
@@ -151,9 +151,9 @@ fi
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 if step "build-asan/ configure + build (ASan+UBSan)" \
 	configure_build build-asan -DMQLOCK_SANITIZE=ON -DMQLOCK_WERROR=ON; then
-	step "build-asan/ ctest -L 'unit|integration'" \
+	step "build-asan/ ctest -L 'unit|integration|^ha$'" \
 		run_ctest "$logdir/ctest-asan.log" "$jobs" \
-		--test-dir build-asan -L 'unit|integration' || true
+		--test-dir build-asan -L 'unit|integration|^ha$' || true
 fi
 
 # ---- memcheck ----
