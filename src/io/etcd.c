@@ -244,7 +244,10 @@ get_i64(const cJSON *o, const char *name, int64_t *out)
 	if (v == NULL || cJSON_IsNull(v))
 		return 0;
 	if (cJSON_IsNumber(v)) {
-		if (v->valuedouble != (double)(int64_t)v->valuedouble)
+		/* Whole numbers well inside int64_t only (no overflowing
+		 * cast). */
+		if (!(v->valuedouble > -9e18 && v->valuedouble < 9e18) ||
+		    v->valuedouble != (double)(int64_t)v->valuedouble)
 			return -1;
 		*out = (int64_t)v->valuedouble;
 		return 0;

@@ -681,6 +681,8 @@ store_etcd_flush(struct store_etcd *s, struct locktab *t)
 	}
 	if (locktab_last_token(t) > s->token_reserved)
 		reserve = locktab_last_token(t) + TOKEN_BLOCK;
+	if (b.n == 0 && reserve == 0)
+		return 0; /* nothing to make durable */
 	snprintf(last, sizeof(last), "%" PRIu64, reserve);
 	ops = b.n + (reserve != 0 ? 1 : 0);
 	for (size_t i = 0; i < b.n; i++)

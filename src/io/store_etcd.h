@@ -105,8 +105,10 @@ int store_etcd_next_epoch(struct store_etcd *s, uint64_t *epoch)
 /*
  * store_etcd_flush(s, t): write every dirty lock and client of t, with a
  * new token block when t granted past the last one, fenced, and return
- * once etcd committed it (STORE_ETCD_OK: durable; announce it).  t's dirty
- * set is left as it was either way.
+ * once etcd committed it (STORE_ETCD_OK: durable; announce it).  Nothing
+ * dirty and no new block: STORE_ETCD_OK without a request (it proves
+ * nothing about the term; leader_check() does).  t's dirty set is left as
+ * it was either way.
  */
 int store_etcd_flush(struct store_etcd *s, struct locktab *t)
     __attribute__((warn_unused_result));
