@@ -307,9 +307,12 @@ encode_client(const struct lt_client_rec *r)
 	return print(o,
 	    o != NULL &&
 		cJSON_AddStringToObject(o, "session", r->session) != NULL &&
-		cJSON_AddBoolToObject(o, "connected", r->connected) != NULL &&
+		cJSON_AddBoolToObject(o, "connected",
+		    r->state != LT_CS_GONE) != NULL &&
 		add_i64(o, "max_conn", r->max_conn) == 0 &&
-		add_i64(o, "grace_deadline", r->grace_deadline) == 0);
+		add_i64(o, "grace_deadline", r->grace_deadline) == 0 &&
+		(r->uid == NULL ||
+		    cJSON_AddStringToObject(o, "uid", r->uid) != NULL));
 }
 
 static char *
@@ -821,13 +824,18 @@ static int
 restore_client(struct locktab *t, const char *id, const cJSON *o)
 {
 	struct lt_client_rec rec = {.id = id};
+	const cJSON *uid = cJSON_GetObjectItemCaseSensitive(o, "uid");
+	bool connected;
 
 	rec.session = get_str(o, "session");
 	if (rec.session == NULL ||
-	    get_bool(o, "connected", &rec.connected) != 0 ||
+	    get_bool(o, "connected", &connected) != 0 ||
 	    get_i64(o, "max_conn", &rec.max_conn) != 0 ||
-	    get_i64(o, "grace_deadline", &rec.grace_deadline) != 0)
+	    get_i64(o, "grace_deadline", &rec.grace_deadline) != 0 ||
+	    (uid != NULL && !cJSON_IsString(uid)))
 		return -1;
+	rec.state = connected ? LT_CS_LIVE : LT_CS_GONE;
+	rec.uid = uid != NULL ? uid->valuestring : NULL;
 	return locktab_restore_client(t, &rec) == LT_OK ? 0 : -1;
 }
 

@@ -27,6 +27,7 @@
 #include "io/etcd.h"
 #include "io/leader.h"
 #include "io/store.h"
+#include "io/siphash.h"
 #include "io/store_etcd.h"
 #include "tutil.h"
 
@@ -38,6 +39,7 @@ static const struct lt_config cfg = {
     .grace = 3000,
     .waiters_per_lock = MQL_WAITERS_PER_LOCK,
     .locks_per_client = MQL_LOCKS_PER_CLIENT,
+    .hasher = {siphash_str, (const unsigned char *)"etcd-store-tests"},
 };
 
 static struct etcdtest *cluster;
@@ -232,7 +234,8 @@ assert_same_client(struct locktab *a, struct locktab *b, const char *id)
 	if (!ina)
 		return;
 	assert_string_equal(ca.session, cb.session);
-	assert_int_equal(ca.connected, cb.connected);
+	assert_int_equal(ca.state == LT_CS_GONE, cb.state == LT_CS_GONE);
+	assert_true((ca.uid == NULL) == (cb.uid == NULL));
 	assert_int_equal(ca.max_conn, cb.max_conn);
 	assert_int_equal(ca.grace_deadline, cb.grace_deadline);
 }
