@@ -78,8 +78,14 @@ const CLOCK_SAMPLES = 16;
 // the local fence waits this much longer while such an activity is unanswered.
 const ACTIVITY_SLACK_MS = 1000;
 
-// Touches less than this after an activity request add nothing to it (ms).
-const TOUCH_NEWS_MS = 1000;
+// Touches less than this after an activity request (the events of one
+// click) add nothing to it (ms).
+const TOUCH_NEWS_MS = 250;
+
+// While connected to an online coordinator its revocation is the normal
+// way to learn of an idle loss; the local fence waits this much longer,
+// for the cases where none comes (ms).
+const FENCE_SLACK_MS = 500;
 
 // A ticket function is asked again this long before its ticket expires.
 const TICKET_REFRESH_MS = 30 * 1000;
@@ -743,7 +749,7 @@ export class LockHandle extends Emitter {
 		if (!c.connected || c.coordinatorOffline) {
 			return null;
 		}
-		let at = Math.max(this.#warning, c._returnFloor());
+		let at = Math.max(this.#warning, c._returnFloor()) + FENCE_SLACK_MS;
 		if (this.#touchedSinceWarning) {
 			at += ACTIVITY_SLACK_MS;
 		}
