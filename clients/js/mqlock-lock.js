@@ -1091,7 +1091,8 @@ export class MqlockLockElement extends HTMLElement {
 				({ headline, detail } = this.#holderWords(s));
 			}
 			show.add('stop');
-			if (this.hasAttribute('notify') && typeof Notification !== 'undefined' && Notification.permission === 'default') {
+			if (this.hasAttribute('notify') && typeof Notification !== 'undefined' &&
+			    Notification.permission === 'default' && !s.canTakeOver) {
 				show.add('notify');
 			}
 			if (draft) {
@@ -1143,7 +1144,8 @@ export class MqlockLockElement extends HTMLElement {
 			}
 		} else if (s.state === 'lost') {
 			view = 'lost';
-			tone = 'danger';
+			// Taken over by the user's own other tab: news, not an alarm.
+			tone = s.lost?.reason === 'takeover' ? 'info' : 'danger';
 			headline = this.#lostHeadline(s.lost);
 			detail = this.#lostDetail(s.lost);
 			b.again.textContent = s.lost?.reason === 'takeover' ? 'Edit here instead' : 'Wait for the lock again';

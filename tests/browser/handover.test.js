@@ -57,6 +57,18 @@ test('waiting shows who edits and the place, read-only but readable; the hand-ov
 		await bob.keyboard.type('Bob here. ');
 		assert.equal(await bob.title(), title);
 		assert.match(await bob.inputValue('#editor'), /^Bob here\. /);
+
+		// An operator clears the queue: the waiter is told, and why.
+		const dave = await open('Dave');
+		await waitView(dave, 'waiting');
+		await bob.evaluate(() => window.mqlockDemo.client.mqtt.publishAsync('locks/_admin/command',
+		    JSON.stringify({ op: 'purge', lock: 'doc-1', reason: 'maintenance at noon' }), { qos: 1 }));
+		await waitView(dave, 'dropped');
+		assert.deepEqual(await banner(dave), { headline: 'You were taken out of the line.',
+			detail: 'An administrator cleared the line: “maintenance at noon”', note: '' });
+		assert.deepEqual(await buttons(dave), ['Wait again']);
+		await checkState(dave, 'dropped');
+		assert.equal(await bob.getAttribute('mqlock-lock', 'state'), 'editing');
 	});
 });
 

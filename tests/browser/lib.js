@@ -137,17 +137,37 @@ export async function recordLive(page) {
  * options as in harness.startStack, plus the web root) and one Chromium.
  * open(user, query, options) opens the demo page in a context of its own
  * (its own storage, its own network switch; `options` are Playwright
- * context options), or in `options.context`, and waits until the element
- * asked for the lock. Everything is stopped afterwards, and both
+ * context options, and `skew` ms to set the page's Date off by), or in
+ * `options.context`, and waits until the element asked for the lock. Everything is stopped afterwards, and both
  * logs are printed on failure.
  */
 export async function withBrowser(opts, fn) {
 	await withStack({ ...opts, webRoot: webRoot() }, async (stack) => {
 		const browser = await launch();
-		const open = async (user, query = {}, { context: shared, ...contextOptions } = {}) => {
+		const open = async (user, query = {}, { context: shared, skew = 0, ...contextOptions } = {}) => {
 			let context = shared;
 			if (!context) {
 				context = await browser.newContext({ viewport: { width: 900, height: 680 }, ...contextOptions });
+				if (skew !== 0) {
+					// The page's wall clock is `skew` ms off (Date only: the
+					// worker timers and performance.timeOrigin keep the truth).
+					await context.addInitScript((ms) => {
+						const Real = Date;
+						globalThis.Date = class extends Real {
+							constructor(...args) {
+								if (args.length === 0) {
+									super(Real.now() + ms);
+								} else {
+									super(...args);
+								}
+							}
+
+							static now() {
+								return Real.now() + ms;
+							}
+						};
+					}, skew);
+				}
 				// Keep every WebSocket the page opens and the times it sent
 				// on them, so a test can drop one or date its last packet.
 				await context.addInitScript(() => {
@@ -176,7 +196,8 @@ export async function withBrowser(opts, fn) {
 			});
 			const q = new URLSearchParams({ user, lock: 'doc-1', ...query });
 			await page.goto(`${stack.httpUrl}/?${q}`);
-			await page.waitForFunction(() => window.mqlockDemo?.handle, null, { timeout: 15000 });
+			await page.waitForFunction(() => window.mqlockDemo && document.querySelector('mqlock-lock')?.hasAttribute('view'), null,
+			    { timeout: 15000 });
 			return page;
 		};
 		try {
