@@ -291,6 +291,7 @@ export class MqlockLockElement extends HTMLElement {
 	#problem = null;
 	#docListeners = [];
 	#dirty = false;
+	#ticks = 0;
 
 	constructor() {
 		super();
@@ -466,7 +467,7 @@ export class MqlockLockElement extends HTMLElement {
 		const c = this.#client;
 		this.#offs.push(c.on('offline', () => this.#onOffline()), c.on('online', () => this.#onOnline()),
 		    c.on('status', () => this.#render()));
-		this.#ticker = setInterval(() => this.#tick(), 1000);
+		this.#ticker = setInterval(() => this.#tick(), 250);
 		this.#lock();
 	}
 
@@ -686,9 +687,15 @@ export class MqlockLockElement extends HTMLElement {
 		}
 	}
 
+	// Four times a second during an idle warning (the countdown), once a
+	// second otherwise (relative times).
 	#tick() {
 		const h = this.#handle;
 		if (!h) {
+			return;
+		}
+		this.#ticks = (this.#ticks + 1) % 4;
+		if (!(h.editing && h.warning !== null) && this.#ticks !== 0) {
 			return;
 		}
 		if (h.editing && h.warning !== null) {

@@ -11,7 +11,8 @@ const GRACE = 1;
 
 test('waiting shows who edits and the place, read-only but readable; the hand-over moves focus and title', async () => {
 	await withBrowser({ grace: GRACE }, async ({ open }) => {
-		const alice = await open('Alice');
+		// Served by mosquitto's http_dir, as docker/run-local.sh does.
+		const alice = await open('Alice', {}, { viaBroker: true });
 		await waitView(alice, 'editing');
 		// Keepalive 10 s on worker timers, so that a hidden tab stays connected.
 		assert.equal(await alice.evaluate(() => window.mqlockDemo.client.mqtt.options.timerVariant), 'worker');

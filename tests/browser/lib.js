@@ -32,6 +32,8 @@ const CHROMIUM_ARGS = [
 	'--disable-sync',
 	'--no-first-run',
 	'--disable-quic',
+	// Pages served by route() count as public; their WebSocket to 127.0.0.1 must not be blocked.
+	'--disable-features=LocalNetworkAccessChecks',
 ];
 
 export const WIDE = { width: 1280, height: 720 };
@@ -132,22 +134,45 @@ export async function recordLive(page) {
 	return () => page.evaluate(() => window.__live.slice());
 }
 
+// mosquitto's http_dir answers each request after a few hundred ms (its
+// WebSocket listener is served between the rounds of its main loop). Pages
+// get the same files from the web root directly unless a test opens them
+// with `viaBroker`; MQTT still goes over the broker's WebSocket.
+const TYPES = { '.html': 'text/html', '.js': 'application/octet-stream', '.css': 'text/css' };
+async function serveFromDisk(context, origin) {
+	await context.route(`${origin}/**`, (route) => {
+		const url = new URL(route.request().url());
+		const name = url.pathname === '/' ? 'index.html' : path.basename(url.pathname);
+		const file = path.join(webRoot(), name);
+		if (route.request().method() !== 'GET' || !fs.existsSync(file)) {
+			return route.fallback();
+		}
+		// Like mosquitto: no JavaScript type, so boot.js's loader is used as in production.
+		return route.fulfill({ body: fs.readFileSync(file), contentType: TYPES[path.extname(name)] });
+	});
+}
+
 /**
  * Run `fn({stack, browser, open})` with a fresh mosquitto + mqlockd (stack
  * options as in harness.startStack, plus the web root) and one Chromium.
  * open(user, query, options) opens the demo page in a context of its own
  * (its own storage, its own network switch; `options` are Playwright
- * context options, and `skew` ms to set the page's Date off by), or in
- * `options.context`, and waits until the element asked for the lock. Everything is stopped afterwards, and both
+ * context options, `skew` ms to set the page's Date off by, and `viaBroker`
+ * to load the page from mosquitto's http_dir rather than from the web root
+ * directly), or in `options.context`, and waits until the element asked for
+ * the lock. Everything is stopped afterwards, and both
  * logs are printed on failure.
  */
 export async function withBrowser(opts, fn) {
 	await withStack({ ...opts, webRoot: webRoot() }, async (stack) => {
 		const browser = await launch();
-		const open = async (user, query = {}, { context: shared, skew = 0, ...contextOptions } = {}) => {
+		const open = async (user, query = {}, { context: shared, skew = 0, viaBroker = false, ...contextOptions } = {}) => {
 			let context = shared;
 			if (!context) {
 				context = await browser.newContext({ viewport: { width: 900, height: 680 }, ...contextOptions });
+				if (!viaBroker) {
+					await serveFromDisk(context, stack.httpUrl);
+				}
 				if (skew !== 0) {
 					// The page's wall clock is `skew` ms off (Date only: the
 					// worker timers and performance.timeOrigin keep the truth).
