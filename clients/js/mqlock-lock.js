@@ -124,7 +124,7 @@ const FAILED = {
 	'ticket-mismatch': 'Your permission to edit belongs to another page. Reload the page to try again.',
 	'ticket-lock': 'You may not edit this document.',
 	'ticket-required': 'Editing needs a sign-in that this page could not provide. Reload the page to try again.',
-	'ticket-fetch': 'This page could not get your permission to edit. Reload the page to try again.',
+	'ticket-fetch': 'Reload the page to try again.',
 	limit: 'Too many people are waiting, or too many requests came from this page. Try again in a moment.',
 	'session-mismatch': 'The lock service did not recognise this page. Reload the page to try again.',
 };
@@ -1187,7 +1187,10 @@ export class MqlockLockElement extends HTMLElement {
 		} else {
 			view = 'failed';
 			tone = 'danger';
-			headline = 'The lock service refused this page.';
+			// A ticket the site would not give is the site's answer, not the lock service's.
+			headline = s.error?.code === 'ticket-fetch'
+				? 'This page could not get your permission to edit.'
+				: 'The lock service refused this page.';
 			detail = FAILED[s.error?.code] ?? `It said: ${s.error?.code ?? 'unknown error'}${s.error?.message ? ` (${s.error.message})` : ''}.`;
 			b.again.textContent = 'Try again';
 			show.add('again');

@@ -53,9 +53,9 @@ test('mqlockd stops while the holder types: no idle cut-off, and the lock is sti
 });
 
 test('the holder\'s network drops while it types: it keeps typing, is told the truth, and keeps its text', async () => {
-	// Grace 8 s: the page notices the silence (3 s) well before the
-	// coordinator could have revoked (8 s after the last packet it got).
-	await withBrowser({ grace: 8 }, async ({ open }) => {
+	// Grace 6 s: the page notices the silence (3 s) well before the
+	// coordinator could have revoked (6 s after the last packet it got).
+	await withBrowser({ grace: 6 }, async ({ open }) => {
 		// A short keepalive, so that the page notices the silence in 3 s.
 		const alice = await open('Alice', { keepalive: '2' });
 		await waitView(alice, 'editing');

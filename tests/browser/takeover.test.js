@@ -2,7 +2,8 @@
 // fetches them from its ticket-url; here Playwright answers for the
 // application): the second tab offers "Edit here instead" and takes the lock
 // at once, the first keeps its unsaved text and can take it back; another
-// user only waits. A page whose ticket cannot be fetched says so.
+// user only waits. A page whose ticket cannot be fetched says so, and so
+// does a page with an invalid lock id.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { withBrowser, waitView, waitState, banner, buttons, press, shownToken, checkState, waitFor } from './lib.js';
@@ -20,7 +21,7 @@ async function loggedIn(browser, key, sub, name) {
 	return { context, asked };
 }
 
-test('same user in two tabs: "Edit here instead" moves the lock at once; another user waits', async () => {
+test('same user in two tabs: "Edit here instead" moves the lock; another user waits; no ticket, no lock', async () => {
 	await withBrowser({ grace: 1, tickets: true }, async ({ stack, browser, open }) => {
 		const alice = await loggedIn(browser, stack.ticketKey, 'u-alice', 'Alice');
 		const tab1 = await open('Alice', { 'ticket-url': '/ticket' }, { context: alice.context });
@@ -66,17 +67,14 @@ test('same user in two tabs: "Edit here instead" moves the lock at once; another
 		assert.equal(await tab1.inputValue('#editor'), 'Words typed in the first tab');
 		await waitView(tab2, 'lost');
 		assert.equal(await bobPage.getAttribute('mqlock-lock', 'state'), 'waiting');
-	});
-});
 
-test('a page that gets no ticket says so; an invalid lock id says so', async () => {
-	await withBrowser({ grace: 1, tickets: true, requireTicket: true }, async ({ browser, open }) => {
+		// A page whose ticket the application refuses says so.
 		const context = await browser.newContext({ viewport: { width: 900, height: 680 } });
 		await context.route('**/ticket?*', (route) => route.fulfill({ status: 403, body: 'not logged in' }));
 		const page = await open('Mallory', { 'ticket-url': '/ticket' }, { context });
 		await waitView(page, 'failed');
-		assert.deepEqual(await banner(page), { headline: 'The lock service refused this page.',
-			detail: 'This page could not get your permission to edit. Reload the page to try again.', note: '' });
+		assert.deepEqual(await banner(page), { headline: 'This page could not get your permission to edit.',
+			detail: 'Reload the page to try again.', note: '' });
 		assert.deepEqual(await buttons(page), ['Try again']);
 		assert.equal(await page.getAttribute('#editor', 'readonly'), '');
 		await checkState(page, 'failed');

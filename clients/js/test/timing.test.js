@@ -86,7 +86,8 @@ test('idle: a warning, then revoked with reason idle, and the waiter gets the lo
 		const lost = await lostEv;
 		assert.equal(lost.reason, 'idle');
 		assert.equal(lost.token, ed.token);
-		await nextEvent(hb, 'editing');
+		// The grant may reach Bob before the revocation reaches Alice.
+		await waitFor(() => hb.state === 'editing', { what: 'Bob editing' });
 	});
 });
 
@@ -126,7 +127,7 @@ test('idle policy contended: nobody waits, no warning; a waiter arrives after th
 		assert.ok(w.deadline > ed.idle_deadline);
 		const lost = await nextEvent(ha, 'lost', { timeout: 5000 });
 		assert.equal(lost.reason, 'idle');
-		await nextEvent(hb, 'editing');
+		await waitFor(() => hb.state === 'editing', { what: 'Bob editing' });
 	});
 });
 
