@@ -92,6 +92,54 @@ struct mqtt {
 	int disc_done;
 };
 
+/* Every scheme Paho's TLS build accepts (MQTTAsync.h, "serverURI"). */
+static const struct mqtt_scheme schemes[] = {
+    {"tcp://", 0, 0},
+    {"mqtt://", 0, 0},
+    {"ssl://", 1, 0},
+    {"mqtts://", 1, 0},
+    {"ws://", 0, 1},
+    {"wss://", 1, 1},
+};
+
+#define NSCHEMES (sizeof(schemes) / sizeof(schemes[0]))
+
+const struct mqtt_scheme *
+mqtt_scheme(const char *uri)
+{
+	for (size_t i = 0; i < NSCHEMES; i++) {
+		if (strncmp(uri, schemes[i].prefix,
+			strlen(schemes[i].prefix)) == 0)
+			return &schemes[i];
+	}
+	return NULL;
+}
+
+void
+mqtt_scheme_list(char *buf, size_t size, int tls_only)
+{
+	size_t used = 0, n = 0, k = 0, i;
+
+	if (size == 0)
+		return;
+	buf[0] = '\0';
+	for (i = 0; i < NSCHEMES; i++)
+		n += !tls_only || schemes[i].tls;
+	for (i = 0; i < NSCHEMES && used < size; i++) {
+		const char *sep = k == 0 ? "" : k + 1 == n ? " or " : ", ";
+		int w;
+
+		if (tls_only && !schemes[i].tls)
+			continue;
+		w = snprintf(buf + used, size - used, "%s%s", sep,
+		    schemes[i].prefix);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+		k++;
+	}
+}
+
 static char *
 dup_str(const char *s)
 {
@@ -634,6 +682,8 @@ struct mqtt *
 mqtt_new(const struct mqtt_opts *o)
 {
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+	const struct mqtt_scheme *scheme;
+	char schemes_text[128];
 	pthread_condattr_t ca;
 	struct mqtt *m;
 	int rc, i;
@@ -679,8 +729,13 @@ mqtt_new(const struct mqtt_opts *o)
 		log_error("mqtt: out of memory");
 		goto err;
 	}
-	m->tls = strncmp(o->uri, "ssl://", 6) == 0 ||
-	    strncmp(o->uri, "mqtts://", 8) == 0;
+	if ((scheme = mqtt_scheme(o->uri)) == NULL) {
+		mqtt_scheme_list(schemes_text, sizeof(schemes_text), 0);
+		log_error("mqtt: %s: the URI must start with %s", o->uri,
+		    schemes_text);
+		goto err;
+	}
+	m->tls = scheme->tls;
 	m->keepalive = o->keepalive;
 	m->clean_start = o->clean_start != 0;
 	m->session_expiry = o->session_expiry;

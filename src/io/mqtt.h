@@ -31,6 +31,27 @@
 
 struct mqtt;
 
+/* A broker URI scheme: what it starts with and how it connects. */
+struct mqtt_scheme {
+	const char *prefix; /* "tcp://" */
+	int tls;            /* TLS: the server certificate is checked */
+	int websocket;      /* MQTT over WebSocket */
+};
+
+/*
+ * mqtt_scheme(uri): the scheme uri starts with, or NULL when Paho speaks
+ * none such.  The one list of schemes mqlockd and mqlock accept, and what
+ * decides whether a connection uses TLS.
+ */
+const struct mqtt_scheme *mqtt_scheme(const char *uri);
+
+/*
+ * mqtt_scheme_list(buf, size, tls_only): "tcp://, mqtt://, ... or wss://",
+ * every accepted scheme (with tls_only, every TLS one) in words, for help
+ * and error texts.  Truncated to fit.
+ */
+void mqtt_scheme_list(char *buf, size_t size, int tls_only);
+
 struct mqtt_sub {
 	const char *filter;
 	int qos;
@@ -40,7 +61,7 @@ struct mqtt_sub {
 };
 
 struct mqtt_opts {
-	const char *uri;         /* tcp://host:port, ssl://host:port */
+	const char *uri;         /* scheme://host:port, see mqtt_scheme() */
 	const char *client_id;   /* required */
 	const char *username;    /* NULL: none */
 	const char *password;    /* NULL: none */
@@ -51,7 +72,7 @@ struct mqtt_opts {
 	size_t nsubs;
 	size_t inbound_max;  /* FIFO bound; 0 = 65536 */
 	int connect_timeout; /* seconds; 0 = 5 */
-	/* TLS: used when uri starts with ssl:// or mqtts://; NULL = none. */
+	/* TLS files, for a scheme with tls set; NULL = none. */
 	const char *cafile;
 	const char *certfile;
 	const char *keyfile;

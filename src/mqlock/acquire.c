@@ -30,12 +30,11 @@
 #include <cjson/cJSON.h>
 
 #include "core/codec.h"
+#include "io/backoff.h"
 #include "io/clock.h"
 #include "mqlock/cli.h"
 
 #define TOPIC_SZ 512
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 #define ACTIVITY_MIN_MS 200
 #define ACTIVITY_MAX_MS 60000
 #define PUBLISH_WAIT_MS 5000
@@ -72,7 +71,7 @@ struct acq {
 	int have_epoch;
 	int64_t epoch;
 
-	int64_t backoff_ms;
+	struct backoff backoff;
 	int64_t reconnect_at;  /* CLOCK_MONOTONIC ms, -1: none */
 	int64_t wait_until;    /* --wait deadline, -1: none */
 	int64_t activity_at;   /* next activity, -1: none */
@@ -196,10 +195,7 @@ start_connect(struct acq *s)
 static void
 schedule_reconnect(struct acq *s)
 {
-	s->reconnect_at = clock_mono_ms() + s->backoff_ms;
-	s->backoff_ms *= 2;
-	if (s->backoff_ms > BACKOFF_MAX_MS)
-		s->backoff_ms = BACKOFF_MAX_MS;
+	s->reconnect_at = clock_mono_ms() + backoff_next(&s->backoff);
 }
 
 static char *
@@ -651,7 +647,7 @@ on_item(struct acq *s, const struct mqtt_in *in)
 	case MQTT_IN_CONNECTED:
 		s->ever_connected = 1;
 		s->lost_said = 0;
-		s->backoff_ms = BACKOFF_MIN_MS;
+		backoff_reset(&s->backoff);
 		if (s->phase == WAITING || s->phase == RUNNING)
 			(void)send_request(s, LT_OP_ACQUIRE);
 		else if (s->phase == CONFIRMING)
@@ -798,7 +794,7 @@ cmd_acquire(const struct cli *c, const struct acquire_args *a)
 	s.conn = 1;
 	s.phase = WAITING;
 	s.exit_code = -1;
-	s.backoff_ms = BACKOFF_MIN_MS;
+	s.backoff = BACKOFF_RECONNECT;
 	s.reconnect_at = -1;
 	s.activity_at = -1;
 	s.release_until = -1;

@@ -11,6 +11,7 @@
 
 #include "core/limits.h"
 #include "io/mqtt.h"
+#include "io/secret.h"
 
 /* Exit codes, as in sysexits(3). */
 #define EXIT_USAGE 64       /* bad command line */
@@ -29,9 +30,10 @@ struct cli {
 	const char *prefix;
 	const char *reply_prefix; /* mqlockd's --reply-prefix */
 	const char *username;
-	char *password; /* read from --password-file; owned */
+	char password[SECRET_MAX + 1]; /* read from --password-file */
+	int have_password;
 	int keepalive;
-	/* TLS files for ssl:// brokers, or NULL. */
+	/* TLS files for TLS brokers, or NULL. */
 	const char *cafile;
 	const char *certfile;
 	const char *keyfile;

@@ -3,9 +3,7 @@
  * subcommand (acquire.c, show.c); the helpers they share live here too.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,9 +17,9 @@
 #include "core/codec.h"
 #include "io/clock.h"
 #include "io/log.h"
+#include "io/loop.h"
+#include "io/secret.h"
 #include "mqlock/cli.h"
-
-#define PASSWORD_MAX 1024
 
 static const char usage_text[] =
     "usage: mqlock [--broker URI] [--prefix P] [--username U] "
@@ -45,7 +43,8 @@ static const char help_text[] =
     "  status [LOCK]            holders and queues of locks in use (or LOCK)\n"
     "  watch                    print lock changes as they happen\n"
     "\n"
-    "  --broker URI             default " CLI_DEFAULT_BROKER "\n"
+    "  --broker URI             default " CLI_DEFAULT_BROKER
+    " (schemes below)\n"
     "  --prefix P               topic prefix, default " CLI_DEFAULT_PREFIX "\n"
     "  --reply-prefix P         mqlockd's --reply-prefix, default " CLI_DEFAULT_REPLY_PREFIX
     "\n"
@@ -53,18 +52,32 @@ static const char help_text[] =
     "  --password-file F        first line of F is the MQTT password\n"
     "  --keepalive S            MQTT keepalive in seconds, default 10\n"
     "  --client-id ID           MQTT client id (default: mqlock-<random>)\n"
-    "  --cafile F               CA certificates that sign an ssl:// broker's\n"
+    "  --cafile F               CA certificates that sign a TLS broker's\n"
     "                           certificate (default: the system's store)\n"
     "  --certfile F, --keyfile F  a client certificate and its key, for\n"
-    "                           ssl:// brokers that ask for one\n"
+    "                           TLS brokers that ask for one\n"
     "\n"
     "Exit status: COMMAND's own once the lock is confirmed to have stayed\n"
     "ours; 64 usage, 69 broker unreachable, 70 lock lost while COMMAND ran\n"
     "(or not confirmed when it ended), 75 busy or --wait ran out.\n";
 
-static int sig_pipe[2] = {-1, -1};
+static int sig_fd = -1;
 
 static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+print_help(void)
+{
+	char schemes[128], tls[64];
+
+	mqtt_scheme_list(schemes, sizeof(schemes), 0);
+	mqtt_scheme_list(tls, sizeof(tls), 1);
+	fputs(usage_text, stdout);
+	fputs(help_text, stdout);
+	printf("\nBroker URIs start with %s; with %s the connection uses "
+	       "TLS.\n",
+	    schemes, tls);
+}
 
 /* Say what is wrong with the command line; returns EXIT_USAGE. */
 static int
@@ -120,7 +133,7 @@ cli_client(const struct cli *c, const struct mqtt_sub *subs, size_t nsubs)
 	o.uri = c->broker;
 	o.client_id = c->client_id;
 	o.username = c->username;
-	o.password = c->password;
+	o.password = c->have_password ? c->password : NULL;
 	o.keepalive = c->keepalive;
 	o.clean_start = 1;
 	o.session_expiry = 0;
@@ -135,67 +148,19 @@ cli_client(const struct cli *c, const struct mqtt_sub *subs, size_t nsubs)
 	return m;
 }
 
-static void
-on_signal(int sig)
-{
-	int saved = errno;
-	unsigned char b = (unsigned char)sig;
-
-	/* Nonblocking: if the pipe is full, enough wakeups are pending. */
-	if (write(sig_pipe[1], &b, 1) == -1) {
-		/* nothing to do in a handler */
-	}
-	errno = saved;
-}
-
-/* Signals whose disposition we change; the originals go back for COMMAND
- * (one started with SIGINT ignored, as by "cmd &" in a script, keeps it). */
-static const int changed_sigs[] = {SIGINT, SIGTERM, SIGCHLD, SIGPIPE, SIGTTOU};
-static struct sigaction saved_act[5];
-static sigset_t saved_mask;
-
 int
 cli_signals_init(void)
 {
-	struct sigaction sa, ign;
-	size_t i;
-	int j;
+	static const int sigs[] = {SIGINT, SIGTERM, SIGCHLD};
 
-	if (pipe(sig_pipe) == -1) {
-		fprintf(stderr, "mqlock: pipe: %s\n", strerror(errno));
+	/*
+	 * A dead broker socket must not kill us (SIGPIPE); we hand the
+	 * terminal to COMMAND and take it back from the background (SIGTTOU).
+	 */
+	sig_fd = loop_signals(sigs, sizeof(sigs) / sizeof(sigs[0]));
+	if (sig_fd < 0 || loop_ignore(SIGTTOU) != 0) {
+		fprintf(stderr, "mqlock: cannot set up signal handling\n");
 		return -1;
-	}
-	for (j = 0; j < 2; j++) {
-		int fl = fcntl(sig_pipe[j], F_GETFL);
-
-		if (fl == -1 ||
-		    fcntl(sig_pipe[j], F_SETFL, fl | O_NONBLOCK) == -1 ||
-		    fcntl(sig_pipe[j], F_SETFD, FD_CLOEXEC) == -1) {
-			fprintf(stderr, "mqlock: fcntl: %s\n", strerror(errno));
-			return -1;
-		}
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
-	sigemptyset(&sa.sa_mask);
-	/* A dead broker socket must not kill us (SIGPIPE); we hand the
-	 * terminal to COMMAND and take it back from the background
-	 * (SIGTTOU). */
-	memset(&ign, 0, sizeof(ign));
-	ign.sa_handler = SIG_IGN;
-	sigemptyset(&ign.sa_mask);
-	sigprocmask(SIG_BLOCK, NULL, &saved_mask);
-	for (i = 0; i < sizeof(changed_sigs) / sizeof(changed_sigs[0]); i++) {
-		int sig = changed_sigs[i];
-
-		if (sigaction(sig,
-			sig == SIGPIPE || sig == SIGTTOU ? &ign : &sa,
-			&saved_act[i]) == -1) {
-			fprintf(stderr, "mqlock: sigaction: %s\n",
-			    strerror(errno));
-			return -1;
-		}
 	}
 	return 0;
 }
@@ -203,36 +168,22 @@ cli_signals_init(void)
 void
 cli_signals_restore(void)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof(changed_sigs) / sizeof(changed_sigs[0]); i++)
-		sigaction(changed_sigs[i], &saved_act[i], NULL);
-	sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+	loop_restore();
 }
 
 int
 cli_wait(struct mqtt *m, int64_t deadline)
 {
-	struct pollfd p[2];
-	unsigned char b;
-	int timeout = -1;
+	int fds[2] = {sig_fd, m != NULL ? mqtt_wake_fd(m) : -1}, ready[2];
+	int64_t timeout = -1;
 
 	if (deadline >= 0) {
-		int64_t left = deadline - clock_mono_ms();
-
-		timeout = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+		timeout = deadline - clock_mono_ms();
+		if (timeout < 0)
+			timeout = 0;
 	}
-	p[0].fd = sig_pipe[0];
-	p[0].events = POLLIN;
-	p[1].fd = m != NULL ? mqtt_wake_fd(m) : -1;
-	p[1].events = POLLIN;
-	if (poll(p, 2, timeout) == -1 && errno != EINTR) {
-		fprintf(stderr, "mqlock: poll: %s\n", strerror(errno));
-		return 0;
-	}
-	if (read(sig_pipe[0], &b, 1) == 1)
-		return b;
-	return 0;
+	(void)loop_wait(fds, 2, timeout, ready);
+	return loop_next_signal(sig_fd);
 }
 
 struct cJSON *
@@ -302,45 +253,6 @@ lock_id_problem(const char *s)
 	return "it breaks the naming rules";
 }
 
-static int
-read_password(const char *path, char **out)
-{
-	char buf[PASSWORD_MAX + 2];
-	size_t n, len;
-	FILE *f;
-
-	if ((f = fopen(path, "r")) == NULL) {
-		fprintf(stderr, "mqlock: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	if (ferror(f)) {
-		fprintf(stderr, "mqlock: %s: read error\n", path);
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	/* The first line is the password. */
-	for (len = 0; len < n && buf[len] != '\n' && buf[len] != '\r'; len++) {
-		if (buf[len] == '\0') {
-			fprintf(stderr, "mqlock: %s: NUL byte in password\n",
-			    path);
-			return -1;
-		}
-	}
-	if (len > PASSWORD_MAX) {
-		fprintf(stderr, "mqlock: %s: password longer than %d bytes\n",
-		    path, PASSWORD_MAX);
-		return -1;
-	}
-	buf[len] = '\0';
-	if ((*out = strdup(buf)) == NULL) {
-		fprintf(stderr, "mqlock: out of memory\n");
-		return -1;
-	}
-	return 0;
-}
-
 enum flag_scope { F_COMMON, F_ACQUIRE };
 
 struct flag {
@@ -385,20 +297,16 @@ static const struct flag flags[] = {
 static int
 apply_common(struct cli *c, const char **v)
 {
-	static const char *const schemes[] = {"tcp://", "mqtt://", "ssl://",
-	    "mqtts://", "ws://", "wss://"};
+	char schemes[128];
 	size_t i;
 
 	if (v[V_BROKER] != NULL)
 		c->broker = v[V_BROKER];
-	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
-		if (strncmp(c->broker, schemes[i], strlen(schemes[i])) == 0)
-			break;
+	if (mqtt_scheme(c->broker) == NULL) {
+		mqtt_scheme_list(schemes, sizeof(schemes), 0);
+		return usage("bad --broker '%s': it must start with %s",
+		    c->broker, schemes);
 	}
-	if (i == sizeof(schemes) / sizeof(schemes[0]))
-		return usage("bad --broker '%s': tcp://HOST:PORT or "
-			     "ssl://HOST:PORT",
-		    c->broker);
 	if (v[V_PREFIX] != NULL)
 		c->prefix = v[V_PREFIX];
 	if (!codec_prefix_valid(c->prefix))
@@ -442,9 +350,16 @@ apply_common(struct cli *c, const char **v)
 		if (cli_random_hex(c->client_id + 7, 16) == -1)
 			return EXIT_SOFTWARE;
 	}
-	if (v[V_PASSWORD_FILE] != NULL &&
-	    read_password(v[V_PASSWORD_FILE], &c->password) == -1)
-		return EXIT_USAGE;
+	if (v[V_PASSWORD_FILE] != NULL) {
+		char err[PATH_MAX + 128];
+
+		if (secret_read_line(v[V_PASSWORD_FILE], c->password,
+			sizeof(c->password), err, sizeof(err)) < 0) {
+			fprintf(stderr, "mqlock: %s\n", err);
+			return EXIT_USAGE;
+		}
+		c->have_password = 1;
+	}
 	if ((v[V_CERTFILE] == NULL) != (v[V_KEYFILE] == NULL))
 		return usage("--certfile and --keyfile go together");
 	c->cafile = v[V_CAFILE];
@@ -567,8 +482,7 @@ main(int argc, char **argv)
 			break;
 		}
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-			fputs(usage_text, stdout);
-			fputs(help_text, stdout);
+			print_help();
 			return 0;
 		}
 		if (strcmp(arg, "--version") == 0) {
@@ -635,6 +549,6 @@ main(int argc, char **argv)
 	inv.command = command;
 	rc = verb->run(&inv);
 out:
-	free(c.password);
+	explicit_bzero(c.password, sizeof(c.password));
 	return rc;
 }

@@ -11,13 +11,12 @@
 #include <cjson/cJSON.h>
 
 #include "core/codec.h"
+#include "io/backoff.h"
 #include "io/clock.h"
 #include "mqlock/cli.h"
 
 #define TOPIC_SZ 512
 #define STATUS_DEADLINE_MS 10000
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 #define MAX_ROWS 100000
 #define STATUS_WAITERS 3 /* waiters named in a status row */
 #define TEXT_SZ 1024
@@ -451,7 +450,8 @@ int
 cmd_watch(const struct cli *c)
 {
 	char t_owner[TOPIC_SZ], t_status[TOPIC_SZ];
-	int64_t backoff = BACKOFF_MIN_MS, reconnect_at = -1;
+	struct backoff backoff = BACKOFF_RECONNECT;
+	int64_t reconnect_at = -1;
 	struct mqtt_sub subs[2];
 	struct mqtt_in *in;
 	struct mqtt *m;
@@ -477,13 +477,14 @@ cmd_watch(const struct cli *c)
 		if (reconnect_at >= 0 && clock_mono_ms() >= reconnect_at) {
 			reconnect_at = -1;
 			if (mqtt_connect(m) == -1)
-				reconnect_at = clock_mono_ms() + backoff;
+				reconnect_at =
+				    clock_mono_ms() + backoff_next(&backoff);
 		}
 		while (rc < 0 && (in = mqtt_next(m)) != NULL) {
 			switch (in->kind) {
 			case MQTT_IN_CONNECTED:
 				ever = 1;
-				backoff = BACKOFF_MIN_MS;
+				backoff_reset(&backoff);
 				break;
 			case MQTT_IN_CONNECT_FAILED:
 			case MQTT_IN_LOST:
@@ -500,10 +501,8 @@ cmd_watch(const struct cli *c)
 					    "mqlock: connection lost (%s); "
 					    "reconnecting\n",
 					    in->reason);
-				reconnect_at = clock_mono_ms() + backoff;
-				backoff = backoff * 2 > BACKOFF_MAX_MS
-				    ? BACKOFF_MAX_MS
-				    : backoff * 2;
+				reconnect_at =
+				    clock_mono_ms() + backoff_next(&backoff);
 				break;
 			case MQTT_IN_MESSAGE:
 				watch_line(c, t_status, in);

@@ -3,8 +3,8 @@
  */
 #include <stdio.h>
 
-#include "io/config.h"
 #include "io/log.h"
+#include "mqlockd/config.h"
 #include "mqlockd/coord.h"
 
 int

@@ -4,6 +4,9 @@
  *	mqlock --broker URI acquire LOCK [--wait S] [--user NAME] -- CMD...
  *	mqlock --broker URI status LOCK
  *
+ * URI is the world's tcp:// broker, or ws:// and wss:// listeners of a
+ * broker of the test's own.
+ *
  * acquire runs CMD while holding the lock with MQLOCK_TOKEN set to the
  * lock's token, passes CMD's exit status through, and exits 75 when the
  * wait times out or a try-lock (--wait 0) finds the lock busy, 70 when the
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -307,6 +311,207 @@ test_short_stop_keeps_status(void **state)
 	h_pass(w);
 }
 
+/* Runs "sh -c script" in the world's directory; fails unless it exits 0. */
+static void
+run_sh(struct h_world *w, const char *script, const char *out)
+{
+	char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)script, NULL};
+
+	if (h_proc_wait(h_spawn(w, argv, out), H_WAIT_MS) != 0)
+		fail_msg("'%s' failed; see %s", script, h_path(w, out));
+}
+
+/*
+ * A CA and a certificate for 127.0.0.1 that it signs, made with openssl in
+ * the world's directory: ca.crt, server.crt, server.key.
+ */
+static void
+make_certificates(struct h_world *w)
+{
+	const char *d = h_dir(w);
+
+	run_sh(w,
+	    h_fmt(
+		"cd '%s' && "
+		"openssl req -x509 -new -newkey ec "
+		"-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
+		"-out ca.crt -days 2 -subj /CN=mqlock-test-ca && "
+		"openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+		"-nodes -keyout server.key -out server.csr "
+		"-subj /CN=127.0.0.1 && "
+		"printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext && "
+		"openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
+		"-CAcreateserial -days 2 -extfile server.ext -out server.crt "
+		"&& chmod 644 server.key",
+		d),
+	    "openssl.out");
+}
+
+/* A broker of the test's own: a tcp:// listener and two WebSocket ones. */
+struct ws_broker {
+	int tcp, ws, wss;
+	char tcp_uri[64];
+};
+
+/* Starts it; 0 once it runs, -1 if it died at once (a port was taken). */
+static int
+ws_broker_try(struct h_world *w, struct ws_broker *b)
+{
+	char *argv[4], conf[4096], *path;
+	struct h_proc *p;
+	long long end;
+	FILE *f;
+
+	b->tcp = tutil_free_port();
+	do
+		b->ws = tutil_free_port();
+	while (b->ws == b->tcp);
+	do
+		b->wss = tutil_free_port();
+	while (b->wss == b->tcp || b->wss == b->ws);
+	if (b->tcp < 0 || b->ws < 0 || b->wss < 0)
+		fail_msg("no free port");
+	snprintf(b->tcp_uri, sizeof(b->tcp_uri), "tcp://127.0.0.1:%d", b->tcp);
+	/* Debian's WebSocket listeners need socket_domain to stay local. */
+	snprintf(conf, sizeof(conf),
+	    "listener %d 127.0.0.1\n"
+	    "listener %d 127.0.0.1\n"
+	    "protocol websockets\n"
+	    "socket_domain ipv4\n"
+	    "listener %d 127.0.0.1\n"
+	    "protocol websockets\n"
+	    "socket_domain ipv4\n"
+	    "certfile %s/server.crt\n"
+	    "keyfile %s/server.key\n"
+	    "allow_anonymous true\n"
+	    "set_tcp_nodelay true\n"
+	    "max_queued_messages 0\n"
+	    "persistence false\n"
+	    "log_dest stderr\n"
+	    "log_type all\n"
+	    "%s",
+	    b->tcp, b->ws, b->wss, h_dir(w), h_dir(w),
+	    geteuid() == 0 ? "user root\n" : "");
+	path = strdup(h_path(w, "ws-mosquitto.conf"));
+	assert_non_null(path);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_true(fputs(conf, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	argv[0] = (char *)MOSQUITTO_BIN;
+	argv[1] = (char *)"-c";
+	argv[2] = path;
+	argv[3] = NULL;
+	unlink(h_path(w, "ws-mosquitto.log"));
+	p = h_spawn(w, argv, "ws-mosquitto.log");
+	free(path);
+	/* It says "running" once every listener is open. */
+	end = tutil_mono_ms() + H_WAIT_MS;
+	path = strdup(h_path(w, "ws-mosquitto.log"));
+	assert_non_null(path);
+	while (!tutil_file_contains(path, " running")) {
+		if (tutil_file_contains(path, "Error")) {
+			h_proc_kill(p, SIGKILL);
+			free(path);
+			return -1;
+		}
+		if (tutil_mono_ms() >= end)
+			fail_msg("mosquitto with WebSocket listeners did not "
+				 "start; see %s",
+			    path);
+		tutil_nap_ms(10);
+	}
+	free(path);
+	return 0;
+}
+
+/* Starts mqlockd on b's tcp:// listener; returns a client there. */
+static struct h_client *
+ws_coord_start(struct h_world *w, struct ws_broker *b)
+{
+	struct h_login login = {b->tcp_uri, NULL, NULL, NULL, NULL};
+	char *argv[64], buf[1024], *db;
+	struct h_client *c;
+	int n;
+
+	if (h_client_try(w, "ctl-ws", &login, &c) != 0)
+		fail_msg("cannot connect to %s", b->tcp_uri);
+	h_sub(c, H_PREFIX "/_coordinator/status");
+	h_sub(c, H_PREFIX "/+/owner");
+	db = strdup(h_path(w, "ws.db"));
+	assert_non_null(db);
+	n = h_coord_argv(argv, buf, sizeof(buf), b->tcp_uri, db);
+	argv[n++] = (char *)"--grace";
+	argv[n++] = (char *)"0.5";
+	argv[n] = NULL;
+	h_spawn(w, argv, "mqlockd.log");
+	free(db);
+	h_expect(c, H_PREFIX "/_coordinator/status", H_WAIT_MS, "state",
+	    "online");
+	return c;
+}
+
+/*
+ * mqlock acquire over MQTT-over-WebSocket, plain (ws://) and with TLS
+ * (wss://, the broker's certificate checked against --cafile): the
+ * command runs under the lock's token and the lock is free afterwards.
+ */
+static void
+test_websocket_brokers(void **state)
+{
+	struct h_world *w = h_world_new(state, NULL);
+	struct ws_broker b;
+	struct h_client *ctl;
+	struct h_msg *m;
+	char *tok;
+	int i;
+
+	make_certificates(w);
+	for (i = 0; ws_broker_try(w, &b) != 0; i++) {
+		if (i == 5)
+			fail_msg("mosquitto did not start in 5 tries");
+	}
+	ctl = ws_coord_start(w, &b);
+	for (i = 0; i < 2; i++) {
+		const char *uri = i == 0 ? h_fmt("ws://127.0.0.1:%d", b.ws)
+					 : h_fmt("wss://127.0.0.1:%d", b.wss);
+		const char *out = i == 0 ? "mqlock-ws.out" : "mqlock-wss.out";
+		char *argv[16];
+		size_t n = 0;
+
+		argv[n++] = (char *)MQLOCK_BIN;
+		argv[n++] = (char *)"--broker";
+		argv[n++] = strdup(uri);
+		argv[n++] = (char *)"--cafile";
+		argv[n++] = strdup(h_path(w, "ca.crt"));
+		argv[n++] = (char *)"--client-id";
+		argv[n++] = (char *)(i == 0 ? "cli-ws" : "cli-wss");
+		argv[n++] = (char *)"acquire";
+		argv[n++] = (char *)"doc";
+		argv[n++] = (char *)"--";
+		argv[n++] = (char *)"sh";
+		argv[n++] = (char *)"-c";
+		argv[n++] = strdup(h_fmt("printf %%s \"$MQLOCK_TOKEN\" > "
+					 "'%s/token-%d'",
+		    h_dir(w), i));
+		argv[n] = NULL;
+		assert_int_equal(h_proc_wait(h_spawn(w, argv, out), H_WAIT_MS),
+		    0);
+		free(argv[2]);
+		free(argv[4]);
+		free(argv[12]);
+		/* The token the command saw was granted to mqlock's id. */
+		m = h_expect(ctl, h_owner("doc"), H_WAIT_MS, "owner.client",
+		    i == 0 ? "cli-ws" : "cli-wss");
+		tok = tutil_slurp(h_path(w, h_fmt("token-%d", i)), NULL);
+		assert_non_null(tok);
+		assert_int_equal(strtoll(tok, NULL, 10), h_int(m, "token"));
+		free(tok);
+		h_expect(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null");
+	}
+	h_pass(w);
+}
+
 int
 main(void)
 {
@@ -320,6 +525,7 @@ main(void)
 		h_teardown),
 	    cmocka_unit_test_teardown(test_short_stop_keeps_status, h_teardown),
 	    cmocka_unit_test_teardown(test_status_shows_holder, h_teardown),
+	    cmocka_unit_test_teardown(test_websocket_brokers, h_teardown),
 	};
 
 	h_filter();

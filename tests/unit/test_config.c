@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "io/config.h"
+#include "mqlockd/config.h"
 
 #define PARSE(c, err, ...)                                     \
 	config_parse((c),                                      \
@@ -82,6 +82,9 @@ test_values(void **state)
 	assert_int_equal(c.log_level, LOG_DEBUG);
 	assert_true(c.check);
 	assert_string_equal(c.broker, "ssl://h:8883");
+	assert_int_equal(PARSE(&c, err, "--broker", "wss://h:443/mqtt"),
+	    CONFIG_OK);
+	assert_int_equal(PARSE(&c, err, "--broker", "ws://h:8080"), CONFIG_OK);
 }
 
 static void
@@ -123,6 +126,9 @@ test_refusals(void **state)
 	EXPECT_ERROR("--prefix", "--prefix", "");
 	EXPECT_ERROR("--client-id", "--client-id", "a/b");
 	EXPECT_ERROR("--broker", "--broker", "http://x");
+	EXPECT_ERROR("must start with tcp://, mqtt://, ssl://, mqtts://, ws:// "
+		     "or wss://",
+	    "--broker", "unix:///run/x");
 	EXPECT_ERROR("--db", "--db", "");
 	EXPECT_ERROR("--password-file needs --username", "--password-file",
 	    "/p");
@@ -151,33 +157,6 @@ test_help_and_version_exit(void **state)
 	stdout = saved;
 }
 
-static void
-test_read_secret(void **state)
-{
-	char path[] = "/tmp/mqlock-secret-XXXXXX";
-	char buf[16], err[256];
-	int fd = mkstemp(path);
-	FILE *f;
-
-	assert_true(fd >= 0);
-	f = fdopen(fd, "w");
-	fputs("s3cret\nsecond line\n", f);
-	fclose(f);
-	assert_int_equal(
-	    config_read_secret(path, buf, sizeof(buf), err, sizeof(err)), 0);
-	assert_string_equal(buf, "s3cret");
-
-	f = fopen(path, "w");
-	fputs("a-password-much-longer-than-the-buffer\n", f);
-	fclose(f);
-	assert_int_equal(
-	    config_read_secret(path, buf, sizeof(buf), err, sizeof(err)), -1);
-	unlink(path);
-	assert_int_equal(
-	    config_read_secret(path, buf, sizeof(buf), err, sizeof(err)), -1);
-	assert_non_null(strstr(err, path));
-}
-
 int
 main(void)
 {
@@ -186,7 +165,6 @@ main(void)
 	    cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_help_and_version_exit),
-	    cmocka_unit_test(test_read_secret),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -855,6 +855,47 @@ test_overflow(void **state)
 	mqtt_free(m);
 }
 
+/* One table of schemes, and it decides TLS. */
+static void
+test_schemes(void **state)
+{
+	static const struct {
+		const char *uri;
+		int known, tls, websocket;
+	} cases[] = {
+	    {"tcp://h:1883", 1, 0, 0},
+	    {"mqtt://h:1883", 1, 0, 0},
+	    {"ssl://h:8883", 1, 1, 0},
+	    {"mqtts://h:8883", 1, 1, 0},
+	    {"ws://h:8080", 1, 0, 1},
+	    {"wss://h:443/mqtt", 1, 1, 1},
+	    {"http://h", 0, 0, 0},
+	    {"unix:///run/m", 0, 0, 0},
+	    {"TCP://h:1883", 0, 0, 0},
+	    {"tcp:/h", 0, 0, 0},
+	    {"", 0, 0, 0},
+	};
+	char list[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct mqtt_scheme *s = mqtt_scheme(cases[i].uri);
+
+		if ((s != NULL) != cases[i].known)
+			fail_msg("%s: known %d", cases[i].uri, s != NULL);
+		if (s == NULL)
+			continue;
+		assert_int_equal(s->tls, cases[i].tls);
+		assert_int_equal(s->websocket, cases[i].websocket);
+	}
+	mqtt_scheme_list(list, sizeof(list), 0);
+	assert_string_equal(list,
+	    "tcp://, mqtt://, ssl://, mqtts://, ws:// or wss://");
+	mqtt_scheme_list(list, sizeof(list), 1);
+	assert_string_equal(list, "ssl://, mqtts:// or wss://");
+	mqtt_scheme_list(list, 8, 0);
+	assert_string_equal(list, "tcp://,");
+}
+
 /* A /proc/self/fd entry as a descriptor, or -1. */
 static int
 fd_of(const char *name)
@@ -908,6 +949,7 @@ int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_schemes),
 	    cmocka_unit_test_setup_teardown(test_publish_receive, setup,
 		teardown),
 	    cmocka_unit_test_setup_teardown(test_many_in_order, setup,

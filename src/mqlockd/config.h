@@ -1,8 +1,8 @@
 /*
  * config: mqlockd's command-line flags, described by one table.
  */
-#ifndef MQLOCK_IO_CONFIG_H
-#define MQLOCK_IO_CONFIG_H
+#ifndef MQLOCK_MQLOCKD_CONFIG_H
+#define MQLOCK_MQLOCKD_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -48,12 +48,5 @@ enum config_result config_parse(struct config *c, int argc, char **argv,
 
 /* config_usage(out): print the flag table as help text. */
 void config_usage(void *out);
-
-/*
- * config_read_secret(path, buf, size, err, errsz): the first line of the
- * file at path, without its newline.  Returns 0, or -1 with a reason.
- */
-int config_read_secret(const char *path, char *buf, size_t size, char *err,
-    size_t errsz);
 
 #endif

@@ -1,4 +1,4 @@
-#include "io/config.h"
+#include "mqlockd/config.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -6,6 +6,7 @@
 
 #include "core/codec.h"
 #include "io/clock.h"
+#include "io/mqtt.h"
 
 enum type { T_STRING, T_SECONDS, T_COUNT, T_DECIMAL, T_LEVEL, T_FLAG };
 
@@ -24,7 +25,7 @@ struct option {
 
 static const struct option options[] = {
     {"broker", T_STRING, OFF(broker), "tcp://127.0.0.1:1883", 0, 0,
-	"broker URI (tcp://, ssl://)"},
+	"broker URI: scheme://host:port"},
     {"prefix", T_STRING, OFF(prefix), "locks", 0, 0, "topic prefix"},
     {"db", T_STRING, OFF(db), "./mqlock.db", 0, 0, "sqlite journal"},
     {"idle-timeout", T_SECONDS, OFF(idle_timeout_ms), "600", 1, 7 * DAY_MS,
@@ -53,11 +54,11 @@ static const struct option options[] = {
     {"password-file", T_STRING, OFF(password_file), NULL, 0, 0,
 	"file whose first line is the MQTT password"},
     {"cafile", T_STRING, OFF(cafile), NULL, 0, 0,
-	"CA certificates for ssl:// brokers"},
+	"CA certificates for TLS brokers (default: the system's)"},
     {"certfile", T_STRING, OFF(certfile), NULL, 0, 0,
-	"client certificate for ssl:// brokers"},
+	"client certificate for TLS brokers"},
     {"keyfile", T_STRING, OFF(keyfile), NULL, 0, 0,
-	"client key for ssl:// brokers"},
+	"client key for TLS brokers"},
     {"log-level", T_LEVEL, OFF(log_level), "info", 0, 0,
 	"error, warn, info or debug"},
     {"check", T_FLAG, OFF(check), NULL, 0, 0,
@@ -155,14 +156,12 @@ validate(const struct config *c, char *err, size_t errsz)
 		    "--client-id: '%s' is not a valid client id", c->client_id);
 		return -1;
 	}
-	if (strncmp(c->broker, "tcp://", 6) != 0 &&
-	    strncmp(c->broker, "mqtt://", 7) != 0 &&
-	    strncmp(c->broker, "ssl://", 6) != 0 &&
-	    strncmp(c->broker, "mqtts://", 8) != 0) {
-		snprintf(err, errsz,
-		    "--broker: '%s' must start with tcp://, mqtt://, ssl:// or"
-		    " mqtts://",
-		    c->broker);
+	if (mqtt_scheme(c->broker) == NULL) {
+		char schemes[128];
+
+		mqtt_scheme_list(schemes, sizeof(schemes), 0);
+		snprintf(err, errsz, "--broker: '%s' must start with %s",
+		    c->broker, schemes);
 		return -1;
 	}
 	if (c->reply_prefix[0] == '\0' ||
@@ -237,7 +236,10 @@ void
 config_usage(void *out)
 {
 	FILE *f = out;
+	char schemes[128], tls[64];
 
+	mqtt_scheme_list(schemes, sizeof(schemes), 0);
+	mqtt_scheme_list(tls, sizeof(tls), 1);
 	fprintf(f, "usage: mqlockd [--flag value]...\n\n");
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		const struct option *o = &options[i];
@@ -254,32 +256,7 @@ config_usage(void *out)
 			fprintf(f, " (default %s)", o->def);
 		fputc('\n', f);
 	}
-}
-
-int
-config_read_secret(const char *path, char *buf, size_t size, char *err,
-    size_t errsz)
-{
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (f == NULL) {
-		snprintf(err, errsz, "cannot open %s: %s", path,
-		    strerror(errno));
-		return -1;
-	}
-	if (fgets(buf, (int)size, f) == NULL) {
-		snprintf(err, errsz, "%s is empty", path);
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	n = strcspn(buf, "\r\n");
-	if (buf[n] == '\0' && n == size - 1) {
-		snprintf(err, errsz, "%s: first line longer than %zu bytes",
-		    path, size - 2);
-		return -1;
-	}
-	buf[n] = '\0';
-	return 0;
+	fprintf(f,
+	    "\nBroker URIs start with %s; with %s the connection uses TLS.\n",
+	    schemes, tls);
 }
