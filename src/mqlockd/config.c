@@ -8,7 +8,16 @@
 #include "io/clock.h"
 #include "io/mqtt.h"
 
-enum type { T_STRING, T_SECONDS, T_COUNT, T_DECIMAL, T_LEVEL, T_FLAG };
+enum type {
+	T_STRING,
+	T_SECONDS,
+	T_COUNT,
+	T_DECIMAL,
+	T_LEVEL,
+	T_FLAG,
+	T_CHOICE, /* one of choices[], stored as its index (an enum) */
+	T_KEY     /* a key file, read into a struct config_key */
+};
 
 struct option {
 	const char *name;
@@ -18,54 +27,131 @@ struct option {
 	int64_t min_ms;  /* range: ms for T_SECONDS, x 1000 for T_DECIMAL, */
 	int64_t max_ms;  /* the number itself for T_COUNT */
 	const char *help;
+	const char *const *choices; /* T_CHOICE: the words, NULL-terminated */
 };
 
-#define OFF(field) offsetof(struct config, field)
+/* --idle-policy's words, in the order of enum config_idle_policy. */
+static const char *const idle_policies[] = {"contended", "always", NULL};
+
+/* T_CHOICE and T_LEVEL store an int into an enum field. */
+_Static_assert(sizeof(enum config_idle_policy) == sizeof(int),
+    "enum config_idle_policy is not int-sized");
+_Static_assert(sizeof(enum log_level) == sizeof(int),
+    "enum log_level is not int-sized");
+
 #define DAY_MS 86400000LL
+#define STR(x) #x
+#define XSTR(x) STR(x) /* a macro's value as a string */
+
+/* One table entry; CHOICE for a T_CHOICE flag with its list of words. */
+/* clang-format off */
+#define OPT(name, type, field, def, min, max, help) \
+	{name, type, offsetof(struct config, field), def, min, max, help, NULL}
+#define CHOICE(name, field, def, min, max, help, words) \
+	{name, T_CHOICE, offsetof(struct config, field), def, min, max, help, \
+	    words}
+/* clang-format on */
 
 static const struct option options[] = {
-    {"broker", T_STRING, OFF(broker), "tcp://127.0.0.1:1883", 0, 0,
-	"broker URI: scheme://host:port"},
-    {"prefix", T_STRING, OFF(prefix), "locks", 0, 0, "topic prefix"},
-    {"db", T_STRING, OFF(db), "./mqlock.db", 0, 0, "sqlite journal"},
-    {"idle-timeout", T_SECONDS, OFF(idle_timeout_ms), "600", 1, 7 * DAY_MS,
-	"seconds without activity before a lock is revoked"},
-    {"idle-warning", T_SECONDS, OFF(idle_warning_ms), "60", 0, 7 * DAY_MS,
-	"seconds before the idle deadline to warn the holder"},
-    {"grace", T_SECONDS, OFF(grace_ms), "10", 0, DAY_MS,
-	"seconds a disconnected client keeps its locks"},
-    {"keepalive", T_SECONDS, OFF(keepalive_ms), "10", 1, 65535000,
-	"MQTT keepalive of the coordinator's connection"},
-    {"max-waiters", T_COUNT, OFF(max_waiters), "1024", 1, MQL_WAITERS_PER_LOCK,
-	"waiters per lock"},
-    {"max-locks-per-client", T_COUNT, OFF(max_locks_per_client), "256", 1,
-	MQL_LOCKS_PER_CLIENT, "locks one client may hold or wait for"},
-    {"max-clients", T_COUNT, OFF(max_clients), "100000", 1, 100000000,
-	"clients holding or waiting for locks"},
-    {"max-locks", T_COUNT, OFF(max_locks), "2000000", 1, 100000000,
-	"locks held or awaited"},
-    {"rate", T_DECIMAL, OFF(rate_milli), "50", 1, 100000000,
-	"requests per second per client id (bursts of up to 10 s worth)"},
-    {"reply-prefix", T_STRING, OFF(reply_prefix), "replies/", 0, 0,
-	"MQTT 5 response topics must start with this"},
-    {"client-id", T_STRING, OFF(client_id), "mqlockd", 0, 0,
-	"MQTT client id (one persistent session)"},
-    {"username", T_STRING, OFF(username), NULL, 0, 0, "MQTT username"},
-    {"password-file", T_STRING, OFF(password_file), NULL, 0, 0,
-	"file whose first line is the MQTT password"},
-    {"cafile", T_STRING, OFF(cafile), NULL, 0, 0,
-	"CA certificates for TLS brokers (default: the system's)"},
-    {"certfile", T_STRING, OFF(certfile), NULL, 0, 0,
-	"client certificate for TLS brokers"},
-    {"keyfile", T_STRING, OFF(keyfile), NULL, 0, 0,
-	"client key for TLS brokers"},
-    {"log-level", T_LEVEL, OFF(log_level), "info", 0, 0,
-	"error, warn, info or debug"},
-    {"check", T_FLAG, OFF(check), NULL, 0, 0,
-	"validate the flags and the journal, then exit"},
+    OPT("broker", T_STRING, broker, "tcp://127.0.0.1:1883", 0, 0,
+	"broker URI: scheme://host:port"),
+    OPT("prefix", T_STRING, prefix, "locks", 0, 0, "topic prefix"),
+    OPT("db", T_STRING, db, "./mqlock.db", 0, 0, "sqlite journal"),
+    OPT("idle-timeout", T_SECONDS, idle_timeout_ms, "600", 1, 7 * DAY_MS,
+	"seconds without activity before a lock is revoked"),
+    OPT("idle-warning", T_SECONDS, idle_warning_ms, "60", 0, 7 * DAY_MS,
+	"seconds before the idle deadline to warn the holder"),
+    CHOICE("idle-policy", idle_policy, "contended", 0, 0,
+	"revoke an idle holder only while a live client waits, or always",
+	idle_policies),
+    OPT("grace", T_SECONDS, grace_ms, "10", 0, DAY_MS,
+	"seconds a disconnected client keeps its locks"),
+    OPT("keepalive", T_SECONDS, keepalive_ms, "10", 1, 65535000,
+	"MQTT keepalive of the coordinator's connection"),
+    OPT("offline-exit", T_SECONDS, offline_exit_ms, "60", 0, 7 * DAY_MS,
+	"exit 1 after this long without the broker, for a supervisor to "
+	"restart mqlockd (0: never)"),
+    OPT("max-waiters", T_COUNT, max_waiters, "1024", 1, MQL_WAITERS_PER_LOCK,
+	"waiters per lock"),
+    OPT("max-locks-per-client", T_COUNT, max_locks_per_client, "256", 1,
+	MQL_LOCKS_PER_CLIENT, "locks one client may hold or wait for"),
+    OPT("max-clients", T_COUNT, max_clients, "100000", 1, 100000000,
+	"clients holding or waiting for locks"),
+    OPT("max-clients-per-user", T_COUNT, max_clients_per_user, "16", 1,
+	CONFIG_CLIENTS_PER_USER_MAX,
+	"client ids one ticket user may hold or wait with at once"),
+    OPT("max-locks", T_COUNT, max_locks, "2000000", 1, 100000000,
+	"locks held or awaited"),
+    OPT("rate", T_DECIMAL, rate_milli, "50", 1, 100000000,
+	"requests per second per client id (bursts of up to 10 s worth)"),
+    OPT("reply-prefix", T_STRING, reply_prefix, "replies/", 0, 0,
+	"MQTT 5 response topics must start with this"),
+    OPT("client-id", T_STRING, client_id, "mqlockd", 0, 0,
+	"MQTT client id (one persistent session)"),
+    OPT("username", T_STRING, username, NULL, 0, 0, "MQTT username"),
+    OPT("password-file", T_STRING, password_file, NULL, 0, 0,
+	"file whose first line is the MQTT password"),
+    OPT("cafile", T_STRING, cafile, NULL, 0, 0,
+	"CA certificates for TLS brokers (default: the system's)"),
+    OPT("certfile", T_STRING, certfile, NULL, 0, 0,
+	"client certificate for TLS brokers"),
+    OPT("keyfile", T_STRING, keyfile, NULL, 0, 0, "client key for TLS brokers"),
+    OPT("ticket-key", T_KEY, ticket_key, NULL, 0, 0,
+	"file with the HS256 secret of tickets: its bytes less one final "
+	"newline, at least " XSTR(CONFIG_TICKET_KEY_MIN) " bytes, chmod 600"),
+    OPT("require-ticket", T_FLAG, require_ticket, NULL, 0, 0,
+	"every acquire needs a valid ticket (needs --ticket-key)"),
+    OPT("log-level", T_LEVEL, log_level, "info", 0, 0,
+	"error, warn, info or debug"),
+    OPT("check", T_FLAG, check, NULL, 0, 0,
+	"validate the flags and the journal, then exit"),
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+static int
+set_choice(const struct option *o, char *field, const char *v, char *err,
+    size_t errsz)
+{
+	size_t used = 0;
+	char words[128];
+	int i;
+
+	for (i = 0; o->choices[i] != NULL; i++) {
+		if (strcmp(v, o->choices[i]) == 0) {
+			memcpy(field, &i, sizeof(i));
+			return 0;
+		}
+	}
+	words[0] = '\0';
+	for (i = 0; o->choices[i] != NULL && used < sizeof(words); i++) {
+		int n = snprintf(words + used, sizeof(words) - used, "%s%s",
+		    i > 0 ? " or " : "", o->choices[i]);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+	snprintf(err, errsz, "--%s: '%s' is not %s", o->name, v, words);
+	return -1;
+}
+
+static int
+set_key(const struct option *o, struct config_key *k, const char *path,
+    char *err, size_t errsz)
+{
+	char why[256 + 64];
+	int n = secret_read_key(path, CONFIG_TICKET_KEY_MIN, k->key,
+	    sizeof(k->key), why, sizeof(why));
+
+	if (n < 0) {
+		snprintf(err, errsz, "--%s: %s", o->name, why);
+		return -1;
+	}
+	k->path = path;
+	k->len = (size_t)n;
+	return 0;
+}
 
 static int
 set_value(struct config *c, const struct option *o, const char *v, char *err,
@@ -118,6 +204,10 @@ set_value(struct config *c, const struct option *o, const char *v, char *err,
 		}
 		memcpy(field, &level, sizeof(level));
 		return 0;
+	case T_CHOICE:
+		return set_choice(o, field, v, err, errsz);
+	case T_KEY:
+		return set_key(o, (struct config_key *)field, v, err, errsz);
 	case T_FLAG:
 	default:
 		*(bool *)field = true;
@@ -179,6 +269,10 @@ validate(const struct config *c, char *err, size_t errsz)
 	}
 	if (c->password_file != NULL && c->username == NULL) {
 		snprintf(err, errsz, "--password-file needs --username");
+		return -1;
+	}
+	if (c->require_ticket && c->ticket_key.path == NULL) {
+		snprintf(err, errsz, "--require-ticket needs --ticket-key");
 		return -1;
 	}
 	return 0;
@@ -248,10 +342,15 @@ config_usage(void *out)
 		    [T_COUNT] = " N",
 		    [T_DECIMAL] = " N",
 		    [T_LEVEL] = " LEVEL",
-		    [T_FLAG] = ""};
+		    [T_FLAG] = "",
+		    [T_CHOICE] = " ",
+		    [T_KEY] = " FILE"};
 		const char *arg = args[o->type];
 
-		fprintf(f, "  --%s%s\n      %s", o->name, arg, o->help);
+		fprintf(f, "  --%s%s", o->name, arg);
+		for (size_t k = 0; o->type == T_CHOICE && o->choices[k]; k++)
+			fprintf(f, "%s%s", k > 0 ? "|" : "", o->choices[k]);
+		fprintf(f, "\n      %s", o->help);
 		if (o->def != NULL)
 			fprintf(f, " (default %s)", o->def);
 		fputc('\n', f);

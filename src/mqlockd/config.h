@@ -9,6 +9,25 @@
 #include <stdint.h>
 
 #include "io/log.h"
+#include "io/secret.h"
+
+/* --idle-policy: when an idle holder is warned and revoked. */
+enum config_idle_policy {
+	CONFIG_IDLE_CONTENDED, /* only while a live client waits */
+	CONFIG_IDLE_ALWAYS     /* whether or not anyone waits */
+};
+
+/* A signing key read from a file by config_parse(). */
+struct config_key {
+	const char *path; /* NULL: none given */
+	size_t len;       /* bytes in key, >= CONFIG_TICKET_KEY_MIN */
+	unsigned char key[SECRET_MAX];
+};
+
+/* The shortest --ticket-key: 256 bits, HS256's own strength. */
+#define CONFIG_TICKET_KEY_MIN 32
+/* The most client ids (pages, tabs) one ticket user may use at once. */
+#define CONFIG_CLIENTS_PER_USER_MAX 256
 
 struct config {
 	const char *broker;
@@ -32,16 +51,23 @@ struct config {
 	int64_t rate_milli; /* requests per second per client, x 1000 */
 	enum log_level log_level;
 	bool check;
+	enum config_idle_policy idle_policy;
+	struct config_key ticket_key; /* --ticket-key: the HS256 secret */
+	bool require_ticket;          /* every acquire needs a ticket */
+	int64_t max_clients_per_user; /* client ids one ticket uid may use */
+	int64_t offline_exit_ms;      /* exit 1 this long offline; 0 never */
 };
 
 enum config_result { CONFIG_OK, CONFIG_EXIT, CONFIG_ERROR };
 
 /*
  * config_parse(c, argc, argv, err, errsz): fill c with the defaults, then
- * the flags in argv (strings point into argv).  Returns CONFIG_OK;
- * CONFIG_EXIT after printing --help or --version to stdout; or CONFIG_ERROR
- * with a one-line reason in err for an unknown flag, a missing or
- * out-of-range value, or an inconsistent combination.
+ * the flags in argv (strings point into argv).  The --ticket-key file is
+ * read here (c->ticket_key; wipe it with explicit_bzero() when done).
+ * Returns CONFIG_OK; CONFIG_EXIT after printing --help or --version to
+ * stdout; or CONFIG_ERROR with a one-line reason in err for an unknown
+ * flag, a missing or out-of-range value, an unusable key file, or an
+ * inconsistent combination.
  */
 enum config_result config_parse(struct config *c, int argc, char **argv,
     char *err, size_t errsz);

@@ -2,6 +2,7 @@
  * mqlockd: the mqlock coordinator.  Parses flags and runs the loop.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "io/log.h"
 #include "mqlockd/config.h"
@@ -12,6 +13,7 @@ main(int argc, char **argv)
 {
 	struct config cfg;
 	char err[512];
+	int rc;
 
 	/* The loop flushes the log before it announces anything, or sleeps. */
 	log_hold();
@@ -30,5 +32,7 @@ main(int argc, char **argv)
 		printf("mqlockd: configuration ok\n");
 		return 0;
 	}
-	return coord_run(&cfg);
+	rc = coord_run(&cfg);
+	explicit_bzero(&cfg.ticket_key, sizeof(cfg.ticket_key));
+	return rc;
 }

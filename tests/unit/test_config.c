@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -45,6 +46,12 @@ test_defaults(void **state)
 	assert_int_equal(c.max_clients, 100000);
 	assert_int_equal(c.max_locks, 2000000);
 	assert_int_equal(c.rate_milli, 50000);
+	assert_int_equal(c.idle_policy, CONFIG_IDLE_CONTENDED);
+	assert_null(c.ticket_key.path);
+	assert_int_equal(c.ticket_key.len, 0);
+	assert_false(c.require_ticket);
+	assert_int_equal(c.max_clients_per_user, 16);
+	assert_int_equal(c.offline_exit_ms, 60000);
 }
 
 static void
@@ -142,6 +149,89 @@ test_refusals(void **state)
 	EXPECT_ERROR("--rate", "--rate", "fast");
 }
 
+/* A key file with text and mode; returns its path (a static buffer). */
+static const char *
+key_file(const char *text, mode_t mode)
+{
+	static char path[64];
+	FILE *f;
+	int fd;
+
+	if (path[0] != '\0')
+		unlink(path);
+	snprintf(path, sizeof(path), "/tmp/mqlock-tkey-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, mode), 0);
+	return path;
+}
+
+#define KEY32 "an-hs256-secret-of-32-bytes-long"
+
+static void
+test_new_flags(void **state)
+{
+	struct config c;
+	char err[256];
+	const char *key = key_file(KEY32 "\n", 0600);
+
+	assert_int_equal(PARSE(&c, err, "--idle-policy", "always",
+			     "--ticket-key", (char *)key, "--require-ticket",
+			     "--max-clients-per-user", "256", "--offline-exit",
+			     "0"),
+	    CONFIG_OK);
+	assert_int_equal(c.idle_policy, CONFIG_IDLE_ALWAYS);
+	assert_string_equal(c.ticket_key.path, key);
+	assert_int_equal(c.ticket_key.len, 32);
+	assert_memory_equal(c.ticket_key.key, KEY32, 32);
+	assert_true(c.require_ticket);
+	assert_int_equal(c.max_clients_per_user, 256);
+	assert_int_equal(c.offline_exit_ms, 0);
+	assert_int_equal(PARSE(&c, err, "--idle-policy=contended",
+			     "--offline-exit", "2.5", "--max-clients-per-user",
+			     "1"),
+	    CONFIG_OK);
+	assert_int_equal(c.idle_policy, CONFIG_IDLE_CONTENDED);
+	assert_int_equal(c.offline_exit_ms, 2500);
+	assert_int_equal(c.max_clients_per_user, 1);
+	/* A key is a key with the tickets optional too. */
+	assert_int_equal(PARSE(&c, err, "--ticket-key", (char *)key),
+	    CONFIG_OK);
+	assert_false(c.require_ticket);
+	unlink(key);
+}
+
+static void
+test_new_flag_refusals(void **state)
+{
+	char *key;
+
+	EXPECT_ERROR("--idle-policy: 'sometimes' is not contended or always",
+	    "--idle-policy", "sometimes");
+	EXPECT_ERROR("--idle-policy", "--idle-policy", "");
+	EXPECT_ERROR("--require-ticket needs --ticket-key", "--require-ticket");
+	EXPECT_ERROR("--max-clients-per-user", "--max-clients-per-user", "0");
+	EXPECT_ERROR("--max-clients-per-user", "--max-clients-per-user", "257");
+	EXPECT_ERROR("--offline-exit", "--offline-exit", "-1");
+	EXPECT_ERROR("--offline-exit", "--offline-exit", "never");
+	EXPECT_ERROR("takes no value", "--require-ticket=yes");
+	EXPECT_ERROR("needs a value", "--ticket-key");
+	EXPECT_ERROR("cannot open", "--ticket-key", "/nonexistent/key");
+	key = (char *)key_file(KEY32 "\n", 0640);
+	EXPECT_ERROR("chmod 600", "--ticket-key", key);
+	key = (char *)key_file(KEY32 "\n", 0604);
+	EXPECT_ERROR("chmod 600", "--ticket-key", key);
+	/* 31 bytes once the newline is dropped. */
+	key = (char *)key_file("an-hs256-secret-of-31-bytes-lon\n", 0600);
+	EXPECT_ERROR("--ticket-key", "--ticket-key", key);
+	EXPECT_ERROR("shorter than 32 bytes", "--ticket-key", key);
+	unlink(key);
+}
+
 static void
 test_help_and_version_exit(void **state)
 {
@@ -164,6 +254,8 @@ main(void)
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_new_flags),
+	    cmocka_unit_test(test_new_flag_refusals),
 	    cmocka_unit_test(test_help_and_version_exit),
 	};
 
