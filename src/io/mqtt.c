@@ -631,7 +631,7 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
 		push_locked(m, n);
 	pthread_mutex_unlock(&m->mu);
 	if (first_drop)
-		log_limited(LOG_WARN,
+		log_limited(LOG_LEVEL_WARN,
 		    "mqtt: inbound queue full (%zu): dropping messages",
 		    m->inbound_max);
 	/* 1: handled; 0 would make Paho deliver the same message again. */

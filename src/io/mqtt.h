@@ -19,9 +19,11 @@
  * Paho MQTT C 1.3.12 quirks this relies on or works around: callbacks run on
  * Paho's threads, so everything is copied under a mutex; maxBufferedMessages
  * applies even while connected, so it is set far above any real backlog;
- * ssl:// needs the paho-mqtt3as library (mqlock_io links paho-mqtt3a, where
- * such a URI is refused at mqtt_new()).  With more than one client in a
- * process, connecting a second one waits out Paho's one-second socket poll.
+ * the TLS schemes need the TLS build of Paho, paho-mqtt3as, which mqlock_io
+ * links (paho-mqtt3a refuses such a URI at mqtt_new()).  Paho's threads wait
+ * up to PAHO_POLL_MS in each socket poll: a publish held back by the
+ * broker's receive maximum goes out at the next one, and with more than one
+ * client in a process, connecting a second one waits one out.
  */
 #ifndef MQLOCK_IO_MQTT_H
 #define MQLOCK_IO_MQTT_H
@@ -30,6 +32,9 @@
 #include <stdint.h>
 
 struct mqtt;
+
+/* The longest wait of Paho's threads in one socket poll (1.3.12: 1 s). */
+#define PAHO_POLL_MS 1000
 
 /* A broker URI scheme: what it starts with and how it connects. */
 struct mqtt_scheme {
@@ -103,7 +108,7 @@ struct mqtt_in {
 	/*
 	 * The broker's Receive Maximum: QoS 1 publishes it takes from us
 	 * unacknowledged.  Past it Paho holds further publishes back until its
-	 * next poll, about a second.  65535 when the broker names none.
+	 * next socket poll (PAHO_POLL_MS).  65535 when the broker names none.
 	 */
 	unsigned receive_max;
 	/* MQTT_IN_CONNECT_FAILED / MQTT_IN_LOST: */

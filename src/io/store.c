@@ -1,9 +1,13 @@
 #include "io/store.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
@@ -16,6 +20,8 @@
  * two pages, not four.  Version 1 journals are converted on open.
  */
 #define SCHEMA_VERSION 2
+#define STR(x) #x
+#define XSTR(x) STR(x) /* a macro's value as a string */
 
 /*
  * Tokens are reserved in blocks: the journal's last_token is the highest
@@ -39,9 +45,10 @@
 	" queue TEXT NOT NULL) WITHOUT ROWID;"
 
 static const char schema[] =
-    TABLES("") "INSERT OR IGNORE INTO meta VALUES('schema', 2);"
-	       "INSERT OR IGNORE INTO meta VALUES('last_token', 0);"
-	       "INSERT OR IGNORE INTO meta VALUES('epoch', 0);";
+    TABLES("") "INSERT OR IGNORE INTO meta VALUES('schema', " XSTR(
+	SCHEMA_VERSION) ");"
+			"INSERT OR IGNORE INTO meta VALUES('last_token', 0);"
+			"INSERT OR IGNORE INTO meta VALUES('epoch', 0);";
 
 /* Version 1 to 2: the same rows, in tables without rowid. */
 static const char upgrade_1[] = TABLES(
@@ -54,7 +61,8 @@ static const char upgrade_1[] = TABLES(
 	   "ALTER TABLE meta_v2 RENAME TO meta;"
 	   "ALTER TABLE clients_v2 RENAME TO clients;"
 	   "ALTER TABLE locks_v2 RENAME TO locks;"
-	   "UPDATE meta SET value = 2 WHERE key = 'schema';";
+	   "UPDATE meta SET value = " XSTR(
+	       SCHEMA_VERSION) " WHERE key = 'schema';";
 
 enum stmt {
 	PUT_LOCK,
@@ -79,8 +87,42 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *st[NSTMT];
 	char *path;
+	int64_t schema;          /* the version opened */
+	char *wal_created;       /* read-only: the -wal file reading made */
 	uint64_t token_reserved; /* last_token as journaled */
 };
+
+/*
+ * Binding a value fails only on a programming error (index, statement in
+ * use) or when memory or sqlite's length limit runs out; either way the row
+ * must not be written with the value missing, so every bind is checked.
+ * Each returns 0, or -1 (logged) with the statement reset.
+ */
+static int
+bind_failed(struct store *s, sqlite3_stmt *st, int i, int rc)
+{
+	log_error("journal %s: binding parameter %d: %s", s->path, i,
+	    sqlite3_errstr(rc));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return -1;
+}
+
+static int
+bind_text(struct store *s, sqlite3_stmt *st, int i, const char *v)
+{
+	int rc = sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+
+	return rc == SQLITE_OK ? 0 : bind_failed(s, st, i, rc);
+}
+
+static int
+bind_int64(struct store *s, sqlite3_stmt *st, int i, int64_t v)
+{
+	int rc = sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+
+	return rc == SQLITE_OK ? 0 : bind_failed(s, st, i, rc);
+}
 
 static int
 exec(struct store *s, const char *sql)
@@ -103,7 +145,8 @@ get_meta(struct store *s, const char *key, int64_t *out)
 	int rc;
 
 	sqlite3_reset(st);
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (bind_text(s, st, 1, key) != 0)
+		return -1;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int64(st, 0);
@@ -123,8 +166,8 @@ put_meta(struct store *s, const char *key, int64_t value)
 	int rc;
 
 	sqlite3_reset(st);
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, value);
+	if (bind_text(s, st, 1, key) != 0 || bind_int64(s, st, 2, value) != 0)
+		return -1;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -153,49 +196,102 @@ schema_version(struct store *s, int64_t *version)
 	return rc;
 }
 
-struct store *
-store_open(const char *path, char *err, size_t errsz)
+/* A store for path with its database opened with flags; NULL with err. */
+static struct store *
+open_db(const char *path, int flags, char *err, size_t errsz)
 {
 	struct store *s = calloc(1, sizeof(*s));
-	int64_t version = 0, last = 0;
 	int rc;
 
-	if (s == NULL || (s->path = malloc(strlen(path) + 1)) == NULL) {
+	if (s == NULL || (s->path = strdup(path)) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		free(s);
 		return NULL;
 	}
-	memcpy(s->path, path, strlen(path) + 1);
-	rc = sqlite3_open_v2(path, &s->db,
-	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-	    NULL);
+	rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errsz, "cannot open %s: %s", path,
 		    s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-		goto err;
+		store_close(s);
+		return NULL;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
+	return s;
+}
+
+/* Why the last statement failed, in words, into err. */
+static void
+open_error(struct store *s, const char *doing, char *err, size_t errsz)
+{
+	int rc = sqlite3_extended_errcode(s->db) & 0xff;
+
+	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		snprintf(err, errsz,
+		    "%s is in use by another process (another mqlockd?)",
+		    s->path);
+	else if (rc == SQLITE_NOTADB)
+		snprintf(err, errsz, "%s is not an mqlock journal: %s", s->path,
+		    sqlite3_errmsg(s->db));
+	else
+		snprintf(err, errsz, "cannot %s %s: %s", doing, s->path,
+		    sqlite3_errmsg(s->db));
+}
+
+/*
+ * The statements and the token counter of a journal at version, which must
+ * be from oldest to SCHEMA_VERSION.
+ */
+static int
+finish_open(struct store *s, int64_t version, int64_t oldest, char *err,
+    size_t errsz)
+{
+	int64_t last = 0;
+
+	if (version < oldest || version > SCHEMA_VERSION) {
+		snprintf(err, errsz, "%s has journal schema %lld, expected %d",
+		    s->path, (long long)version, SCHEMA_VERSION);
+		return -1;
+	}
+	s->schema = version;
+	for (int i = 0; i < NSTMT; i++) {
+		if (sqlite3_prepare_v2(s->db, stmt_sql[i], -1, &s->st[i],
+			NULL) != SQLITE_OK) {
+			snprintf(err, errsz, "%s is not an mqlock journal: %s",
+			    s->path, sqlite3_errmsg(s->db));
+			return -1;
+		}
+	}
+	if (get_meta(s, "last_token", &last) != 0 || last < 0) {
+		snprintf(err, errsz, "%s has no valid token counter", s->path);
+		return -1;
+	}
+	s->token_reserved = (uint64_t)last;
+	return 0;
+}
+
+struct store *
+store_open(const char *path, char *err, size_t errsz)
+{
+	struct store *s = open_db(path,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errsz);
+	int64_t version = 0;
+	int rc;
+
+	if (s == NULL)
+		return NULL;
 	/*
 	 * EXCLUSIVE locking keeps the write lock from the first write until
 	 * close: a second mqlockd on the same file fails at once instead of
 	 * interleaving its decisions with ours.  With it, WAL needs no shared
 	 * memory file either.
 	 */
-	rc = sqlite3_exec(s->db,
-	    "PRAGMA locking_mode=EXCLUSIVE;"
-	    "PRAGMA journal_mode=WAL;"
-	    "PRAGMA synchronous=FULL;"
-	    "BEGIN IMMEDIATE;",
-	    NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		rc = sqlite3_extended_errcode(s->db);
-		if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-			snprintf(err, errsz,
-			    "%s is in use by another process (another mqlockd?)",
-			    path);
-		else
-			snprintf(err, errsz, "cannot use %s: %s", path,
-			    sqlite3_errmsg(s->db));
+	if (sqlite3_exec(s->db,
+		"PRAGMA locking_mode=EXCLUSIVE;"
+		"PRAGMA journal_mode=WAL;"
+		"PRAGMA synchronous=FULL;"
+		"BEGIN IMMEDIATE;",
+		NULL, NULL, NULL) != SQLITE_OK) {
+		open_error(s, "use", err, errsz);
 		goto err;
 	}
 	rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
@@ -211,32 +307,81 @@ store_open(const char *path, char *err, size_t errsz)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		snprintf(err, errsz, "cannot write %s: %s", path,
-		    sqlite3_errmsg(s->db));
+		open_error(s, "write", err, errsz);
 		goto err;
 	}
-	if (version != SCHEMA_VERSION) {
-		snprintf(err, errsz, "%s has journal schema %lld, expected %d",
-		    path, (long long)version, SCHEMA_VERSION);
+	if (finish_open(s, version, SCHEMA_VERSION, err, errsz) != 0)
 		goto err;
-	}
-	for (int i = 0; i < NSTMT; i++) {
-		if (sqlite3_prepare_v2(s->db, stmt_sql[i], -1, &s->st[i],
-			NULL) != SQLITE_OK) {
-			snprintf(err, errsz, "%s is not an mqlock journal: %s",
-			    path, sqlite3_errmsg(s->db));
-			goto err;
-		}
-	}
-	if (get_meta(s, "last_token", &last) != 0 || last < 0) {
-		snprintf(err, errsz, "%s has no valid token counter", path);
-		goto err;
-	}
-	s->token_reserved = (uint64_t)last;
 	return s;
 err:
 	store_close(s);
 	return NULL;
+}
+
+struct store *
+store_open_readonly(const char *path, char *err, size_t errsz)
+{
+	struct store *s;
+	char wal[PATH_MAX];
+	int64_t version = 0;
+	int rc, had_wal;
+
+	if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", path) >= sizeof(wal)) {
+		snprintf(err, errsz, "%s: path too long", path);
+		return NULL;
+	}
+	had_wal = access(wal, F_OK) == 0;
+	/*
+	 * Opened for writing but never written: a connection that is
+	 * read-only at the file level cannot read a WAL journal without the
+	 * shared-memory file, and this one, like mqlockd's, uses EXCLUSIVE
+	 * locking, which needs none.  query_only refuses every write; no
+	 * checkpoint on close leaves the file as it was.
+	 */
+	if ((s = open_db(path, SQLITE_OPEN_READWRITE, err, errsz)) == NULL)
+		return NULL;
+	rc =
+	    sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db,
+		    "PRAGMA query_only=1; PRAGMA locking_mode=EXCLUSIVE", NULL,
+		    NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = schema_version(s, &version);
+	/* Reading a WAL journal creates its -wal file: ours to remove. */
+	if (!had_wal && access(wal, F_OK) == 0 &&
+	    (s->wal_created = strdup(wal)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto err;
+	}
+	if (rc != SQLITE_OK) {
+		open_error(s, "read", err, errsz);
+		goto err;
+	}
+	/* Schema 1 is converted when mqlockd opens it; it reads the same. */
+	if (finish_open(s, version, 1, err, errsz) != 0)
+		goto err;
+	return s;
+err:
+	store_close(s);
+	return NULL;
+}
+
+int
+store_info(struct store *s, struct store_info *out)
+{
+	int64_t epoch = 0;
+
+	if (get_meta(s, "epoch", &epoch) != 0)
+		return -1;
+	if (epoch < 0) {
+		log_error("journal %s: negative epoch", s->path);
+		return -1;
+	}
+	out->schema = s->schema;
+	out->epoch = (uint64_t)epoch;
+	out->last_token = s->token_reserved;
+	return 0;
 }
 
 void
@@ -246,6 +391,19 @@ store_close(struct store *s)
 		return;
 	for (int i = 0; i < NSTMT; i++)
 		sqlite3_finalize(s->st[i]);
+	/*
+	 * An empty -wal that store_open_readonly() made goes while the
+	 * exclusive lock still keeps every other opener out.
+	 */
+	if (s->wal_created != NULL) {
+		struct stat st;
+
+		if (stat(s->wal_created, &st) == 0 && st.st_size == 0 &&
+		    unlink(s->wal_created) != 0)
+			log_warn("journal %s: %s", s->wal_created,
+			    strerror(errno));
+		free(s->wal_created);
+	}
 	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
 		log_error("journal %s: close: %s", s->path,
 		    sqlite3_errmsg(s->db));
@@ -259,114 +417,107 @@ col_text(sqlite3_stmt *st, int i)
 	return (const char *)sqlite3_column_text(st, i);
 }
 
-static int
-load_clients(struct store *s, struct locktab *t)
+/* One journal row into the table; *id names it for the log. */
+typedef enum lt_err load_row_fn(sqlite3_stmt *st, struct locktab *t,
+    const char **id);
+
+static enum lt_err
+client_row(sqlite3_stmt *st, struct locktab *t, const char **id)
 {
-	sqlite3_stmt *st = NULL;
-	int rc, ret = -1;
+	struct lt_client_rec rec = {
+	    .id = col_text(st, 0),
+	    .session = col_text(st, 1),
+	    .connected = sqlite3_column_int(st, 2) != 0,
+	    .max_conn = sqlite3_column_int64(st, 3),
+	    .grace_deadline = sqlite3_column_int64(st, 4),
+	};
 
-	if (sqlite3_prepare_v2(s->db,
-		"SELECT id, session, connected, max_conn, grace_deadline"
-		" FROM clients",
-		-1, &st, NULL) != SQLITE_OK)
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct lt_client_rec rec = {
-		    .id = col_text(st, 0),
-		    .session = col_text(st, 1),
-		    .connected = sqlite3_column_int(st, 2) != 0,
-		    .max_conn = sqlite3_column_int64(st, 3),
-		    .grace_deadline = sqlite3_column_int64(st, 4),
-		};
-
-		if (locktab_restore_client(t, &rec) != LT_OK) {
-			log_error("journal %s: bad client row %s", s->path,
-			    rec.id != NULL ? rec.id : "(null)");
-			goto out;
-		}
-	}
-	if (rc == SQLITE_DONE)
-		ret = 0;
-out:
-	if (ret != 0 && sqlite3_errcode(s->db) != SQLITE_OK)
-		log_error("journal %s: reading clients: %s", s->path,
-		    sqlite3_errmsg(s->db));
-	sqlite3_finalize(st);
-	return ret;
+	*id = rec.id;
+	return locktab_restore_client(t, &rec);
 }
 
 /* The queue column is [["client","user"], ...], oldest waiter first. */
-static int
-load_locks(struct store *s, struct locktab *t)
+static enum lt_err
+lock_row(sqlite3_stmt *st, struct locktab *t, const char **id)
 {
-	sqlite3_stmt *st = NULL;
-	int rc, ret = -1;
+	struct lt_lock_rec rec = {
+	    .id = col_text(st, 0),
+	    .holder = col_text(st, 1),
+	    .holder_user = col_text(st, 2),
+	    .token = (uint64_t)sqlite3_column_int64(st, 3),
+	    .since = sqlite3_column_int64(st, 4),
+	    .idle_deadline = sqlite3_column_int64(st, 5),
+	    .warned = sqlite3_column_int(st, 6) != 0,
+	};
+	const char *qtext = col_text(st, 7);
+	/* Most locks have nobody waiting: no parser for those. */
+	bool empty = qtext != NULL && strcmp(qtext, "[]") == 0;
+	cJSON *q = empty ? NULL : cJSON_Parse(qtext);
+	struct lt_waiter_rec *w =
+	    calloc((size_t)cJSON_GetArraySize(q) + 1, sizeof(*w));
+	size_t n = 0;
+	const cJSON *e;
+	enum lt_err err = LT_ERR_BAD_REQUEST;
 
-	if (sqlite3_prepare_v2(s->db,
-		"SELECT id, holder, holder_user, token, since, idle_deadline,"
-		" warned, queue FROM locks",
-		-1, &st, NULL) != SQLITE_OK)
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct lt_lock_rec rec = {
-		    .id = col_text(st, 0),
-		    .holder = col_text(st, 1),
-		    .holder_user = col_text(st, 2),
-		    .token = (uint64_t)sqlite3_column_int64(st, 3),
-		    .since = sqlite3_column_int64(st, 4),
-		    .idle_deadline = sqlite3_column_int64(st, 5),
-		    .warned = sqlite3_column_int(st, 6) != 0,
-		};
-		const char *qtext = col_text(st, 7);
-		/* Most locks have nobody waiting: no parser for those. */
-		bool empty = qtext != NULL && strcmp(qtext, "[]") == 0;
-		cJSON *q = empty ? NULL : cJSON_Parse(qtext);
-		struct lt_waiter_rec *w =
-		    calloc((size_t)cJSON_GetArraySize(q) + 1, sizeof(*w));
-		size_t n = 0;
-		const cJSON *e;
-		enum lt_err err = LT_ERR_BAD_REQUEST;
+	*id = rec.id;
+	if (w != NULL && empty) {
+		err = LT_OK;
+	} else if (w != NULL && cJSON_IsArray(q) &&
+	    cJSON_GetArraySize(q) <= MQL_WAITERS_PER_LOCK) {
+		err = LT_OK;
+		cJSON_ArrayForEach(e, q)
+		{
+			const cJSON *c = cJSON_GetArrayItem(e, 0);
+			const cJSON *u = cJSON_GetArrayItem(e, 1);
 
-		if (w != NULL && empty) {
-			err = LT_OK;
-		} else if (w != NULL && cJSON_IsArray(q) &&
-		    cJSON_GetArraySize(q) <= MQL_WAITERS_PER_LOCK) {
-			err = LT_OK;
-			cJSON_ArrayForEach(e, q)
-			{
-				const cJSON *c = cJSON_GetArrayItem(e, 0);
-				const cJSON *u = cJSON_GetArrayItem(e, 1);
-
-				if (!cJSON_IsString(c) || !cJSON_IsString(u)) {
-					err = LT_ERR_BAD_REQUEST;
-					break;
-				}
-				w[n].client = c->valuestring;
-				w[n++].user = u->valuestring;
+			if (!cJSON_IsString(c) || !cJSON_IsString(u)) {
+				err = LT_ERR_BAD_REQUEST;
+				break;
 			}
-		}
-		rec.waiters = w;
-		rec.nwaiters = n;
-		if (err == LT_OK)
-			err = locktab_restore_lock(t, &rec);
-		free(w);
-		cJSON_Delete(q);
-		if (err != LT_OK) {
-			log_error("journal %s: bad lock row %s", s->path,
-			    rec.id != NULL ? rec.id : "(null)");
-			goto out;
+			w[n].client = c->valuestring;
+			w[n++].user = u->valuestring;
 		}
 	}
-	if (rc == SQLITE_DONE)
-		ret = 0;
-out:
-	if (ret != 0 && sqlite3_errcode(s->db) != SQLITE_OK &&
-	    sqlite3_errcode(s->db) != SQLITE_DONE &&
-	    sqlite3_errcode(s->db) != SQLITE_ROW)
-		log_error("journal %s: reading locks: %s", s->path,
-		    sqlite3_errmsg(s->db));
+	rec.waiters = w;
+	rec.nwaiters = n;
+	if (err == LT_OK)
+		err = locktab_restore_lock(t, &rec);
+	free(w);
+	cJSON_Delete(q);
+	return err;
+}
+
+/*
+ * Every row of sql through row(), for the rows of what.  Returns 0, or -1
+ * after one log line: the first bad row, or sqlite's error.
+ */
+static int
+load_rows(struct store *s, struct locktab *t, const char *what, const char *sql,
+    load_row_fn *row)
+{
+	sqlite3_stmt *st = NULL;
+	const char *id = NULL;
+	int rc;
+
+	if ((rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL)) != SQLITE_OK)
+		goto sql_error;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (row(st, t, &id) != LT_OK) {
+			log_error("journal %s: bad %s row %s", s->path, what,
+			    id != NULL ? id : "(null)");
+			sqlite3_finalize(st);
+			return -1;
+		}
+	}
+	if (rc == SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+sql_error:
+	log_error("journal %s: reading %ss: %s", s->path, what,
+	    sqlite3_errmsg(s->db));
 	sqlite3_finalize(st);
-	return ret;
+	return -1;
 }
 
 int
@@ -374,7 +525,14 @@ store_load(struct store *s, struct locktab *t)
 {
 	int64_t last = 0;
 
-	if (load_clients(s, t) != 0 || load_locks(s, t) != 0 ||
+	if (load_rows(s, t, "client",
+		"SELECT id, session, connected, max_conn, grace_deadline"
+		" FROM clients",
+		client_row) != 0 ||
+	    load_rows(s, t, "lock",
+		"SELECT id, holder, holder_user, token, since, idle_deadline,"
+		" warned, queue FROM locks",
+		lock_row) != 0 ||
 	    get_meta(s, "last_token", &last) != 0)
 		return -1;
 	if (last < 0) {
@@ -451,7 +609,8 @@ write_lock(struct store *s, struct locktab *t, size_t i)
 
 	if (!locktab_dirty_lock(t, i, &rec)) {
 		st = s->st[DEL_LOCK];
-		sqlite3_bind_text(st, 1, rec.id, -1, SQLITE_STATIC);
+		if (bind_text(s, st, 1, rec.id) != 0)
+			return -1;
 		return step(s, st);
 	}
 	queue = encode_queue(&rec);
@@ -460,17 +619,19 @@ write_lock(struct store *s, struct locktab *t, size_t i)
 		return -1;
 	}
 	st = s->st[PUT_LOCK];
-	sqlite3_bind_text(st, 1, rec.id, -1, SQLITE_STATIC);
-	if (rec.holder != NULL) {
-		sqlite3_bind_text(st, 2, rec.holder, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, rec.holder_user, -1, SQLITE_STATIC);
-	}
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)rec.token);
-	sqlite3_bind_int64(st, 5, rec.since);
-	sqlite3_bind_int64(st, 6, rec.idle_deadline);
-	sqlite3_bind_int(st, 7, rec.warned);
-	sqlite3_bind_text(st, 8, queue, -1, SQLITE_STATIC);
-	rc = step(s, st);
+	/* A free lock leaves holder and holder_user NULL. */
+	if (bind_text(s, st, 1, rec.id) != 0 ||
+	    (rec.holder != NULL &&
+		(bind_text(s, st, 2, rec.holder) != 0 ||
+		    bind_text(s, st, 3, rec.holder_user) != 0)) ||
+	    bind_int64(s, st, 4, (int64_t)rec.token) != 0 ||
+	    bind_int64(s, st, 5, rec.since) != 0 ||
+	    bind_int64(s, st, 6, rec.idle_deadline) != 0 ||
+	    bind_int64(s, st, 7, rec.warned) != 0 ||
+	    bind_text(s, st, 8, queue) != 0)
+		rc = -1;
+	else
+		rc = step(s, st);
 	cJSON_free(queue);
 	return rc;
 }
@@ -483,15 +644,17 @@ write_client(struct store *s, const struct locktab *t, size_t i)
 
 	if (!locktab_dirty_client(t, i, &rec)) {
 		st = s->st[DEL_CLIENT];
-		sqlite3_bind_text(st, 1, rec.id, -1, SQLITE_STATIC);
+		if (bind_text(s, st, 1, rec.id) != 0)
+			return -1;
 		return step(s, st);
 	}
 	st = s->st[PUT_CLIENT];
-	sqlite3_bind_text(st, 1, rec.id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, rec.session, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, rec.connected);
-	sqlite3_bind_int64(st, 4, rec.max_conn);
-	sqlite3_bind_int64(st, 5, rec.grace_deadline);
+	if (bind_text(s, st, 1, rec.id) != 0 ||
+	    bind_text(s, st, 2, rec.session) != 0 ||
+	    bind_int64(s, st, 3, rec.connected) != 0 ||
+	    bind_int64(s, st, 4, rec.max_conn) != 0 ||
+	    bind_int64(s, st, 5, rec.grace_deadline) != 0)
+		return -1;
 	return step(s, st);
 }
 

@@ -440,7 +440,7 @@ on_granted(struct acq *s, const cJSON *ev)
 	s->wait_until = -1;
 	s->phase = RUNNING;
 	if (start_command(s) == -1) {
-		start_releasing(s, 71);
+		start_releasing(s, EXIT_OSERR);
 		return;
 	}
 }

@@ -1,7 +1,7 @@
 /*
  * cli: what the mqlock subcommands share: the common flags, the MQTT
- * client they build from them, a signal self-pipe and one poll() wait over
- * it and the client's wake fd.
+ * client they build from them, and one wait (io/loop) over the signals and
+ * the client's wake fd.
  */
 #ifndef MQLOCK_MQLOCK_CLI_H
 #define MQLOCK_MQLOCK_CLI_H
@@ -17,6 +17,7 @@
 #define EXIT_USAGE 64       /* bad command line */
 #define EXIT_UNAVAILABLE 69 /* broker unreachable */
 #define EXIT_SOFTWARE 70    /* the lock was lost while COMMAND ran */
+#define EXIT_OSERR 71       /* COMMAND could not be started */
 #define EXIT_TEMPFAIL 75    /* busy, or --wait ran out */
 
 #define CLI_DEFAULT_BROKER "tcp://127.0.0.1:1883"
@@ -55,16 +56,16 @@ struct acquire_args {
 int cli_random_hex(char *buf, size_t n);
 
 /*
- * cli_client(c, subs, nsubs, clean): an MQTT 5 client for c's broker and
- * client id with the given subscriptions, clean start and session expiry
- * 0.  NULL (printed) on failure.
+ * cli_client(c, subs, nsubs): an MQTT 5 client for c's broker and client
+ * id with the given subscriptions, clean start and session expiry 0.  NULL
+ * (printed) on failure.
  */
 struct mqtt *cli_client(const struct cli *c, const struct mqtt_sub *subs,
     size_t nsubs);
 
 /*
- * cli_signals_init(): route SIGINT, SIGTERM and SIGCHLD into a self-pipe
- * and ignore SIGPIPE.  Returns 0, or -1 (printed).
+ * cli_signals_init(): route SIGINT, SIGTERM and SIGCHLD into io/loop's
+ * self-pipe, and ignore SIGPIPE and SIGTTOU.  Returns 0, or -1 (printed).
  */
 int cli_signals_init(void);
 

@@ -59,7 +59,13 @@ static const char help_text[] =
     "\n"
     "Exit status: COMMAND's own once the lock is confirmed to have stayed\n"
     "ours; 64 usage, 69 broker unreachable, 70 lock lost while COMMAND ran\n"
-    "(or not confirmed when it ended), 75 busy or --wait ran out.\n";
+    "(or not confirmed when it ended), 71 COMMAND could not be started,\n"
+    "75 busy or --wait ran out.\n";
+
+/* MQTT's keepalive is a 16-bit number of seconds. */
+#define KEEPALIVE_MAX 65535
+#define STR(x) #x
+#define XSTR(x) STR(x) /* a macro's value as a string */
 
 static int sig_fd = -1;
 
@@ -237,7 +243,7 @@ lock_id_problem(const char *s)
 	if (len == 0)
 		return "it is empty";
 	if (len > MQL_LOCK_ID_MAX)
-		return "it is longer than 128 bytes";
+		return "it is longer than " XSTR(MQL_LOCK_ID_MAX) " bytes";
 	if (s[0] == '_' || s[0] == '$')
 		return "it starts with '_' or '$' (reserved)";
 	for (i = 0; i < len; i++) {
@@ -310,9 +316,9 @@ apply_common(struct cli *c, const char **v)
 	if (v[V_PREFIX] != NULL)
 		c->prefix = v[V_PREFIX];
 	if (!codec_prefix_valid(c->prefix))
-		return usage("bad --prefix '%s': 1-64 bytes of topic levels "
+		return usage("bad --prefix '%s': 1-%d bytes of topic levels "
 			     "without wildcards or a leading/trailing '/'",
-		    c->prefix);
+		    c->prefix, MQL_PREFIX_MAX);
 	if (v[V_REPLY_PREFIX] != NULL)
 		c->reply_prefix = v[V_REPLY_PREFIX];
 	if (c->reply_prefix[0] == '\0' ||
@@ -330,20 +336,20 @@ apply_common(struct cli *c, const char **v)
 		errno = 0;
 		k = strtol(v[V_KEEPALIVE], &end, 10);
 		if (errno != 0 || end == v[V_KEEPALIVE] || *end != '\0' ||
-		    k < 1 || k > 65535)
+		    k < 1 || k > KEEPALIVE_MAX)
 			return usage("bad --keepalive '%s': whole seconds, "
-				     "1 to 65535",
-			    v[V_KEEPALIVE]);
+				     "1 to %d",
+			    v[V_KEEPALIVE], KEEPALIVE_MAX);
 		c->keepalive = (int)k;
 	}
 	if (v[V_CLIENT_ID] != NULL) {
 		size_t len = strlen(v[V_CLIENT_ID]);
 
 		if (!codec_client_id_valid(v[V_CLIENT_ID], len))
-			return usage("bad --client-id '%s': 1-128 bytes of "
+			return usage("bad --client-id '%s': 1-%d bytes of "
 				     "UTF-8, no '/', '+', '#', control "
 				     "characters or leading '$'",
-			    v[V_CLIENT_ID]);
+			    v[V_CLIENT_ID], MQL_CLIENT_ID_MAX);
 		memcpy(c->client_id, v[V_CLIENT_ID], len + 1);
 	} else {
 		memcpy(c->client_id, "mqlock-", 7);
@@ -387,16 +393,16 @@ apply_acquire(struct acquire_args *a, const char **v)
 		return usage("%s needs -- COMMAND to run", "acquire");
 	if (v[V_WAIT] != NULL &&
 	    clock_parse_seconds(v[V_WAIT], &a->wait_ms) == -1)
-		return usage("bad --wait '%s': seconds from 0 to 31536000, "
-			     "at most three decimals",
-		    v[V_WAIT]);
+		return usage("bad --wait '%s': seconds from 0 to %d, at most "
+			     "three decimals",
+		    v[V_WAIT], CLOCK_SECONDS_MAX);
 	a->user = v[V_USER];
 	if (a->user == NULL && (a->user = getenv("USER")) == NULL)
 		a->user = "";
 	if (strlen(a->user) > MQL_USER_MAX ||
 	    !codec_utf8_valid(a->user, strlen(a->user)))
-		return usage("bad --user '%s': at most 128 bytes of UTF-8",
-		    a->user);
+		return usage("bad --user '%s': at most %d bytes of UTF-8",
+		    a->user, MQL_USER_MAX);
 	return 0;
 }
 
@@ -535,7 +541,7 @@ main(int argc, char **argv)
 		    verb->name);
 
 	/* The CLI speaks for itself; the adapter's warnings stay quiet. */
-	log_set_level(LOG_ERROR);
+	log_set_level(LOG_LEVEL_ERROR);
 	if ((rc = apply_common(&c, values)) != 0)
 		return rc;
 	if (cli_signals_init() == -1) {

@@ -19,7 +19,7 @@ enum type {
 	T_KEY     /* a key file, read into a struct config_key */
 };
 
-struct option {
+struct flag {
 	const char *name;
 	enum type type;
 	size_t offset;
@@ -52,7 +52,7 @@ _Static_assert(sizeof(enum log_level) == sizeof(int),
 	    words}
 /* clang-format on */
 
-static const struct option options[] = {
+static const struct flag flags[] = {
     OPT("broker", T_STRING, broker, "tcp://127.0.0.1:1883", 0, 0,
 	"broker URI: scheme://host:port"),
     OPT("prefix", T_STRING, prefix, "locks", 0, 0, "topic prefix"),
@@ -71,10 +71,11 @@ static const struct option options[] = {
     OPT("offline-exit", T_SECONDS, offline_exit_ms, "60", 0, 7 * DAY_MS,
 	"exit 1 after this long without the broker, for a supervisor to "
 	"restart mqlockd (0: never)"),
-    OPT("max-waiters", T_COUNT, max_waiters, "1024", 1, MQL_WAITERS_PER_LOCK,
-	"waiters per lock"),
-    OPT("max-locks-per-client", T_COUNT, max_locks_per_client, "256", 1,
-	MQL_LOCKS_PER_CLIENT, "locks one client may hold or wait for"),
+    OPT("max-waiters", T_COUNT, max_waiters, XSTR(MQL_WAITERS_PER_LOCK), 1,
+	MQL_WAITERS_PER_LOCK, "waiters per lock"),
+    OPT("max-locks-per-client", T_COUNT, max_locks_per_client,
+	XSTR(MQL_LOCKS_PER_CLIENT), 1, MQL_LOCKS_PER_CLIENT,
+	"locks one client may hold or wait for"),
     OPT("max-clients", T_COUNT, max_clients, "100000", 1, 100000000,
 	"clients holding or waiting for locks"),
     OPT("max-clients-per-user", T_COUNT, max_clients_per_user, "16", 1,
@@ -107,10 +108,10 @@ static const struct option options[] = {
 	"validate the flags and the journal, then exit"),
 };
 
-#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 
 static int
-set_choice(const struct option *o, char *field, const char *v, char *err,
+set_choice(const struct flag *o, char *field, const char *v, char *err,
     size_t errsz)
 {
 	size_t used = 0;
@@ -137,8 +138,8 @@ set_choice(const struct option *o, char *field, const char *v, char *err,
 }
 
 static int
-set_key(const struct option *o, struct config_key *k, const char *path,
-    char *err, size_t errsz)
+set_key(const struct flag *o, struct config_key *k, const char *path, char *err,
+    size_t errsz)
 {
 	char why[256 + 64];
 	int n = secret_read_key(path, CONFIG_TICKET_KEY_MIN, k->key,
@@ -154,7 +155,7 @@ set_key(const struct option *o, struct config_key *k, const char *path,
 }
 
 static int
-set_value(struct config *c, const struct option *o, const char *v, char *err,
+set_value(struct config *c, const struct flag *o, const char *v, char *err,
     size_t errsz)
 {
 	char *field = (char *)c + o->offset;
@@ -215,18 +216,18 @@ set_value(struct config *c, const struct option *o, const char *v, char *err,
 	}
 }
 
-static const struct option *
-find_option(const char *arg, const char **inline_value)
+static const struct flag *
+find_flag(const char *arg, const char **inline_value)
 {
 	const char *name = arg + 2;
 	const char *eq = strchr(name, '=');
 	size_t n = eq != NULL ? (size_t)(eq - name) : strlen(name);
 
 	*inline_value = eq != NULL ? eq + 1 : NULL;
-	for (size_t i = 0; i < NOPTIONS; i++) {
-		if (strlen(options[i].name) == n &&
-		    strncmp(options[i].name, name, n) == 0)
-			return &options[i];
+	for (size_t i = 0; i < NFLAGS; i++) {
+		if (strlen(flags[i].name) == n &&
+		    strncmp(flags[i].name, name, n) == 0)
+			return &flags[i];
 	}
 	return NULL;
 }
@@ -282,14 +283,14 @@ enum config_result
 config_parse(struct config *c, int argc, char **argv, char *err, size_t errsz)
 {
 	memset(c, 0, sizeof(*c));
-	for (size_t i = 0; i < NOPTIONS; i++) {
-		if (options[i].def != NULL &&
-		    set_value(c, &options[i], options[i].def, err, errsz) != 0)
+	for (size_t i = 0; i < NFLAGS; i++) {
+		if (flags[i].def != NULL &&
+		    set_value(c, &flags[i], flags[i].def, err, errsz) != 0)
 			return CONFIG_ERROR;
 	}
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i], *value;
-		const struct option *o;
+		const struct flag *o;
 
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
 			config_usage(stdout);
@@ -301,7 +302,7 @@ config_parse(struct config *c, int argc, char **argv, char *err, size_t errsz)
 			return CONFIG_EXIT;
 		}
 		if (strncmp(arg, "--", 2) != 0 ||
-		    (o = find_option(arg, &value)) == NULL) {
+		    (o = find_flag(arg, &value)) == NULL) {
 			snprintf(err, errsz,
 			    "unknown argument '%s' (see --help)", arg);
 			return CONFIG_ERROR;
@@ -327,6 +328,19 @@ config_parse(struct config *c, int argc, char **argv, char *err, size_t errsz)
 }
 
 void
+config_lt(const struct config *c, struct lt_config *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->idle_timeout = c->idle_timeout_ms;
+	out->idle_warning = c->idle_warning_ms;
+	out->grace = c->grace_ms;
+	out->waiters_per_lock = (size_t)c->max_waiters;
+	out->locks_per_client = (size_t)c->max_locks_per_client;
+	out->max_clients = (size_t)c->max_clients;
+	out->max_locks = (size_t)c->max_locks;
+}
+
+void
 config_usage(void *out)
 {
 	FILE *f = out;
@@ -335,8 +349,8 @@ config_usage(void *out)
 	mqtt_scheme_list(schemes, sizeof(schemes), 0);
 	mqtt_scheme_list(tls, sizeof(tls), 1);
 	fprintf(f, "usage: mqlockd [--flag value]...\n\n");
-	for (size_t i = 0; i < NOPTIONS; i++) {
-		const struct option *o = &options[i];
+	for (size_t i = 0; i < NFLAGS; i++) {
+		const struct flag *o = &flags[i];
 		static const char *const args[] = {[T_STRING] = " VALUE",
 		    [T_SECONDS] = " S",
 		    [T_COUNT] = " N",

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/locktab.h"
 #include "io/log.h"
 #include "io/secret.h"
 
@@ -71,6 +72,9 @@ enum config_result { CONFIG_OK, CONFIG_EXIT, CONFIG_ERROR };
  */
 enum config_result config_parse(struct config *c, int argc, char **argv,
     char *err, size_t errsz);
+
+/* config_lt(c, out): the lock table's settings that c asks for. */
+void config_lt(const struct config *c, struct lt_config *out);
 
 /* config_usage(out): print the flag table as help text. */
 void config_usage(void *out);

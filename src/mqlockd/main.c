@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "io/log.h"
+#include "mqlockd/check.h"
 #include "mqlockd/config.h"
 #include "mqlockd/coord.h"
 
@@ -28,10 +29,8 @@ main(int argc, char **argv)
 		break;
 	}
 	log_set_level(cfg.log_level);
-	if (cfg.check) {
-		printf("mqlockd: configuration ok\n");
-		return 0;
-	}
+	if (cfg.check)
+		return check_run(&cfg, stdout);
 	rc = coord_run(&cfg);
 	explicit_bzero(&cfg.ticket_key, sizeof(cfg.ticket_key));
 	return rc;

@@ -38,7 +38,7 @@ test_defaults(void **state)
 	assert_int_equal(c.idle_warning_ms, 60000);
 	assert_int_equal(c.grace_ms, 10000);
 	assert_int_equal(c.keepalive_ms, 10000);
-	assert_int_equal(c.log_level, LOG_INFO);
+	assert_int_equal(c.log_level, LOG_LEVEL_INFO);
 	assert_null(c.username);
 	assert_false(c.check);
 	assert_int_equal(c.max_waiters, 1024);
@@ -86,7 +86,7 @@ test_values(void **state)
 	assert_int_equal(c.idle_warning_ms, 1250);
 	assert_string_equal(c.prefix, "site/locks");
 	assert_string_equal(c.db, "/tmp/x.db");
-	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_int_equal(c.log_level, LOG_LEVEL_DEBUG);
 	assert_true(c.check);
 	assert_string_equal(c.broker, "ssl://h:8883");
 	assert_int_equal(PARSE(&c, err, "--broker", "wss://h:443/mqtt"),

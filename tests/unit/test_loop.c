@@ -1,12 +1,19 @@
 /*
  * loop: signals arrive through the pipe; loop_wait reports readiness and
  * honours its timeout; the dispositions changed come back for a child.
+ *
+ * fcntl() is wrapped here (this program's definition wins over libc's for
+ * loop.c's calls) so that a test can make it fail.
  */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +22,74 @@
 #include "io/loop.h"
 
 static int sigfd = -1;
+
+/* fcntl() fails with EBADF while this is set. */
+static int fail_fcntl;
+
+int
+fcntl(int fd, int cmd, ...)
+{
+	static int (*real)(int, int, ...);
+	void *sym;
+	va_list ap;
+	int arg = 0;
+
+	if (fail_fcntl) {
+		errno = EBADF;
+		return -1;
+	}
+	if (real == NULL) {
+		sym = dlsym(RTLD_NEXT, "fcntl");
+		assert_non_null(sym);
+		memcpy(&real, &sym, sizeof(real));
+	}
+	if (cmd == F_GETFL || cmd == F_GETFD)
+		return real(fd, cmd);
+	va_start(ap, cmd);
+	arg = va_arg(ap, int);
+	va_end(ap);
+	return real(fd, cmd, arg);
+}
+
+static int
+disposition_is(int sig, void (*handler)(int))
+{
+	struct sigaction sa;
+
+	assert_int_equal(sigaction(sig, NULL, &sa), 0);
+	return sa.sa_handler == handler;
+}
+
+/* Teardown: fcntl() works again, whatever the test got to. */
+static int
+fcntl_works(void **state)
+{
+	fail_fcntl = 0;
+	return 0;
+}
+
+/*
+ * A pipe that cannot be made nonblocking is a failure, with nothing left
+ * changed; then a second call works.  Runs before the other tests' setup.
+ */
+static void
+test_fcntl_failure(void **state)
+{
+	static const int sigs[] = {SIGUSR1};
+	int fd;
+
+	fail_fcntl = 1;
+	assert_int_equal(loop_signals(sigs, 1), -1);
+	fail_fcntl = 0;
+	assert_true(disposition_is(SIGUSR1, SIG_DFL));
+	assert_true(disposition_is(SIGPIPE, SIG_DFL));
+	fd = loop_signals(sigs, 1);
+	assert_true(fd >= 0);
+	assert_true((fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+	assert_true((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+	loop_restore();
+	close(fd);
+}
 
 static int
 setup(void **state)
@@ -108,15 +183,6 @@ test_sigchld_only_on_exit(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 }
 
-static int
-disposition_is(int sig, void (*handler)(int))
-{
-	struct sigaction sa;
-
-	assert_int_equal(sigaction(sig, NULL, &sa), 0);
-	return sa.sa_handler == handler;
-}
-
 /* Everything changed comes back as it was (run last). */
 static void
 test_restore(void **state)
@@ -151,5 +217,10 @@ main(void)
 	    cmocka_unit_test(test_restore),
 	};
 
-	return cmocka_run_group_tests(tests, setup, NULL);
+	const struct CMUnitTest first[] = {
+	    cmocka_unit_test_teardown(test_fcntl_failure, fcntl_works),
+	};
+	int failed = cmocka_run_group_tests(first, NULL, NULL);
+
+	return failed + cmocka_run_group_tests(tests, setup, NULL);
 }

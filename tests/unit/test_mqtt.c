@@ -11,7 +11,7 @@
  *
  * Most tests use one client that publishes to its own subscriptions: in
  * Paho 1.3.12 a second client in the same process waits out the first one's
- * one-second socket poll on its way to connect, and that adds up.
+ * socket poll (PAHO_POLL_MS) on its way to connect, and that adds up.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -361,8 +361,8 @@ test_many_in_order(void **state)
 		    mqtt_publish(m, "many/t", buf, strlen(buf), 1, 0, NULL), 0);
 		/*
 		 * Keep at most 10 unacknowledged (mosquitto's receive
-		 * maximum is 20; past it Paho stalls for a second), and pop
-		 * as we go, racing Paho's thread.
+		 * maximum is 20; past it Paho stalls until its next poll), and
+		 * pop as we go, racing Paho's thread.
 		 */
 		if (i % 10 == 9)
 			assert_int_equal(mqtt_wait_published(m, DEADLINE_MS),
@@ -982,6 +982,6 @@ main(int argc, char **argv)
 
 	if (argc == 4 && strcmp(argv[1], "--will-child") == 0)
 		return will_child_main(argv[2], argv[3]);
-	log_set_level(LOG_ERROR);
+	log_set_level(LOG_LEVEL_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
