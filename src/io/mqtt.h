@@ -8,7 +8,11 @@
  *
  * There is no automatic reconnect: the owner calls mqtt_connect() again when
  * it sees MQTT_IN_LOST or MQTT_IN_CONNECT_FAILED, after whatever backoff it
- * likes, and may change the will in between (mqtt_set_will()).  The
+ * likes, and may change the will in between (mqtt_set_will()).  Every end
+ * of an established connection is one MQTT_IN_LOST: the socket failing or
+ * the keepalive running out, a DISCONNECT from the broker (Paho 1.3.12
+ * reports that only to its "disconnected" callback, e.g. after a publish the
+ * broker finds malformed), and a publish that finds the connection closed.  The
  * subscriptions given in the options are made on every successful connect;
  * MQTT_IN_CONNECTED is queued only once all of them are acknowledged, and
  * carries the broker's "session present" flag.
@@ -86,7 +90,7 @@ struct mqtt_opts {
 enum mqtt_in_kind {
 	MQTT_IN_MESSAGE,
 	MQTT_IN_CONNECTED,      /* subscriptions in place */
-	MQTT_IN_LOST,           /* connection lost after CONNECTED */
+	MQTT_IN_LOST,           /* connection gone after CONNECTED, once */
 	MQTT_IN_CONNECT_FAILED, /* this connect attempt failed */
 	MQTT_IN_OVERFLOW,       /* messages were dropped: the FIFO was full */
 	MQTT_IN_DRAINED /* in flight fell to the mark: mqtt_in_flight() */
@@ -173,8 +177,9 @@ void mqtt_drop(struct mqtt *m);
 /*
  * mqtt_publish(m, topic, payload, len, qos, retain, props): queue one
  * publish.  Returns 0, or -1 (logged) if Paho refused it, e.g. while
- * disconnected (no offline buffering).  The caller keeps ownership of every
- * argument: Paho copies them.
+ * disconnected (no offline buffering; if the connection turns out to be
+ * gone, MQTT_IN_LOST follows unless it was reported already).  The caller
+ * keeps ownership of every argument: Paho copies them.
  */
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload,
     size_t len, int qos, int retain, const struct mqtt_pub_props *props);
