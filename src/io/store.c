@@ -138,44 +138,47 @@ exec(struct store *s, const char *sql)
 	return 0;
 }
 
+/*
+ * Step st, a statement about the meta row key, once; SQLITE_ROW (with the
+ * value into *out) or SQLITE_DONE is what it must give.  Returns 0, or -1
+ * (logged).
+ */
+static int
+meta_step(struct store *s, sqlite3_stmt *st, const char *key, int want,
+    int64_t *out)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW && out != NULL)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == want)
+		return 0;
+	log_error("journal %s: cannot %s %s: %s", s->path,
+	    want == SQLITE_ROW ? "read" : "write", key, sqlite3_errmsg(s->db));
+	return -1;
+}
+
 static int
 get_meta(struct store *s, const char *key, int64_t *out)
 {
 	sqlite3_stmt *st = s->st[GET_META];
-	int rc;
 
 	sqlite3_reset(st);
 	if (bind_text(s, st, 1, key) != 0)
 		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW) {
-		log_error("journal %s: cannot read %s: %s", s->path, key,
-		    sqlite3_errmsg(s->db));
-		return -1;
-	}
-	return 0;
+	return meta_step(s, st, key, SQLITE_ROW, out);
 }
 
 static int
 put_meta(struct store *s, const char *key, int64_t value)
 {
 	sqlite3_stmt *st = s->st[PUT_META];
-	int rc;
 
 	sqlite3_reset(st);
 	if (bind_text(s, st, 1, key) != 0 || bind_int64(s, st, 2, value) != 0)
 		return -1;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		log_error("journal %s: cannot write %s: %s", s->path, key,
-		    sqlite3_errmsg(s->db));
-		return -1;
-	}
-	return 0;
+	return meta_step(s, st, key, SQLITE_DONE, NULL);
 }
 
 /* The journal's schema version; SQLITE_OK, or an error code. */
