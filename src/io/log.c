@@ -81,39 +81,43 @@ utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
 	return len;
 }
 
-/*
- * Copy msg (len bytes) to out (size >= 4 * len + 1) so that nothing in it
- * can end the line or move a terminal: C0 and C1 controls, DEL and the
- * Unicode line and paragraph separators become \xNN or \uNNNN, bytes that
- * are not UTF-8 become \xNN, and a backslash becomes two.  Returns the
- * length written.
- */
-static size_t
-escape(const char *msg, size_t len, char *out)
+size_t
+log_escape(const char *msg, size_t len, char *out, size_t size)
 {
 	const unsigned char *s = (const unsigned char *)msg;
 	size_t i = 0, o = 0, k;
 	uint32_t cp = 0;
+	char piece[8];
 
+	if (size == 0)
+		return 0;
 	while (i < len) {
+		const char *p = piece;
+		size_t n;
+
 		k = utf8_next(s + i, len - i, &cp);
-		/* Each form below fits the 4 * k + 1 bytes out has for k. */
-		if (k == 0)
-			o += (size_t)snprintf(out + o, 5, "\\x%02x", s[i++]);
-		else if (cp < 0x20 || cp == 0x7f)
-			o += (size_t)snprintf(out + o, 5, "\\x%02x",
+		if (k == 0) {
+			n = (size_t)snprintf(piece, sizeof(piece), "\\x%02x",
+			    s[i]);
+			k = 1;
+		} else if (cp < 0x20 || cp == 0x7f)
+			n = (size_t)snprintf(piece, sizeof(piece), "\\x%02x",
 			    (unsigned)cp);
 		else if ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 ||
 		    cp == 0x2029)
-			o += (size_t)snprintf(out + o, 7, "\\u%04x",
+			n = (size_t)snprintf(piece, sizeof(piece), "\\u%04x",
 			    (unsigned)cp);
-		else if (cp == '\\') {
-			out[o++] = '\\';
-			out[o++] = '\\';
-		} else {
-			memcpy(out + o, s + i, k);
-			o += k;
+		else if (cp == '\\')
+			n = (size_t)snprintf(piece, sizeof(piece), "\\\\");
+		else {
+			p = msg + i;
+			n = k;
 		}
+		/* Whole pieces only: never half an escape or a character. */
+		if (o + n >= size)
+			break;
+		memcpy(out + o, p, n);
+		o += n;
 		i += k;
 	}
 	out[o] = '\0';
@@ -138,7 +142,8 @@ write_line(enum log_level l, const char *fmt, va_list ap)
 		n = snprintf(msg, sizeof(msg), "(unprintable log line)");
 	fprintf(stderr, "%s.%03dZ %s ", stamp, (int)(now % 1000), names[l]);
 	fwrite(out, 1,
-	    escape(msg, (size_t)n < sizeof(msg) ? (size_t)n : MSG_MAX, out),
+	    log_escape(msg, (size_t)n < sizeof(msg) ? (size_t)n : MSG_MAX, out,
+		sizeof(out)),
 	    stderr);
 	if ((size_t)n > MSG_MAX)
 		fputs(" (truncated)", stderr);

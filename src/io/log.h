@@ -13,12 +13,23 @@
 #ifndef MQLOCK_IO_LOG_H
 #define MQLOCK_IO_LOG_H
 
+#include <stddef.h>
+
 enum log_level {
 	LOG_LEVEL_ERROR,
 	LOG_LEVEL_WARN,
 	LOG_LEVEL_INFO,
 	LOG_LEVEL_DEBUG
 };
+
+/*
+ * log_escape(s, len, out, size): s[0..len) as log lines write it, escaped
+ * as above, NUL-terminated in out; what does not fit in size bytes is cut
+ * between characters (4 * len + 1 bytes always suffice).  Returns the
+ * length written.  For other text that shows what clients sent, such as
+ * mqlock's output on a terminal.
+ */
+size_t log_escape(const char *s, size_t len, char *out, size_t size);
 
 /* log_set_level(l): lines above l are dropped.  Default LOG_LEVEL_INFO. */
 void log_set_level(enum log_level l);

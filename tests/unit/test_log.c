@@ -213,6 +213,22 @@ test_long_message_cut(void **state)
 	free(out);
 }
 
+/* The same escaping for other text, cut only between whole pieces. */
+static void
+test_escape_for_others(void **state)
+{
+	char out[64];
+
+	assert_int_equal(log_escape("Bob\x1b[2J\n", 8, out, sizeof(out)), 14);
+	assert_string_equal(out, "Bob\\x1b[2J\\x0a");
+	assert_int_equal(log_escape("ab\ncd", 5, out, 6), 2);
+	assert_string_equal(out, "ab");
+	assert_int_equal(log_escape("caf\xc3\xa9", 5, out, 5), 3);
+	assert_string_equal(out, "caf");
+	assert_int_equal(log_escape("caf\xc3\xa9", 5, out, 6), 5);
+	assert_int_equal(log_escape("x", 1, out, 0), 0);
+}
+
 /* Both sets of names in one program, each with its own values. */
 static void
 test_syslog_names_apart(void **state)
@@ -304,6 +320,7 @@ main(void)
 	    cmocka_unit_test(test_suppressed_line_format),
 	    cmocka_unit_test(test_no_injection),
 	    cmocka_unit_test(test_long_message_cut),
+	    cmocka_unit_test(test_escape_for_others),
 	    cmocka_unit_test(test_syslog_names_apart),
 	    cmocka_unit_test(test_parse_level),
 	    cmocka_unit_test(test_hold_and_flush),
