@@ -7,8 +7,8 @@
 
 #include <stddef.h>
 
-/* The longest password or key a file may hold, in bytes. */
-#define SECRET_MAX 1024
+/* The longest password, key or ticket a file may hold, in bytes. */
+#define SECRET_MAX 4096
 
 /*
  * secret_read_line(path, buf, size, err, errsz): the first line of the

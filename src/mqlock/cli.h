@@ -25,6 +25,9 @@
 #define CLI_DEFAULT_REPLY_PREFIX "replies/"
 #define CLI_DEFAULT_KEEPALIVE 10
 
+/* A ticket (JWT) is at most this long; topics.md "Tickets". */
+#define CLI_TICKET_MAX 2048
+
 /* The common flags, after parsing. */
 struct cli {
 	const char *broker;
@@ -46,6 +49,7 @@ struct acquire_args {
 	const char *lock;
 	int64_t wait_ms; /* -1: wait forever; 0: try-lock */
 	const char *user;
+	const char *ticket_file; /* --ticket-file, or NULL */
 	char **argv; /* COMMAND and its arguments, NULL-terminated */
 };
 
@@ -54,6 +58,22 @@ struct acquire_args {
  * holds n + 1 bytes), from getrandom().  Returns 0, or -1 (printed).
  */
 int cli_random_hex(char *buf, size_t n);
+
+/*
+ * cli_request_topic(c, lock, buf, size): P/<lock>/request/<client id>,
+ * the request topic bound to c's client id.  Returns 0, or -1 (printed) if
+ * it does not fit.
+ */
+int cli_request_topic(const struct cli *c, const char *lock, char *buf,
+    size_t size);
+
+/*
+ * cli_read_ticket(path, buf, size): the ticket on the first line of the
+ * file at path into buf (size > CLI_TICKET_MAX).  Returns 0, or -1
+ * (printed) when the file cannot be read or its first line is not a JWT's
+ * characters (base64url and dots), 1 to CLI_TICKET_MAX bytes.
+ */
+int cli_read_ticket(const char *path, char *buf, size_t size);
 
 /*
  * cli_client(c, subs, nsubs): an MQTT 5 client for c's broker and client

@@ -27,7 +27,7 @@ static const char usage_text[] =
     "              [--keepalive S] [--client-id ID]\n"
     "              [--cafile F] [--certfile F --keyfile F] COMMAND\n"
     "       mqlock [flags] acquire LOCK [--wait SECONDS] [--user NAME]\n"
-    "              -- COMMAND [ARGS...]\n"
+    "              [--ticket-file F] -- COMMAND [ARGS...]\n"
     "       mqlock [flags] status [LOCK]\n"
     "       mqlock [flags] watch\n"
     "       mqlock --help | --version\n";
@@ -40,6 +40,9 @@ static const char help_text[] =
     "                           release it when COMMAND ends\n"
     "      --wait SECONDS       give up after SECONDS (0: only if free now)\n"
     "      --user NAME          the name others see (default: $USER)\n"
+    "      --ticket-file F      send the ticket (JWT) on F's first line with\n"
+    "                           every acquire; needs --client-id, the id\n"
+    "                           the ticket names (its client claim)\n"
     "  status [LOCK]            holders and queues of locks in use (or LOCK)\n"
     "  watch                    print lock changes as they happen\n"
     "\n"
@@ -51,7 +54,8 @@ static const char help_text[] =
     "  --username U             MQTT user name\n"
     "  --password-file F        first line of F is the MQTT password\n"
     "  --keepalive S            MQTT keepalive in seconds, default 10\n"
-    "  --client-id ID           MQTT client id (default: mqlock-<random>)\n"
+    "  --client-id ID           MQTT client id (default: mqlock-<random>);\n"
+    "                           with --ticket-file, the ticket's client\n"
     "  --cafile F               CA certificates that sign a TLS broker's\n"
     "                           certificate (default: the system's store)\n"
     "  --certfile F, --keyfile F  a client certificate and its key, for\n"
@@ -126,6 +130,43 @@ cli_random_hex(char *buf, size_t n)
 	for (i = 0; i < n; i++)
 		buf[i] = hex[(raw[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
 	buf[n] = '\0';
+	return 0;
+}
+
+int
+cli_request_topic(const struct cli *c, const char *lock, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%s/%s/request/%s", c->prefix, lock,
+	    c->client_id);
+
+	if (n < 0 || (size_t)n >= size) {
+		fprintf(stderr, "mqlock: topic too long\n");
+		return -1;
+	}
+	return 0;
+}
+
+int
+cli_read_ticket(const char *path, char *buf, size_t size)
+{
+	char err[PATH_MAX + 128];
+	int n = secret_read_line(path, buf, size, err, sizeof(err));
+
+	if (n < 0) {
+		fprintf(stderr, "mqlock: ticket: %s\n", err);
+		return -1;
+	}
+	if (n > CLI_TICKET_MAX ||
+	    strspn(buf,
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		"0123456789-_.") != (size_t)n) {
+		fprintf(stderr,
+		    "mqlock: ticket: the first line of %s is not a ticket "
+		    "(at most %d bytes of base64url and dots)\n",
+		    path, CLI_TICKET_MAX);
+		explicit_bzero(buf, size);
+		return -1;
+	}
 	return 0;
 }
 
@@ -280,6 +321,7 @@ enum {
 	V_KEYFILE,
 	V_WAIT,
 	V_USER,
+	V_TICKET_FILE,
 	V_COUNT
 };
 
@@ -296,6 +338,7 @@ static const struct flag flags[] = {
     {"--keyfile", F_COMMON, V_KEYFILE},
     {"--wait", F_ACQUIRE, V_WAIT},
     {"--user", F_ACQUIRE, V_USER},
+    {"--ticket-file", F_ACQUIRE, V_TICKET_FILE},
 };
 
 #define MAX_OPERANDS 3 /* verb + its operands, + one to detect extras */
@@ -403,6 +446,21 @@ apply_acquire(struct acquire_args *a, const char **v)
 	    !codec_utf8_valid(a->user, strlen(a->user)))
 		return usage("bad --user '%s': at most %d bytes of UTF-8",
 		    a->user, MQL_USER_MAX);
+	a->ticket_file = v[V_TICKET_FILE];
+	if (a->ticket_file != NULL) {
+		char ticket[CLI_TICKET_MAX + 2];
+		int rc =
+		    cli_read_ticket(a->ticket_file, ticket, sizeof(ticket));
+
+		explicit_bzero(ticket, sizeof(ticket));
+		if (rc != 0)
+			return EXIT_USAGE;
+		/* A ticket is good only for the client id it names. */
+		if (v[V_CLIENT_ID] == NULL)
+			return usage(
+			    "--ticket-file needs --client-id: the client "
+			    "id the ticket names");
+	}
 	return 0;
 }
 
@@ -419,7 +477,7 @@ struct invocation {
 static int
 run_acquire(const struct invocation *v)
 {
-	struct acquire_args a = {v->ops[0], -1, NULL, v->command};
+	struct acquire_args a = {v->ops[0], -1, NULL, NULL, v->command};
 	int rc;
 
 	if ((rc = apply_acquire(&a, v->values)) != 0)
@@ -537,7 +595,9 @@ main(int argc, char **argv)
 	if (!verb->takes_command && command != NULL)
 		return usage("%s takes no -- COMMAND", verb->name);
 	if (!verb->takes_command && acquire_flags)
-		return usage("--wait and --user are for acquire, not %s",
+		return usage(
+		    "--wait, --user and --ticket-file are for acquire, "
+		    "not %s",
 		    verb->name);
 
 	/* The CLI speaks for itself; the adapter's warnings stay quiet. */

@@ -18,15 +18,17 @@ enum config_idle_policy {
 	CONFIG_IDLE_ALWAYS     /* whether or not anyone waits */
 };
 
+/* The shortest --ticket-key: 256 bits, HS256's own strength. */
+#define CONFIG_TICKET_KEY_MIN 32
+#define CONFIG_TICKET_KEY_MAX 1024
+
 /* A signing key read from a file by config_parse(). */
 struct config_key {
 	const char *path; /* NULL: none given */
 	size_t len;       /* bytes in key, >= CONFIG_TICKET_KEY_MIN */
-	unsigned char key[SECRET_MAX];
+	unsigned char key[CONFIG_TICKET_KEY_MAX];
 };
 
-/* The shortest --ticket-key: 256 bits, HS256's own strength. */
-#define CONFIG_TICKET_KEY_MIN 32
 /* The most client ids (pages, tabs) one ticket user may use at once. */
 #define CONFIG_CLIENTS_PER_USER_MAX 256
 
