@@ -36,10 +36,11 @@ read_file(const char *path, int private, unsigned char *buf, size_t size,
 		snprintf(err, errsz, "%s is not a regular file", path);
 		goto err;
 	}
-	if (private && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+	/* Its group may read it (a service sharing the key), no more. */
+	if (private && (st.st_mode & (S_IWGRP | S_IRWXO)) != 0) {
 		snprintf(err, errsz,
-		    "%s may be read or changed by others (mode %03o): "
-		    "chmod 600 it",
+		    "%s may be changed by its group or used by others "
+		    "(mode %03o): chmod 640 it",
 		    path, (unsigned)(st.st_mode & 0777));
 		goto err;
 	}

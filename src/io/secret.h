@@ -24,8 +24,9 @@ int secret_read_line(const char *path, char *buf, size_t size, char *err,
  * secret_read_key(path, min, buf, size, err, errsz): the whole file at
  * path minus one trailing "\n", as raw bytes in buf (not NUL-terminated).
  * Returns their number, or -1 with a reason in err when the file is not a
- * regular file, can be read or written by its group or by others (a key
- * belongs to its owner alone: chmod 600), cannot be read, or holds fewer
+ * regular file, can be written by its group or read, written or run by
+ * others (its group may read it: a service that shares the key; chmod 640),
+ * cannot be read, or holds fewer
  * than min (at least 1) or more than size (at most SECRET_MAX) bytes.  For
  * signing keys.
  */

@@ -12,16 +12,18 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
+#include "core/codec.h"
+#include "core/idmap.h"
 #include "io/log.h"
+#include "io/siphash.h"
 
 /*
  * Version 2: every table WITHOUT ROWID, so a row lives in one b-tree (its
  * primary key's) and a commit that changes one lock and one client writes
- * two pages, not four.  Version 1 journals are converted on open.
+ * two pages, not four.  Version 3: clients have the uid a ticket verified
+ * (NULL when none).  Older journals are converted on open.
  */
-#define SCHEMA_VERSION 2
-#define STR(x) #x
-#define XSTR(x) STR(x) /* a macro's value as a string */
+#define SCHEMA_VERSION 3
 
 /*
  * Tokens are reserved in blocks: the journal's last_token is the highest
@@ -37,7 +39,7 @@
 	"CREATE TABLE IF NOT EXISTS clients" suffix "("                 \
 	" id TEXT PRIMARY KEY, session TEXT NOT NULL,"                  \
 	" connected INTEGER NOT NULL, max_conn INTEGER NOT NULL,"       \
-	" grace_deadline INTEGER NOT NULL) WITHOUT ROWID;"              \
+	" grace_deadline INTEGER NOT NULL, uid TEXT) WITHOUT ROWID;"    \
 	"CREATE TABLE IF NOT EXISTS locks" suffix "("                   \
 	" id TEXT PRIMARY KEY, holder TEXT, holder_user TEXT,"          \
 	" token INTEGER NOT NULL, since INTEGER NOT NULL,"              \
@@ -45,15 +47,16 @@
 	" queue TEXT NOT NULL) WITHOUT ROWID;"
 
 static const char schema[] =
-    TABLES("") "INSERT OR IGNORE INTO meta VALUES('schema', " XSTR(
+    TABLES("") "INSERT OR IGNORE INTO meta VALUES('schema', " MQL_STR(
 	SCHEMA_VERSION) ");"
 			"INSERT OR IGNORE INTO meta VALUES('last_token', 0);"
 			"INSERT OR IGNORE INTO meta VALUES('epoch', 0);";
 
-/* Version 1 to 2: the same rows, in tables without rowid. */
+/* Version 1 to 3: the same rows, in tables without rowid. */
 static const char upgrade_1[] = TABLES(
     "_v2") "INSERT INTO meta_v2 SELECT key, value FROM meta;"
-	   "INSERT INTO clients_v2 SELECT id, session, connected, max_conn,"
+	   "INSERT INTO clients_v2(id, session, connected, max_conn,"
+	   " grace_deadline) SELECT id, session, connected, max_conn,"
 	   " grace_deadline FROM clients;"
 	   "INSERT INTO locks_v2 SELECT id, holder, holder_user, token, since,"
 	   " idle_deadline, warned, queue FROM locks;"
@@ -61,8 +64,14 @@ static const char upgrade_1[] = TABLES(
 	   "ALTER TABLE meta_v2 RENAME TO meta;"
 	   "ALTER TABLE clients_v2 RENAME TO clients;"
 	   "ALTER TABLE locks_v2 RENAME TO locks;"
-	   "UPDATE meta SET value = " XSTR(
+	   "UPDATE meta SET value = " MQL_STR(
 	       SCHEMA_VERSION) " WHERE key = 'schema';";
+
+/* Version 2 to 3: a column for the uid of verified clients. */
+static const char upgrade_2[] =
+    "ALTER TABLE clients ADD COLUMN uid TEXT;"
+    "UPDATE meta SET value = " MQL_STR(SCHEMA_VERSION) " WHERE key = "
+						       "'schema';";
 
 enum stmt {
 	PUT_LOCK,
@@ -77,7 +86,7 @@ enum stmt {
 static const char *const stmt_sql[NSTMT] = {
     [PUT_LOCK] = "INSERT OR REPLACE INTO locks VALUES(?,?,?,?,?,?,?,?)",
     [DEL_LOCK] = "DELETE FROM locks WHERE id = ?",
-    [PUT_CLIENT] = "INSERT OR REPLACE INTO clients VALUES(?,?,?,?,?)",
+    [PUT_CLIENT] = "INSERT OR REPLACE INTO clients VALUES(?,?,?,?,?,?)",
     [DEL_CLIENT] = "DELETE FROM clients WHERE id = ?",
     [PUT_META] = "INSERT OR REPLACE INTO meta VALUES(?,?)",
     [GET_META] = "SELECT value FROM meta WHERE key = ?",
@@ -88,6 +97,7 @@ struct store {
 	sqlite3_stmt *st[NSTMT];
 	char *path;
 	int64_t schema;          /* the version opened */
+	bool readonly;           /* store_open_readonly(): never written */
 	char *wal_created;       /* read-only: the -wal file reading made */
 	uint64_t token_reserved; /* last_token as journaled */
 };
@@ -257,6 +267,9 @@ finish_open(struct store *s, int64_t version, int64_t oldest, char *err,
 	}
 	s->schema = version;
 	for (int i = 0; i < NSTMT; i++) {
+		/* A reader writes nothing (older schemas would refuse). */
+		if (s->readonly && i != GET_META)
+			continue;
 		if (sqlite3_prepare_v2(s->db, stmt_sql[i], -1, &s->st[i],
 			NULL) != SQLITE_OK) {
 			snprintf(err, errsz, "%s is not an mqlock journal: %s",
@@ -300,10 +313,11 @@ store_open(const char *path, char *err, size_t errsz)
 	rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = schema_version(s, &version);
-	if (rc == SQLITE_OK && version == 1) {
-		log_info("journal %s: converting from schema 1 to %d", path,
-		    SCHEMA_VERSION);
-		rc = sqlite3_exec(s->db, upgrade_1, NULL, NULL, NULL);
+	if (rc == SQLITE_OK && (version == 1 || version == 2)) {
+		log_info("journal %s: converting from schema %lld to %d", path,
+		    (long long)version, SCHEMA_VERSION);
+		rc = sqlite3_exec(s->db, version == 1 ? upgrade_1 : upgrade_2,
+		    NULL, NULL, NULL);
 		if (rc == SQLITE_OK)
 			version = SCHEMA_VERSION;
 	}
@@ -343,6 +357,7 @@ store_open_readonly(const char *path, char *err, size_t errsz)
 	 */
 	if ((s = open_db(path, SQLITE_OPEN_READWRITE, err, errsz)) == NULL)
 		return NULL;
+	s->readonly = true;
 	rc =
 	    sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	if (rc == SQLITE_OK)
@@ -361,7 +376,8 @@ store_open_readonly(const char *path, char *err, size_t errsz)
 		open_error(s, "read", err, errsz);
 		goto err;
 	}
-	/* Schema 1 is converted when mqlockd opens it; it reads the same. */
+	/* Older schemas are converted when mqlockd opens them; the loader
+	 * reads them as they are. */
 	if (finish_open(s, version, 1, err, errsz) != 0)
 		goto err;
 	return s;
@@ -414,34 +430,150 @@ store_close(struct store *s)
 	free(s);
 }
 
+static int step(struct store *s, sqlite3_stmt *st);
+
+static int step(struct store *s, sqlite3_stmt *st);
+
 static const char *
 col_text(sqlite3_stmt *st, int i)
 {
 	return (const char *)sqlite3_column_text(st, i);
 }
 
-/* One journal row into the table; *id names it for the log. */
-typedef enum lt_err load_row_fn(sqlite3_stmt *st, struct locktab *t,
-    const char **id);
+/*
+ * Ids the naming rules refuse, found in a journal an older, looser version
+ * wrote: never restored (publishing on them would cost the coordinator its
+ * connection), deleted from the journal by store_load().
+ */
+struct dropped {
+	struct idmap *clients; /* keys owned: free them */
+	char **locks;
+	size_t nlocks, caplocks;
+};
+
+static int
+drop_client(struct store *s, struct dropped *dr, const char *id)
+{
+	char *key = strdup(id);
+
+	log_warn("journal %s: dropping client %zu bytes long whose id the "
+		 "naming rules refuse",
+	    s->path, strlen(id));
+	if (key == NULL || idmap_put(dr->clients, key, key) != 0) {
+		free(key);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+drop_lock(struct store *s, struct dropped *dr, const char *id)
+{
+	char **p;
+
+	log_warn("journal %s: dropping lock %zu bytes long whose id the naming "
+		 "rules refuse",
+	    s->path, strlen(id));
+	if (dr->nlocks == dr->caplocks) {
+		size_t n = dr->caplocks ? dr->caplocks * 2 : 8;
+
+		if ((p = realloc(dr->locks, n * sizeof(*p))) == NULL)
+			return -1;
+		dr->locks = p;
+		dr->caplocks = n;
+	}
+	if ((dr->locks[dr->nlocks] = strdup(id)) == NULL)
+		return -1;
+	dr->nlocks++;
+	return 0;
+}
+
+static int
+free_key_cb(const char *key, void *value, void *arg)
+{
+	free(value);
+	return 0;
+}
+
+static void
+dropped_free(struct dropped *dr)
+{
+	if (dr->clients != NULL)
+		idmap_foreach(dr->clients, free_key_cb, NULL);
+	idmap_free(dr->clients);
+	for (size_t i = 0; i < dr->nlocks; i++)
+		free(dr->locks[i]);
+	free(dr->locks);
+}
+
+/* What loading the journal needs besides the table. */
+struct load {
+	struct dropped dr;
+	struct lt_waiter_rec *w; /* room for MQL_WAITERS_PER_LOCK */
+};
+
+/*
+ * One journal row into the table t, or into ld's dropped ids when the
+ * naming rules refuse its id; *id names it for the log.  LT_OK either way,
+ * LT_ERR_INTERNAL when memory runs out, else the row is bad.
+ */
+typedef enum lt_err load_row_fn(struct store *s, sqlite3_stmt *st,
+    struct locktab *t, struct load *ld, const char **id);
 
 static enum lt_err
-client_row(sqlite3_stmt *st, struct locktab *t, const char **id)
+client_row(struct store *s, sqlite3_stmt *st, struct locktab *t,
+    struct load *ld, const char **id)
 {
 	struct lt_client_rec rec = {
 	    .id = col_text(st, 0),
 	    .session = col_text(st, 1),
-	    .connected = sqlite3_column_int(st, 2) != 0,
+	    .state = sqlite3_column_int(st, 2) != 0 ? LT_CS_LIVE : LT_CS_GONE,
 	    .max_conn = sqlite3_column_int64(st, 3),
 	    .grace_deadline = sqlite3_column_int64(st, 4),
+	    .uid = col_text(st, 5),
 	};
 
 	*id = rec.id;
+	if (rec.id != NULL && !codec_client_id_valid(rec.id, strlen(rec.id)))
+		return drop_client(s, &ld->dr, rec.id) == 0 ? LT_OK
+							    : LT_ERR_INTERNAL;
 	return locktab_restore_client(t, &rec);
 }
 
-/* The queue column is [["client","user"], ...], oldest waiter first. */
+/*
+ * Parse a queue column, [["client","user"], ...], oldest waiter first,
+ * into w (room for MQL_WAITERS_PER_LOCK), leaving out dropped clients.
+ * LT_OK, or LT_ERR_BAD_REQUEST for a malformed column.
+ */
 static enum lt_err
-lock_row(sqlite3_stmt *st, struct locktab *t, const char **id)
+parse_queue(const cJSON *q, const struct dropped *dr, struct lt_waiter_rec *w,
+    size_t *n, bool *repaired)
+{
+	const cJSON *e;
+
+	*n = 0;
+	if (!cJSON_IsArray(q) || cJSON_GetArraySize(q) > MQL_WAITERS_PER_LOCK)
+		return LT_ERR_BAD_REQUEST;
+	cJSON_ArrayForEach(e, q)
+	{
+		const cJSON *c = cJSON_GetArrayItem(e, 0);
+		const cJSON *u = cJSON_GetArrayItem(e, 1);
+
+		if (!cJSON_IsString(c) || !cJSON_IsString(u))
+			return LT_ERR_BAD_REQUEST;
+		if (idmap_get(dr->clients, c->valuestring) != NULL) {
+			*repaired = true;
+			continue;
+		}
+		w[*n].client = c->valuestring;
+		w[(*n)++].user = u->valuestring;
+	}
+	return LT_OK;
+}
+
+static enum lt_err
+lock_row(struct store *s, sqlite3_stmt *st, struct locktab *t, struct load *ld,
+    const char **id)
 {
 	struct lt_lock_rec rec = {
 	    .id = col_text(st, 0),
@@ -451,66 +583,67 @@ lock_row(sqlite3_stmt *st, struct locktab *t, const char **id)
 	    .since = sqlite3_column_int64(st, 4),
 	    .idle_deadline = sqlite3_column_int64(st, 5),
 	    .warned = sqlite3_column_int(st, 6) != 0,
+	    .waiters = ld->w,
 	};
 	const char *qtext = col_text(st, 7);
 	/* Most locks have nobody waiting: no parser for those. */
 	bool empty = qtext != NULL && strcmp(qtext, "[]") == 0;
 	cJSON *q = empty ? NULL : cJSON_Parse(qtext);
-	struct lt_waiter_rec *w =
-	    calloc((size_t)cJSON_GetArraySize(q) + 1, sizeof(*w));
-	size_t n = 0;
-	const cJSON *e;
-	enum lt_err err = LT_ERR_BAD_REQUEST;
+	enum lt_err err = LT_OK;
 
 	*id = rec.id;
-	if (w != NULL && empty) {
-		err = LT_OK;
-	} else if (w != NULL && cJSON_IsArray(q) &&
-	    cJSON_GetArraySize(q) <= MQL_WAITERS_PER_LOCK) {
-		err = LT_OK;
-		cJSON_ArrayForEach(e, q)
-		{
-			const cJSON *c = cJSON_GetArrayItem(e, 0);
-			const cJSON *u = cJSON_GetArrayItem(e, 1);
-
-			if (!cJSON_IsString(c) || !cJSON_IsString(u)) {
-				err = LT_ERR_BAD_REQUEST;
-				break;
-			}
-			w[n].client = c->valuestring;
-			w[n++].user = u->valuestring;
-		}
+	if (rec.id != NULL && !codec_lock_id_valid(rec.id, strlen(rec.id))) {
+		cJSON_Delete(q);
+		return drop_lock(s, &ld->dr, rec.id) == 0 ? LT_OK
+							  : LT_ERR_INTERNAL;
 	}
-	rec.waiters = w;
-	rec.nwaiters = n;
+	if (rec.holder != NULL &&
+	    idmap_get(ld->dr.clients, rec.holder) != NULL) {
+		rec.holder = rec.holder_user = NULL;
+		rec.repaired = true;
+	}
+	if (!empty)
+		err = parse_queue(q, &ld->dr, ld->w, &rec.nwaiters,
+		    &rec.repaired);
+	/* Only dropped clients held or awaited it: nothing left. */
+	if (err == LT_OK && rec.holder == NULL && rec.nwaiters == 0 &&
+	    rec.repaired) {
+		cJSON_Delete(q);
+		return drop_lock(s, &ld->dr, rec.id) == 0 ? LT_OK
+							  : LT_ERR_INTERNAL;
+	}
 	if (err == LT_OK)
 		err = locktab_restore_lock(t, &rec);
-	free(w);
+	/* The waiters' strings live in q until the table copied them. */
 	cJSON_Delete(q);
 	return err;
 }
 
 /*
  * Every row of sql through row(), for the rows of what.  Returns 0, or -1
- * after one log line: the first bad row, or sqlite's error.
+ * after one log line: the first bad row, memory, or sqlite's error.
  */
 static int
-load_rows(struct store *s, struct locktab *t, const char *what, const char *sql,
-    load_row_fn *row)
+load_rows(struct store *s, struct locktab *t, struct load *ld, const char *what,
+    const char *sql, load_row_fn *row)
 {
 	sqlite3_stmt *st = NULL;
 	const char *id = NULL;
+	enum lt_err err;
 	int rc;
 
 	if ((rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL)) != SQLITE_OK)
 		goto sql_error;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (row(st, t, &id) != LT_OK) {
+		if ((err = row(s, st, t, ld, &id)) == LT_OK)
+			continue;
+		if (err == LT_ERR_INTERNAL)
+			log_error("journal %s: out of memory", s->path);
+		else
 			log_error("journal %s: bad %s row %s", s->path, what,
 			    id != NULL ? id : "(null)");
-			sqlite3_finalize(st);
-			return -1;
-		}
+		sqlite3_finalize(st);
+		return -1;
 	}
 	if (rc == SQLITE_DONE) {
 		sqlite3_finalize(st);
@@ -523,20 +656,66 @@ sql_error:
 	return -1;
 }
 
+static int
+delete_dropped_client_cb(const char *key, void *value, void *arg)
+{
+	struct store *s = arg;
+	sqlite3_stmt *st = s->st[DEL_CLIENT];
+
+	if (bind_text(s, st, 1, key) != 0)
+		return -1;
+	return step(s, st);
+}
+
+/* Delete what load_*() dropped, in one transaction. */
+static int
+delete_dropped(struct store *s, const struct dropped *dr)
+{
+	if (idmap_count(dr->clients) == 0 && dr->nlocks == 0)
+		return 0;
+	if (exec(s, "BEGIN IMMEDIATE") != 0)
+		return -1;
+	if (idmap_foreach(dr->clients, delete_dropped_client_cb, s) != 0)
+		goto err;
+	for (size_t i = 0; i < dr->nlocks; i++) {
+		sqlite3_stmt *st = s->st[DEL_LOCK];
+
+		if (bind_text(s, st, 1, dr->locks[i]) != 0 || step(s, st) != 0)
+			goto err;
+	}
+	return exec(s, "COMMIT");
+err:
+	exec(s, "ROLLBACK");
+	return -1;
+}
+
 int
 store_load(struct store *s, struct locktab *t)
 {
+	struct mql_hasher h = siphash_hasher();
+	struct load ld = {{idmap_new(&h), NULL, 0, 0},
+	    calloc(MQL_WAITERS_PER_LOCK, sizeof(*ld.w))};
+	/* Schemas before 3 have no uid column; mqlockd adds it on open. */
+	const char *clients = s->schema >= 3
+	    ? "SELECT id, session, connected, max_conn, grace_deadline, uid"
+	      " FROM clients"
+	    : "SELECT id, session, connected, max_conn, grace_deadline, NULL"
+	      " FROM clients";
 	int64_t last = 0;
+	int rc = -1;
 
-	if (load_rows(s, t, "client",
-		"SELECT id, session, connected, max_conn, grace_deadline"
-		" FROM clients",
-		client_row) != 0 ||
-	    load_rows(s, t, "lock",
-		"SELECT id, holder, holder_user, token, since, idle_deadline,"
-		" warned, queue FROM locks",
-		lock_row) != 0 ||
-	    get_meta(s, "last_token", &last) != 0)
+	if (ld.dr.clients == NULL || ld.w == NULL)
+		log_error("journal %s: out of memory", s->path);
+	else if (load_rows(s, t, &ld, "client", clients, client_row) == 0 &&
+	    load_rows(s, t, &ld, "lock",
+		"SELECT id, holder, holder_user, token, since,"
+		" idle_deadline, warned, queue FROM locks",
+		lock_row) == 0 &&
+	    (s->readonly || delete_dropped(s, &ld.dr) == 0))
+		rc = 0;
+	dropped_free(&ld.dr);
+	free(ld.w);
+	if (rc != 0 || get_meta(s, "last_token", &last) != 0)
 		return -1;
 	if (last < 0) {
 		log_error("journal %s: negative token counter", s->path);
@@ -547,10 +726,23 @@ store_load(struct store *s, struct locktab *t)
 	return 0;
 }
 
+/* Refuse to write a journal opened to be read.  Returns 0 when writable. */
+static int
+refuse_readonly(const struct store *s)
+{
+	if (!s->readonly)
+		return 0;
+	log_error("journal %s: opened read-only", s->path);
+	return -1;
+}
+
 int
 store_next_epoch(struct store *s, uint64_t *epoch)
 {
 	int64_t e = 0;
+
+	if (refuse_readonly(s) != 0)
+		return -1;
 
 	if (exec(s, "BEGIN IMMEDIATE") != 0)
 		return -1;
@@ -652,11 +844,13 @@ write_client(struct store *s, const struct locktab *t, size_t i)
 		return step(s, st);
 	}
 	st = s->st[PUT_CLIENT];
+	/* A client no ticket verified leaves uid NULL. */
 	if (bind_text(s, st, 1, rec.id) != 0 ||
 	    bind_text(s, st, 2, rec.session) != 0 ||
-	    bind_int64(s, st, 3, rec.connected) != 0 ||
+	    bind_int64(s, st, 3, rec.state != LT_CS_GONE) != 0 ||
 	    bind_int64(s, st, 4, rec.max_conn) != 0 ||
-	    bind_int64(s, st, 5, rec.grace_deadline) != 0)
+	    bind_int64(s, st, 5, rec.grace_deadline) != 0 ||
+	    (rec.uid != NULL && bind_text(s, st, 6, rec.uid) != 0))
 		return -1;
 	return step(s, st);
 }
@@ -667,6 +861,8 @@ store_flush(struct store *s, struct locktab *t)
 	size_t nl = locktab_dirty_locks(t), nc = locktab_dirty_clients(t);
 	uint64_t reserve = 0;
 
+	if (refuse_readonly(s) != 0)
+		return -1;
 	if (exec(s, "BEGIN IMMEDIATE") != 0)
 		return -1;
 	/* Clients first: lock rows name them. */

@@ -88,7 +88,7 @@ struct acq {
 	pid_t child; /* also its process group */
 	int gave_tty;
 
-	char ticket[CLI_TICKET_MAX + 2]; /* --ticket-file, as last read */
+	char ticket[MQL_TICKET_MAX + 2]; /* --ticket-file, as last read */
 };
 
 /*

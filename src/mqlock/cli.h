@@ -25,9 +25,6 @@
 #define CLI_DEFAULT_REPLY_PREFIX "replies/"
 #define CLI_DEFAULT_KEEPALIVE 10
 
-/* A ticket (JWT) is at most this long; topics.md "Tickets". */
-#define CLI_TICKET_MAX 2048
-
 /* The common flags, after parsing. */
 struct cli {
 	const char *broker;
@@ -69,9 +66,9 @@ int cli_request_topic(const struct cli *c, const char *lock, char *buf,
 
 /*
  * cli_read_ticket(path, buf, size): the ticket on the first line of the
- * file at path into buf (size > CLI_TICKET_MAX).  Returns 0, or -1
+ * file at path into buf (size > MQL_TICKET_MAX).  Returns 0, or -1
  * (printed) when the file cannot be read or its first line is not a JWT's
- * characters (base64url and dots), 1 to CLI_TICKET_MAX bytes.
+ * characters (base64url and dots), 1 to MQL_TICKET_MAX bytes.
  */
 int cli_read_ticket(const char *path, char *buf, size_t size);
 

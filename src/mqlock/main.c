@@ -68,8 +68,6 @@ static const char help_text[] =
 
 /* MQTT's keepalive is a 16-bit number of seconds. */
 #define KEEPALIVE_MAX 65535
-#define STR(x) #x
-#define XSTR(x) STR(x) /* a macro's value as a string */
 
 static int sig_fd = -1;
 
@@ -156,14 +154,14 @@ cli_read_ticket(const char *path, char *buf, size_t size)
 		fprintf(stderr, "mqlock: ticket: %s\n", err);
 		return -1;
 	}
-	if (n > CLI_TICKET_MAX ||
+	if (n > MQL_TICKET_MAX ||
 	    strspn(buf,
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 		"0123456789-_.") != (size_t)n) {
 		fprintf(stderr,
 		    "mqlock: ticket: the first line of %s is not a ticket "
 		    "(at most %d bytes of base64url and dots)\n",
-		    path, CLI_TICKET_MAX);
+		    path, MQL_TICKET_MAX);
 		explicit_bzero(buf, size);
 		return -1;
 	}
@@ -284,7 +282,7 @@ lock_id_problem(const char *s)
 	if (len == 0)
 		return "it is empty";
 	if (len > MQL_LOCK_ID_MAX)
-		return "it is longer than " XSTR(MQL_LOCK_ID_MAX) " bytes";
+		return "it is longer than " MQL_STR(MQL_LOCK_ID_MAX) " bytes";
 	if (s[0] == '_' || s[0] == '$')
 		return "it starts with '_' or '$' (reserved)";
 	for (i = 0; i < len; i++) {
@@ -448,7 +446,7 @@ apply_acquire(struct acquire_args *a, const char **v)
 		    a->user, MQL_USER_MAX);
 	a->ticket_file = v[V_TICKET_FILE];
 	if (a->ticket_file != NULL) {
-		char ticket[CLI_TICKET_MAX + 2];
+		char ticket[MQL_TICKET_MAX + 2];
 		int rc =
 		    cli_read_ticket(a->ticket_file, ticket, sizeof(ticket));
 

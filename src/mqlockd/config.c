@@ -7,6 +7,7 @@
 #include "core/codec.h"
 #include "io/clock.h"
 #include "io/mqtt.h"
+#include "io/siphash.h"
 
 enum type {
 	T_STRING,
@@ -15,7 +16,7 @@ enum type {
 	T_DECIMAL,
 	T_LEVEL,
 	T_FLAG,
-	T_CHOICE, /* one of choices[], stored as its index (an enum) */
+	T_CHOICE, /* one of choices[], stored as that word (const char *) */
 	T_KEY     /* a key file, read into a struct config_key */
 };
 
@@ -30,18 +31,14 @@ struct flag {
 	const char *const *choices; /* T_CHOICE: the words, NULL-terminated */
 };
 
-/* --idle-policy's words, in the order of enum config_idle_policy. */
+/* --idle-policy's words. */
 static const char *const idle_policies[] = {"contended", "always", NULL};
 
-/* T_CHOICE and T_LEVEL store an int into an enum field. */
-_Static_assert(sizeof(enum config_idle_policy) == sizeof(int),
-    "enum config_idle_policy is not int-sized");
+/* T_LEVEL stores an int into an enum field. */
 _Static_assert(sizeof(enum log_level) == sizeof(int),
     "enum log_level is not int-sized");
 
 #define DAY_MS 86400000LL
-#define STR(x) #x
-#define XSTR(x) STR(x) /* a macro's value as a string */
 
 /* One table entry; CHOICE for a T_CHOICE flag with its list of words. */
 /* clang-format off */
@@ -71,15 +68,15 @@ static const struct flag flags[] = {
     OPT("offline-exit", T_SECONDS, offline_exit_ms, "60", 0, 7 * DAY_MS,
 	"exit 1 after this long without the broker, for a supervisor to "
 	"restart mqlockd (0: never)"),
-    OPT("max-waiters", T_COUNT, max_waiters, XSTR(MQL_WAITERS_PER_LOCK), 1,
+    OPT("max-waiters", T_COUNT, max_waiters, MQL_STR(MQL_WAITERS_PER_LOCK), 1,
 	MQL_WAITERS_PER_LOCK, "waiters per lock"),
     OPT("max-locks-per-client", T_COUNT, max_locks_per_client,
-	XSTR(MQL_LOCKS_PER_CLIENT), 1, MQL_LOCKS_PER_CLIENT,
+	MQL_STR(MQL_LOCKS_PER_CLIENT), 1, MQL_LOCKS_PER_CLIENT,
 	"locks one client may hold or wait for"),
     OPT("max-clients", T_COUNT, max_clients, "100000", 1, 100000000,
 	"clients holding or waiting for locks"),
     OPT("max-clients-per-user", T_COUNT, max_clients_per_user, "16", 1,
-	CONFIG_CLIENTS_PER_USER_MAX,
+	MQL_CLIENTS_PER_USER,
 	"client ids one ticket user may hold or wait with at once"),
     OPT("max-locks", T_COUNT, max_locks, "2000000", 1, 100000000,
 	"locks held or awaited"),
@@ -97,9 +94,11 @@ static const struct flag flags[] = {
     OPT("certfile", T_STRING, certfile, NULL, 0, 0,
 	"client certificate for TLS brokers"),
     OPT("keyfile", T_STRING, keyfile, NULL, 0, 0, "client key for TLS brokers"),
-    OPT("ticket-key", T_KEY, ticket_key, NULL, 0, 0,
+    OPT("ticket-key", T_KEY, ticket_secret, NULL, 0, 0,
 	"file with the HS256 secret of tickets: its bytes less one final "
-	"newline, at least " XSTR(CONFIG_TICKET_KEY_MIN) " bytes, chmod 600"),
+	"newline, at least " MQL_STR(
+	    CONFIG_TICKET_KEY_MIN) " bytes, not writable by the group nor "
+				   "open to others (chmod 640)"),
     OPT("require-ticket", T_FLAG, require_ticket, NULL, 0, 0,
 	"every acquire needs a valid ticket (needs --ticket-key)"),
     OPT("log-level", T_LEVEL, log_level, "info", 0, 0,
@@ -120,7 +119,7 @@ set_choice(const struct flag *o, char *field, const char *v, char *err,
 
 	for (i = 0; o->choices[i] != NULL; i++) {
 		if (strcmp(v, o->choices[i]) == 0) {
-			memcpy(field, &i, sizeof(i));
+			memcpy(field, &o->choices[i], sizeof(o->choices[i]));
 			return 0;
 		}
 	}
@@ -272,7 +271,7 @@ validate(const struct config *c, char *err, size_t errsz)
 		snprintf(err, errsz, "--password-file needs --username");
 		return -1;
 	}
-	if (c->require_ticket && c->ticket_key.path == NULL) {
+	if (c->require_ticket && c->ticket_key == NULL) {
 		snprintf(err, errsz, "--require-ticket needs --ticket-key");
 		return -1;
 	}
@@ -324,6 +323,8 @@ config_parse(struct config *c, int argc, char **argv, char *err, size_t errsz)
 		if (set_value(c, o, value, err, errsz) != 0)
 			return CONFIG_ERROR;
 	}
+	/* The path too, for readers of the key file of their own. */
+	c->ticket_key = c->ticket_secret.path;
 	return validate(c, err, errsz) == 0 ? CONFIG_OK : CONFIG_ERROR;
 }
 
@@ -338,6 +339,11 @@ config_lt(const struct config *c, struct lt_config *out)
 	out->locks_per_client = (size_t)c->max_locks_per_client;
 	out->max_clients = (size_t)c->max_clients;
 	out->max_locks = (size_t)c->max_locks;
+	out->clients_per_user = (size_t)c->max_clients_per_user;
+	out->idle_policy = strcmp(c->idle_policy, "always") == 0
+	    ? LT_IDLE_ALWAYS
+	    : LT_IDLE_CONTENDED;
+	out->hasher = siphash_hasher();
 }
 
 void

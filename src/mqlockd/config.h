@@ -12,15 +12,9 @@
 #include "io/log.h"
 #include "io/secret.h"
 
-/* --idle-policy: when an idle holder is warned and revoked. */
-enum config_idle_policy {
-	CONFIG_IDLE_CONTENDED, /* only while a live client waits */
-	CONFIG_IDLE_ALWAYS     /* whether or not anyone waits */
-};
-
-/* The shortest --ticket-key: 256 bits, HS256's own strength. */
+/* --ticket-key: 256 bits at least, HS256's own strength. */
 #define CONFIG_TICKET_KEY_MIN 32
-#define CONFIG_TICKET_KEY_MAX 1024
+#define CONFIG_TICKET_KEY_MAX SECRET_MAX
 
 /* A signing key read from a file by config_parse(). */
 struct config_key {
@@ -28,9 +22,6 @@ struct config_key {
 	size_t len;       /* bytes in key, >= CONFIG_TICKET_KEY_MIN */
 	unsigned char key[CONFIG_TICKET_KEY_MAX];
 };
-
-/* The most client ids (pages, tabs) one ticket user may use at once. */
-#define CONFIG_CLIENTS_PER_USER_MAX 256
 
 struct config {
 	const char *broker;
@@ -54,11 +45,12 @@ struct config {
 	int64_t rate_milli; /* requests per second per client, x 1000 */
 	enum log_level log_level;
 	bool check;
-	enum config_idle_policy idle_policy;
-	struct config_key ticket_key; /* --ticket-key: the HS256 secret */
-	bool require_ticket;          /* every acquire needs a ticket */
-	int64_t max_clients_per_user; /* client ids one ticket uid may use */
-	int64_t offline_exit_ms;      /* exit 1 this long offline; 0 never */
+	const char *idle_policy;         /* "contended" or "always" */
+	const char *ticket_key;          /* --ticket-key's path, or NULL */
+	struct config_key ticket_secret; /* what that file holds */
+	bool require_ticket;             /* every acquire needs a ticket */
+	int64_t max_clients_per_user;    /* client ids one ticket uid may use */
+	int64_t offline_exit_ms;         /* exit 1 this long offline; 0 never */
 };
 
 enum config_result { CONFIG_OK, CONFIG_EXIT, CONFIG_ERROR };
@@ -66,7 +58,7 @@ enum config_result { CONFIG_OK, CONFIG_EXIT, CONFIG_ERROR };
 /*
  * config_parse(c, argc, argv, err, errsz): fill c with the defaults, then
  * the flags in argv (strings point into argv).  The --ticket-key file is
- * read here (c->ticket_key; wipe it with explicit_bzero() when done).
+ * read here (c->ticket_secret; wipe it with explicit_bzero() when done).
  * Returns CONFIG_OK; CONFIG_EXIT after printing --help or --version to
  * stdout; or CONFIG_ERROR with a one-line reason in err for an unknown
  * flag, a missing or out-of-range value, an unusable key file, or an
@@ -75,7 +67,11 @@ enum config_result { CONFIG_OK, CONFIG_EXIT, CONFIG_ERROR };
 enum config_result config_parse(struct config *c, int argc, char **argv,
     char *err, size_t errsz);
 
-/* config_lt(c, out): the lock table's settings that c asks for. */
+/*
+ * config_lt(c, out): the lock table's settings that c asks for, with ids
+ * hashed by siphash_hasher() (check out->hasher.fn: NULL when libsodium
+ * did not start).
+ */
 void config_lt(const struct config *c, struct lt_config *out);
 
 /* config_usage(out): print the flag table as help text. */

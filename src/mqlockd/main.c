@@ -3,6 +3,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "io/log.h"
 #include "mqlockd/check.h"
@@ -23,15 +24,13 @@ main(int argc, char **argv)
 		return 0;
 	case CONFIG_ERROR:
 		fprintf(stderr, "mqlockd: %s\n", err);
-		return 64;
+		return EX_USAGE;
 	case CONFIG_OK:
 	default:
 		break;
 	}
 	log_set_level(cfg.log_level);
-	if (cfg.check)
-		return check_run(&cfg, stdout);
-	rc = coord_run(&cfg);
-	explicit_bzero(&cfg.ticket_key, sizeof(cfg.ticket_key));
+	rc = cfg.check ? check_run(&cfg, stdout) : coord_run(&cfg);
+	explicit_bzero(&cfg.ticket_secret, sizeof(cfg.ticket_secret));
 	return rc;
 }

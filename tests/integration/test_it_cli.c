@@ -135,7 +135,7 @@ test_acquire_runs_command(void **state)
 	/* Its exit status comes through, and the lock is free again. */
 	touch(h_path(w, "go"));
 	assert_int_equal(h_proc_wait(p, H_WAIT_MS), 3);
-	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null");
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, H_FREE);
 	h_pass(w);
 }
 
@@ -166,8 +166,7 @@ test_busy_and_wait_timeout_exit_75(void **state)
 
 	/* A still holds it, with nobody queued: its release frees it. */
 	h_request(ctl, "doc", "release", "cl-a", sa, NULL, NULL);
-	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null", "waiting",
-	    "#0");
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, H_FREE);
 	h_pass(w);
 }
 
@@ -197,7 +196,7 @@ test_waits_then_runs(void **state)
 	t = strtoll(tok, NULL, 10);
 	free(tok);
 	assert_true(t > ta);
-	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null");
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, H_FREE);
 	h_pass(w);
 }
 
@@ -215,7 +214,7 @@ test_lock_lost_exits_70(void **state)
 	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.connected", "#true");
 	h_pub(ctl, H_PREFIX "/_admin/command",
 	    "{\"op\":\"break\",\"lock\":\"doc\",\"reason\":\"test\"}");
-	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null");
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, H_FREE);
 	/* Whether mqlock stops the command or waits for it, it reports 70. */
 	touch(h_path(w, "go"));
 	assert_int_equal(h_proc_wait(p, H_WAIT_MS), EX_SOFTWARE);
@@ -299,22 +298,14 @@ test_status_shows_holder(void **state)
 {
 	struct h_world *w = h_world_start(state, FLAGS);
 	struct h_client *ctl = h_ctl(w);
-	char *argv[6], *out;
-	struct h_proc *p;
+	char *out;
 
 	dora_and_eve(ctl);
 	h_sub(ctl, H_PREFIX "/doc/request/#");
-	argv[0] = (char *)MQLOCK_BIN;
-	argv[1] = (char *)"--broker";
-	argv[2] = (char *)(uintptr_t)h_uri(w);
-	argv[3] = (char *)"status";
-	argv[4] = (char *)"doc";
-	argv[5] = NULL;
-	p = h_spawn(w, argv, "status.out");
-	assert_int_equal(h_proc_wait(p, H_WAIT_MS), 0);
+	assert_int_equal(cli_status(w, "st-q", "doc", "status.out"), 0);
 	/* Asked the coordinator, on its own bound request topic. */
-	h_expect(ctl, H_PREFIX "/doc/request/+", H_WAIT_MS, "op", "query",
-	    "lock", "doc");
+	h_expect(ctl, H_PREFIX "/doc/request/st-q", H_WAIT_MS, "op", "query",
+	    "lock", "doc", "client", "st-q");
 	out = slurp(h_path(w, "status.out"));
 	print_message("%s", out);
 	if (strstr(out, "holder-x") == NULL && strstr(out, "Dora") == NULL)
@@ -441,7 +432,7 @@ test_short_stop_keeps_status(void **state)
 	touch(h_path(w, "go"));
 	h_proc_kill(p, SIGCONT);
 	assert_int_equal(h_proc_wait(p, H_WAIT_MS), 5);
-	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null");
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, H_FREE);
 	h_pass(w);
 }
 
@@ -641,7 +632,7 @@ test_websocket_brokers(void **state)
 		assert_non_null(tok);
 		assert_int_equal(strtoll(tok, NULL, 10), h_int(m, "token"));
 		free(tok);
-		h_expect(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null");
+		h_expect(ctl, h_owner("doc"), H_WAIT_MS, H_FREE);
 	}
 	h_pass(w);
 }

@@ -46,9 +46,9 @@ test_defaults(void **state)
 	assert_int_equal(c.max_clients, 100000);
 	assert_int_equal(c.max_locks, 2000000);
 	assert_int_equal(c.rate_milli, 50000);
-	assert_int_equal(c.idle_policy, CONFIG_IDLE_CONTENDED);
-	assert_null(c.ticket_key.path);
-	assert_int_equal(c.ticket_key.len, 0);
+	assert_string_equal(c.idle_policy, "contended");
+	assert_null(c.ticket_key);
+	assert_int_equal(c.ticket_secret.len, 0);
 	assert_false(c.require_ticket);
 	assert_int_equal(c.max_clients_per_user, 16);
 	assert_int_equal(c.offline_exit_ms, 60000);
@@ -177,17 +177,17 @@ test_new_flags(void **state)
 {
 	struct config c;
 	char err[256];
-	const char *key = key_file(KEY32 "\n", 0600);
+	const char *key = key_file(KEY32 "\n", 0640);
 
 	assert_int_equal(PARSE(&c, err, "--idle-policy", "always",
 			     "--ticket-key", (char *)key, "--require-ticket",
 			     "--max-clients-per-user", "256", "--offline-exit",
 			     "0"),
 	    CONFIG_OK);
-	assert_int_equal(c.idle_policy, CONFIG_IDLE_ALWAYS);
-	assert_string_equal(c.ticket_key.path, key);
-	assert_int_equal(c.ticket_key.len, 32);
-	assert_memory_equal(c.ticket_key.key, KEY32, 32);
+	assert_string_equal(c.idle_policy, "always");
+	assert_string_equal(c.ticket_key, key);
+	assert_int_equal(c.ticket_secret.len, 32);
+	assert_memory_equal(c.ticket_secret.key, KEY32, 32);
 	assert_true(c.require_ticket);
 	assert_int_equal(c.max_clients_per_user, 256);
 	assert_int_equal(c.offline_exit_ms, 0);
@@ -195,7 +195,7 @@ test_new_flags(void **state)
 			     "--offline-exit", "2.5", "--max-clients-per-user",
 			     "1"),
 	    CONFIG_OK);
-	assert_int_equal(c.idle_policy, CONFIG_IDLE_CONTENDED);
+	assert_string_equal(c.idle_policy, "contended");
 	assert_int_equal(c.offline_exit_ms, 2500);
 	assert_int_equal(c.max_clients_per_user, 1);
 	/* A key is a key with the tickets optional too. */
@@ -221,10 +221,10 @@ test_new_flag_refusals(void **state)
 	EXPECT_ERROR("takes no value", "--require-ticket=yes");
 	EXPECT_ERROR("needs a value", "--ticket-key");
 	EXPECT_ERROR("cannot open", "--ticket-key", "/nonexistent/key");
-	key = (char *)key_file(KEY32 "\n", 0640);
-	EXPECT_ERROR("chmod 600", "--ticket-key", key);
+	key = (char *)key_file(KEY32 "\n", 0660);
+	EXPECT_ERROR("chmod 640", "--ticket-key", key);
 	key = (char *)key_file(KEY32 "\n", 0604);
-	EXPECT_ERROR("chmod 600", "--ticket-key", key);
+	EXPECT_ERROR("chmod 640", "--ticket-key", key);
 	/* 31 bytes once the newline is dropped. */
 	key = (char *)key_file("an-hs256-secret-of-31-bytes-lon\n", 0600);
 	EXPECT_ERROR("--ticket-key", "--ticket-key", key);

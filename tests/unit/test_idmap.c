@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/idmap.h"
+#include "test_hash.h"
 
 #define KEY_SZ 24
 
@@ -53,7 +54,7 @@ pool_init(struct pool *p, size_t n, const char *prefix)
 	assert_non_null(p->present);
 	for (size_t i = 0; i < n; i++)
 		snprintf(p->keys[i], KEY_SZ, "%s%zu", prefix, i);
-	p->m = idmap_new();
+	p->m = idmap_new(&test_hasher);
 	assert_non_null(p->m);
 }
 
@@ -110,7 +111,7 @@ pool_verify(const struct pool *p)
 static void
 test_empty(void **state)
 {
-	struct idmap *m = idmap_new();
+	struct idmap *m = idmap_new(&test_hasher);
 
 	(void)state;
 	assert_non_null(m);
@@ -126,7 +127,7 @@ test_empty(void **state)
 static void
 test_put_get_del(void **state)
 {
-	struct idmap *m = idmap_new();
+	struct idmap *m = idmap_new(&test_hasher);
 	int a, b, c;
 
 	(void)state;
@@ -162,7 +163,7 @@ test_put_get_del(void **state)
 static void
 test_replace(void **state)
 {
-	struct idmap *m = idmap_new();
+	struct idmap *m = idmap_new(&test_hasher);
 	char k1[8] = "doc-1";
 	char k2[8] = "doc-1";
 	int a, b;

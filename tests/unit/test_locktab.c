@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/locktab.h"
+#include "test_hash.h"
 
 #define T0 ((lt_ms)1764140000000)
 #define IDLE ((lt_ms)600000)
@@ -51,6 +52,7 @@ static const struct lt_config default_cfg = {
     .waiters_per_lock = MQL_WAITERS_PER_LOCK,
     .locks_per_client = MQL_LOCKS_PER_CLIENT,
     .tick_batch = 0,
+    .hasher = {siphash_str, test_hash_key},
 };
 
 /* ---- small utilities ---- */
@@ -246,11 +248,11 @@ static void
 fmt_client(struct sbuf *b, const struct lt_client_rec *r, bool with_unconf)
 {
 	sb_printf(b, "client %s session %s connected %d max_conn %" PRId64,
-	    nz(r->id), nz(r->session), r->connected, r->max_conn);
-	if (!r->connected)
+	    nz(r->id), nz(r->session), r->state != LT_CS_GONE, r->max_conn);
+	if (r->state == LT_CS_GONE)
 		sb_printf(b, " grace %" PRId64, r->grace_deadline);
 	if (with_unconf)
-		sb_printf(b, " unconfirmed %d", r->unconfirmed);
+		sb_printf(b, " unconfirmed %d", r->state == LT_CS_OWES);
 	sb_printf(b, "\n");
 }
 
@@ -388,9 +390,9 @@ journal_put_client(struct journal *j, const struct lt_client_rec *r)
 	}
 	c->id = xstrdup(r->id);
 	c->session = xstrdup(r->session);
-	c->connected = r->connected;
+	c->connected = r->state != LT_CS_GONE;
 	c->max_conn = r->max_conn;
-	c->grace_deadline = r->connected ? 0 : r->grace_deadline;
+	c->grace_deadline = r->state != LT_CS_GONE ? 0 : r->grace_deadline;
 }
 
 static void
@@ -444,7 +446,7 @@ jclient_rec(const struct jclient *c, struct lt_client_rec *r)
 	memset(r, 0, sizeof(*r));
 	r->id = c->id;
 	r->session = c->session;
-	r->connected = c->connected;
+	r->state = c->connected ? LT_CS_LIVE : LT_CS_GONE;
 	r->max_conn = c->max_conn;
 	r->grace_deadline = c->grace_deadline;
 }
@@ -822,6 +824,11 @@ fx_equal(const struct lt_fx *x, const struct lt_fx *y)
 		.kind = LT_FX_EVENT, .what = LT_E_IDLE_WARNING, .client = (c), \
 		.lock = (l), .deadline = (dl)                                  \
 	}
+#define X_DROPPED(c, l, why)                                              \
+	{                                                                 \
+		.kind = LT_FX_EVENT, .what = LT_E_DROPPED, .client = (c), \
+		.lock = (l), .reason = (why)                              \
+	}
 #define X_ERROR(c, l, err)                                              \
 	{                                                               \
 		.kind = LT_FX_EVENT, .what = LT_E_ERROR, .client = (c), \
@@ -927,7 +934,8 @@ check_generic(struct side *s, const struct lt_event *ev, enum lt_err err,
 	size_t replies = count_fx(fx, LT_FX_REPLY);
 
 	/* Exactly one reply per request and per admin command. */
-	if (ev->kind == LT_EV_REQUEST || ev->kind == LT_EV_BREAK)
+	if (ev->kind == LT_EV_REQUEST || ev->kind == LT_EV_BREAK ||
+	    ev->kind == LT_EV_PURGE)
 		assert_int_equal(replies, 1);
 	else
 		assert_int_equal(replies, 0);
@@ -964,19 +972,43 @@ check_generic(struct side *s, const struct lt_event *ev, enum lt_err err,
 
 	if (ev->kind != LT_EV_REQUEST)
 		return;
-	if (err != LT_OK) {
-		/* A refusal: one error event, one error reply, no change. */
+	if (err == LT_ERR_STALE) {
+		/* Its sender is gone: a note and a reply, no event. */
 		char *after = dump(s->t, NULL);
 
 		assert_int_equal(fx->n, 2);
-		assert_int_equal(fx->v[0].kind, LT_FX_EVENT);
-		assert_int_equal(fx->v[0].what.event, LT_E_ERROR);
-		assert_int_equal(fx->v[0].code, err);
-		assert_string_equal(fx->v[0].client, ev->u.req.client);
-		assert_string_equal(fx->v[0].lock, ev->u.req.lock);
+		assert_int_equal(fx->v[0].kind, LT_FX_NOTE);
+		assert_int_equal(fx->v[0].what.note, LT_N_STALE);
 		assert_int_equal(fx->v[1].kind, LT_FX_REPLY);
 		assert_int_equal(fx->v[1].what.result, LT_R_ERROR);
 		assert_int_equal(fx->v[1].code, err);
+		assert_string_equal(after, before);
+		free(after);
+		return;
+	}
+	if (err != LT_OK) {
+		/*
+		 * A refusal: one error event, one error reply, no change; a
+		 * full table also notes that a roll call could make room.
+		 */
+		char *after = dump(s->t, NULL);
+		size_t k = 0;
+
+		if (fx->n == 3) {
+			assert_int_equal(err, LT_ERR_LIMIT);
+			assert_int_equal(fx->v[0].kind, LT_FX_NOTE);
+			assert_int_equal(fx->v[0].what.note, LT_N_FULL);
+			k = 1;
+		}
+		assert_int_equal(fx->n, 2 + k);
+		assert_int_equal(fx->v[k].kind, LT_FX_EVENT);
+		assert_int_equal(fx->v[k].what.event, LT_E_ERROR);
+		assert_int_equal(fx->v[k].code, err);
+		assert_string_equal(fx->v[k].client, ev->u.req.client);
+		assert_string_equal(fx->v[k].lock, ev->u.req.lock);
+		assert_int_equal(fx->v[k + 1].kind, LT_FX_REPLY);
+		assert_int_equal(fx->v[k + 1].what.result, LT_R_ERROR);
+		assert_int_equal(fx->v[k + 1].code, err);
 		assert_string_equal(after, before);
 		free(after);
 		return;
@@ -986,7 +1018,7 @@ check_generic(struct side *s, const struct lt_event *ev, enum lt_err err,
 		struct lt_client_rec cr;
 
 		if (locktab_view_client(s->t, ev->u.req.client, &cr)) {
-			if (!cr.connected || cr.unconfirmed)
+			if (cr.state != LT_CS_LIVE)
 				fail_msg("client %s still marked gone after a "
 					 "served request",
 				    ev->u.req.client);
@@ -1141,8 +1173,8 @@ brk(const char *lock, const char *reason)
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = LT_EV_BREAK;
-	snprintf(ev.u.brk.lock, sizeof(ev.u.brk.lock), "%s", lock);
-	snprintf(ev.u.brk.reason, sizeof(ev.u.brk.reason), "%s", reason);
+	snprintf(ev.u.admin.lock, sizeof(ev.u.admin.lock), "%s", lock);
+	snprintf(ev.u.admin.reason, sizeof(ev.u.admin.reason), "%s", reason);
 	return ev;
 }
 
@@ -1294,6 +1326,45 @@ reset(struct fixture *f, const struct lt_config *cfg)
 		assert_string_equal(after_, before_);                    \
 		free(before_);                                           \
 		free(after_);                                            \
+	} while (0)
+
+/* A stale request: noted and answered, nothing else. */
+#define STEP_STALE(f, now, ev)                                                \
+	do {                                                                  \
+		const struct lt_event ev_ = (ev);                             \
+		const struct xfx want_[] = {                                  \
+		    N_(LT_N_STALE, ev_.u.req.client, ev_.u.req.lock),         \
+		    R_ERROR(ev_.u.req.client, ev_.u.req.lock, LT_ERR_STALE)}; \
+		char *before_ = dump((f)->s.t, NULL);                         \
+		char *after_;                                                 \
+		assert_int_equal(side_apply(&(f)->s, (now), &ev_),            \
+		    LT_ERR_STALE);                                            \
+		expect_fx(&(f)->s.fx, want_, 2, true);                        \
+		assert_int_equal(locktab_dirty_locks((f)->s.t), 0);           \
+		assert_int_equal(locktab_dirty_clients((f)->s.t), 0);         \
+		after_ = dump((f)->s.t, NULL);                                \
+		assert_string_equal(after_, before_);                         \
+		free(before_);                                                \
+		free(after_);                                                 \
+	} while (0)
+
+/* A refusal for a full queue or table: it also asks for a roll call. */
+#define STEP_FULL(f, now, ev)                                                 \
+	do {                                                                  \
+		const struct lt_event ev_ = (ev);                             \
+		const struct xfx want_[] = {                                  \
+		    N_(LT_N_FULL, ev_.u.req.client, ev_.u.req.lock),          \
+		    X_ERROR(ev_.u.req.client, ev_.u.req.lock, LT_ERR_LIMIT),  \
+		    R_ERROR(ev_.u.req.client, ev_.u.req.lock, LT_ERR_LIMIT)}; \
+		char *before_ = dump((f)->s.t, NULL);                         \
+		char *after_;                                                 \
+		assert_int_equal(side_apply(&(f)->s, (now), &ev_),            \
+		    LT_ERR_LIMIT);                                            \
+		expect_fx(&(f)->s.fx, want_, 3, true);                        \
+		after_ = dump((f)->s.t, NULL);                                \
+		assert_string_equal(after_, before_);                         \
+		free(before_);                                                \
+		free(after_);                                                 \
 	} while (0)
 
 /* Apply and flush, whatever the effects (to set a scene). */
@@ -1492,7 +1563,7 @@ test_acquire_free(void **state)
 	assert_int_equal(r.nwaiters, 0);
 	assert_true(dirty_client_rec(f, A, &c));
 	assert_string_equal(c.session, "sess:" A ":0123456789abcdef");
-	assert_true(c.connected);
+	assert_int_not_equal(c.state, LT_CS_GONE);
 	assert_int_equal(c.max_conn, -1);
 	side_flush(&f->s);
 
@@ -1803,14 +1874,15 @@ test_session_mismatch(void **state)
 
 	/* Refused requests do not bring a disconnected client back. */
 	run(f, T0 + 100, will(A, NULL, 1));
-	assert_false(view_client(f, A).connected);
+	assert_int_equal(view_client(f, A).state, LT_CS_GONE);
 	for (size_t i = 0; i < 4; i++)
 		STEP_ERR(f, T0 + 101, bad[i], LT_ERR_SESSION_MISMATCH);
-	assert_false(view_client(f, A).connected);
+	assert_int_equal(view_client(f, A).state, LT_CS_GONE);
 	/* ... so the grace still ends. */
 	STEP_ANY(f, T0 + 100 + GRACE, tick(),
 	    X_REVOKED(A, L1, 1, LT_REASON_DISCONNECT), N_(LT_N_FREED, "", L1),
-	    N_(LT_N_DROPPED, A, L2), X_MOVED(C, L2, 1));
+	    N_(LT_N_DROPPED, A, L2), X_DROPPED(A, L2, LT_REASON_DISCONNECT),
+	    X_MOVED(C, L2, 1));
 }
 
 static void
@@ -1877,7 +1949,7 @@ test_will_accepted(void **state)
 	assert_int_equal(r.nwaiters, 1);
 	assert_true(r.waiters[0].connected);
 	assert_true(dirty_client_rec(f, A, &c));
-	assert_false(c.connected);
+	assert_int_equal(c.state, LT_CS_GONE);
 	assert_int_equal(c.grace_deadline, t1 + GRACE);
 	side_flush(&f->s);
 	assert_int_equal(locktab_next_deadline(f->s.t), t1 + GRACE);
@@ -1919,7 +1991,7 @@ test_will_ignored(void **state)
 	unchanged(f, before);
 	/* The current connection's will is accepted. */
 	STEP(f, T0 + 6, will(A, NULL, 5), N_(LT_N_DISCONNECTED, A, ""));
-	assert_false(view_client(f, A).connected);
+	assert_int_equal(view_client(f, A).state, LT_CS_GONE);
 
 	/* A client that just released everything (not yet journaled). */
 	run(f, T0 + 7, acq(L2, C));
@@ -1940,22 +2012,34 @@ test_will_conn_ranking(void **state)
 	run(f, T0 + 1, acq(L1, B));
 	STEP(f, T0 + 2, will(A, NULL, 7), N_(LT_N_DISCONNECTED, A, ""));
 	assert_int_equal(view_client(f, A).max_conn, 7);
-	/* A request with a lower conn is still served (and A is back). */
-	STEP(f, T0 + 3, request(LT_OP_ACTIVITY, L1, A, NULL, 6, true),
+	/*
+	 * Connection 7 is gone, and so is every older one: a request from
+	 * any of them (a copy the broker delivers late) is stale.
+	 */
+	STEP_STALE(f, T0 + 3, request(LT_OP_ACTIVITY, L1, A, NULL, 6, true));
+	STEP_STALE(f, T0 + 3, request(LT_OP_ACQUIRE, L1, A, NULL, 7, true));
+	STEP_STALE(f, T0 + 3, request(LT_OP_RELEASE, L1, A, NULL, 1, true));
+	assert_int_equal(view_client(f, A).state, LT_CS_GONE);
+	/* A newer connection is A back. */
+	STEP(f, T0 + 4, request(LT_OP_ACTIVITY, L1, A, NULL, 8, true),
 	    N_(LT_N_RECONNECTED, A, ""), R_(LT_R_REFRESHED, A, L1));
-	assert_true(view_client(f, A).connected);
-	assert_int_equal(view_client(f, A).max_conn, 7);
-	/* ... but a will with that conn is stale now. */
-	STEP(f, T0 + 4, will(A, NULL, 6), N_(LT_N_WILL_IGNORED, A, ""));
-	assert_true(view_client(f, A).connected);
+	assert_int_equal(view_client(f, A).state, LT_CS_LIVE);
+	assert_int_equal(view_client(f, A).max_conn, 8);
+	/* A live client's older connections are stale too. */
+	STEP_STALE(f, T0 + 5, request(LT_OP_RELEASE, L1, A, NULL, 7, true));
+	assert_holder(f, L1, A, 1);
+	/* ... and so is a will of an older connection. */
+	STEP(f, T0 + 6, will(A, NULL, 7), N_(LT_N_WILL_IGNORED, A, ""));
+	assert_int_equal(view_client(f, A).state, LT_CS_LIVE);
 	/* Equal to the highest is not stale. */
-	STEP(f, T0 + 5, will(A, NULL, 7), N_(LT_N_DISCONNECTED, A, ""));
-	run(f, T0 + 6, request(LT_OP_ACQUIRE, L1, A, NULL, 8, true));
-	assert_int_equal(view_client(f, A).max_conn, 8);
-	STEP(f, T0 + 7, will(A, NULL, 7), N_(LT_N_WILL_IGNORED, A, ""));
-	/* A will without conn is never stale. */
-	STEP(f, T0 + 8, will(A, NULL, -1), N_(LT_N_DISCONNECTED, A, ""));
-	assert_int_equal(view_client(f, A).max_conn, 8);
+	STEP(f, T0 + 7, will(A, NULL, 8), N_(LT_N_DISCONNECTED, A, ""));
+	run(f, T0 + 8, request(LT_OP_ACQUIRE, L1, A, NULL, 9, true));
+	assert_int_equal(view_client(f, A).max_conn, 9);
+	/* A will without conn is never stale, nor a request without one. */
+	STEP(f, T0 + 9, will(A, NULL, -1), N_(LT_N_DISCONNECTED, A, ""));
+	assert_int_equal(view_client(f, A).max_conn, 9);
+	STEP(f, T0 + 10, request(LT_OP_ACTIVITY, L1, A, NULL, -1, true),
+	    N_(LT_N_RECONNECTED, A, ""), R_(LT_R_REFRESHED, A, L1));
 }
 
 static void
@@ -1982,7 +2066,7 @@ test_will_while_disconnected(void **state)
 		assert_int_not_equal(e->what.note, LT_N_DISCONNECTED);
 	}
 	side_flush(&f->s);
-	assert_false(view_client(f, A).connected);
+	assert_int_equal(view_client(f, A).state, LT_CS_GONE);
 	assert_int_equal(view_client(f, A).grace_deadline, t1 + GRACE);
 	assert_int_equal(locktab_next_deadline(f->s.t), t1 + GRACE);
 	STEP_NONE(f, t1 + GRACE - 1, tick());
@@ -2023,15 +2107,16 @@ test_grace_expiry(void **state)
 		grace_scene(f, t1);
 		STEP_NONE(f, t1 + GRACE - 1, tick());
 		assert_holder(f, L1, A, 1);
-		assert_false(view_client(f, A).connected);
+		assert_int_equal(view_client(f, A).state, LT_CS_GONE);
 		assert_queue(f, L2, A "-," D);
 
 		/* A loses everything: L1 goes on, A leaves both queues. */
 		STEP_ANY(f, now, tick(),
 		    X_REVOKED(A, L1, 1, LT_REASON_DISCONNECT),
 		    X_GRANTED(B, L1, 4, now + IDLE), N_(LT_N_DROPPED, A, L2),
-		    X_MOVED(D, L2, 1), N_(LT_N_DROPPED, A, L3),
-		    X_MOVED(E, L3, 1));
+		    X_DROPPED(A, L2, LT_REASON_DISCONNECT), X_MOVED(D, L2, 1),
+		    N_(LT_N_DROPPED, A, L3),
+		    X_DROPPED(A, L3, LT_REASON_DISCONNECT), X_MOVED(E, L3, 1));
 		assert_false(known_client(f, A));
 		assert_holder(f, L1, B, 4);
 		assert_queue(f, L1, "");
@@ -2052,7 +2137,7 @@ reconnect_scene(struct fixture *f, lt_ms t1)
 	run(f, T0 + 1, acq(L1, B));
 	run(f, T0 + 2, acq(L3, C));
 	run(f, t1, will(A, NULL, -1));
-	assert_false(view_client(f, A).connected);
+	assert_int_equal(view_client(f, A).state, LT_CS_GONE);
 }
 
 /* After A is back: it still holds L1 with token 1, and no grace runs. */
@@ -2061,7 +2146,7 @@ reconnect_check(struct fixture *f, lt_ms t1)
 {
 	struct lt_client_rec c = view_client(f, A);
 
-	assert_true(c.connected);
+	assert_int_not_equal(c.state, LT_CS_GONE);
 	assert_holder(f, L1, A, 1);
 	assert_true(view(f, L1).holder_connected);
 	assert_queue(f, L1, B);
@@ -2254,7 +2339,7 @@ test_free_lock_with_disconnected_waiter(void **state)
 	unchanged(f, before);
 	STEP_NONE(f, t1 + GRACE - 1, tick());
 	STEP(f, t1 + GRACE, tick(), N_(LT_N_DROPPED, B, L1),
-	    N_(LT_N_FREED, "", L1));
+	    X_DROPPED(B, L1, LT_REASON_DISCONNECT), N_(LT_N_FREED, "", L1));
 	assert_false(known_lock(f, L1));
 	assert_int_equal(locktab_nclients(f->s.t), 0);
 	assert_int_equal(locktab_next_deadline(f->s.t), LT_NEVER);
@@ -2550,7 +2635,7 @@ test_limits(void **state)
 	run(f, T0 + 3, acq(L1, D));
 
 	/* The queue is full. */
-	STEP_ERR(f, now++, acq(L1, E), LT_ERR_LIMIT);
+	STEP_FULL(f, now++, acq(L1, E));
 	assert_false(known_client(f, E));
 	/* A try-lock is still only busy. */
 	STEP(f, now, try_acq(L1, E), X_BUSY(E, L1), R_(LT_R_BUSY, E, L1));
@@ -2584,7 +2669,7 @@ test_limits(void **state)
 	run(f, now++, rel(L1, D));
 	STEP(f, now, acq(L1, E), X_QUEUED(E, L1, 3), R_QUEUED(E, L1, 3));
 	now++;
-	STEP_ERR(f, now++, acq(L1, F), LT_ERR_LIMIT);
+	STEP_FULL(f, now++, acq(L1, F));
 
 	/* Releasing one lock makes room for another. */
 	run(f, now++, rel(L3, A));
@@ -2610,7 +2695,7 @@ test_limits_free_lock_full_queue(void **state)
 	/* A newcomer takes the free lock: it does not join the queue. */
 	STEP(f, T0 + 8, acq(L1, E), X_GRANTED(E, L1, 2, T0 + 8 + IDLE),
 	    R_GRANTED(E, L1, 2));
-	STEP_ERR(f, T0 + 9, acq(L1, F), LT_ERR_LIMIT);
+	STEP_FULL(f, T0 + 9, acq(L1, F));
 }
 
 /* Caps on all clients and all locks: newcomers refused, members served. */
@@ -2622,10 +2707,10 @@ test_limits_total_clients_and_locks(void **state)
 	run(f, T0, acq(L1, A));
 	run(f, T0 + 1, acq(L2, B));
 	/* A third client, on a known lock or a new one. */
-	STEP_ERR(f, T0 + 2, acq(L1, C), LT_ERR_LIMIT);
+	STEP_FULL(f, T0 + 2, acq(L1, C));
 	assert_false(known_client(f, C));
 	/* A third lock, by a known client. */
-	STEP_ERR(f, T0 + 3, acq(L3, A), LT_ERR_LIMIT);
+	STEP_FULL(f, T0 + 3, acq(L3, A));
 	/* Known clients on known locks are fine. */
 	STEP(f, T0 + 4, acq(L2, A), X_QUEUED(A, L2, 1), R_QUEUED(A, L2, 1));
 	/* Room again once B and its lock are gone (after the flush). */
@@ -2730,7 +2815,7 @@ test_resume_floors_deadlines(void **state)
 	assert_true(dirty_lock_rec(f, L1, &lr));
 	assert_int_equal(lr.idle_deadline, r + GRACE);
 	assert_true(dirty_client_rec(f, C, &cr));
-	assert_false(cr.connected);
+	assert_int_equal(cr.state, LT_CS_GONE);
 	assert_int_equal(cr.grace_deadline, r + GRACE);
 	side_flush(&f->s);
 	assert_int_equal(view(f, L1).idle_deadline, r + GRACE);
@@ -2748,7 +2833,8 @@ test_resume_floors_deadlines(void **state)
 	assert_holder(f, L1, A, 1);
 	assert_queue(f, L2, C "-");
 	STEP_ANY(f, r + GRACE, tick(), X_REVOKED(A, L1, 1, LT_REASON_IDLE),
-	    N_(LT_N_FREED, "", L1), N_(LT_N_DROPPED, C, L2));
+	    N_(LT_N_FREED, "", L1), N_(LT_N_DROPPED, C, L2),
+	    X_DROPPED(C, L2, LT_REASON_DISCONNECT));
 	assert_holder(f, L2, B, 2);
 	assert_int_equal(view(f, L2).idle_deadline, l2dl);
 }
@@ -2776,7 +2862,7 @@ test_resume_rollcall(void **state)
 	assert_holder(f, L1, A, 1);
 	assert_queue(f, L1, B);
 	assert_holder(f, L3, D, 3);
-	assert_false(view_client(f, A).unconfirmed);
+	assert_int_not_equal(view_client(f, A).state, LT_CS_OWES);
 
 	/* A window shorter than the grace is extended to the grace. */
 	t2 = t1 + w + 1000;
@@ -2784,8 +2870,9 @@ test_resume_rollcall(void **state)
 	STEP_NONE(f, t2 + GRACE - 1, tick());
 	STEP(f, t2 + GRACE - 1, act(L1, A), R_(LT_R_REFRESHED, A, L1));
 	STEP_ANY(f, t2 + GRACE, tick(), N_(LT_N_SILENT, B, ""),
-	    N_(LT_N_DROPPED, B, L1), N_(LT_N_SILENT, D, ""),
-	    X_REVOKED(D, L3, 3, LT_REASON_DISCONNECT), N_(LT_N_FREED, "", L3));
+	    N_(LT_N_DROPPED, B, L1), X_DROPPED(B, L1, LT_REASON_DISCONNECT),
+	    N_(LT_N_SILENT, D, ""), X_REVOKED(D, L3, 3, LT_REASON_DISCONNECT),
+	    N_(LT_N_FREED, "", L3));
 	assert_queue(f, L1, "");
 }
 
@@ -2806,7 +2893,7 @@ test_rollcall_grants_skip_silent_waiters(void **state)
 	STEP(f, t1 + 10, acq(L1, C), X_QUEUED(C, L1, 2), R_QUEUED(C, L1, 2));
 	STEP(f, t1 + 20, rel(L1, A), N_(LT_N_RELEASED, A, L1),
 	    X_GRANTED(C, L1, 2, t1 + 20 + IDLE), R_(LT_R_RELEASED, A, L1));
-	assert_true(view_client(f, B).unconfirmed);
+	assert_int_equal(view_client(f, B).state, LT_CS_OWES);
 	assert_queue(f, L1, B);
 	/* B answers: still first in line, behind the holder. */
 	STEP(f, t1 + 30, acq(L1, B), X_QUEUED(B, L1, 1), R_QUEUED(B, L1, 1));
@@ -2885,7 +2972,8 @@ rp_event(struct rp *g)
 
 /* Events of one kind seen, so the run is known to cover them. */
 struct rp_stats {
-	size_t grants, queued, busy, revoked[3], warnings, errors[6];
+	size_t grants, queued, busy, revoked[4], warnings,
+	    errors[LT_ERR_INTERNAL + 1];
 	size_t disconnected, reconnected, dropped, will_ignored;
 };
 
@@ -3144,7 +3232,7 @@ crec(const char *id, const char *session)
 	memset(&r, 0, sizeof(r));
 	r.id = id;
 	r.session = session;
-	r.connected = true;
+	r.state = LT_CS_LIVE;
 	r.max_conn = -1;
 	return r;
 }
@@ -3197,12 +3285,13 @@ test_restore_validation(void **state)
 	char id128[MQL_CLIENT_ID_MAX + 1], id129[MQL_CLIENT_ID_MAX + 2];
 	char sess128[MQL_SESSION_MAX + 1], sess129[MQL_SESSION_MAX + 2];
 	struct lt_client_rec c;
-	const struct lt_waiter_rec w[4] = {{B, "b", false}, {C, "c", false},
-	    {D, "d", false}, {E, "e", false}};
-	const struct lt_waiter_rec twice[2] = {{B, "b", false},
-	    {B, "b", false}};
-	const struct lt_waiter_rec self[1] = {{A, "a", false}};
-	const struct lt_waiter_rec stranger[1] = {{F, "f", false}};
+	const struct lt_waiter_rec w[4] = {{B, "b", NULL, false},
+	    {C, "c", NULL, false}, {D, "d", NULL, false},
+	    {E, "e", NULL, false}};
+	const struct lt_waiter_rec twice[2] = {{B, "b", NULL, false},
+	    {B, "b", NULL, false}};
+	const struct lt_waiter_rec self[1] = {{A, "a", NULL, false}};
+	const struct lt_waiter_rec stranger[1] = {{F, "f", NULL, false}};
 	struct lt_lock_rec l;
 	char *before, *after;
 
@@ -3319,7 +3408,7 @@ test_restore_validation(void **state)
 	STEP(f, T0 + 2, acq(L2, C), X_GRANTED(C, L2, 21, T0 + 2 + IDLE),
 	    R_GRANTED(C, L2, 21));
 	/* A restart is a new epoch: grants wait for answers to the call. */
-	assert_true(view_client(f, B).unconfirmed);
+	assert_int_equal(view_client(f, B).state, LT_CS_OWES);
 	STEP(f, T0 + 2, act(L1, B), R_(LT_R_IGNORED, B, L1));
 	STEP(f, T0 + 2, act(L1, D), R_(LT_R_IGNORED, D, L1));
 	STEP(f, T0 + 3, rel(L1, A), N_(LT_N_RELEASED, A, L1),
@@ -3334,14 +3423,15 @@ test_restore_state(void **state)
 	struct fixture *f = *state;
 	const char *s16 = "0123456789abcdef";
 	struct lt_client_rec c;
-	const struct lt_waiter_rec w[2] = {{B, "b", false}, {C, "c", false}};
+	const struct lt_waiter_rec w[2] = {{B, "b", NULL, false},
+	    {C, "c", NULL, false}};
 	struct lt_lock_rec l;
 
 	c = crec(A, s16);
 	c.max_conn = 4;
 	assert_int_equal(restore_client(f, &c), LT_OK);
 	c = crec(B, s16);
-	c.connected = false;
+	c.state = LT_CS_GONE;
 	c.grace_deadline = T0 + 500;
 	assert_int_equal(restore_client(f, &c), LT_OK);
 	c = crec(C, s16);
@@ -3364,7 +3454,8 @@ test_restore_state(void **state)
 	STEP(f, T0 + 2, request(LT_OP_ACQUIRE, L1, C, s16, -1, true),
 	    X_QUEUED(C, L1, 2), R_QUEUED(C, L1, 2));
 	/* B's grace ends as journaled. */
-	STEP(f, T0 + 500, tick(), N_(LT_N_DROPPED, B, L1), X_MOVED(C, L1, 1));
+	STEP(f, T0 + 500, tick(), N_(LT_N_DROPPED, B, L1),
+	    X_DROPPED(B, L1, LT_REASON_DISCONNECT), X_MOVED(C, L1, 1));
 	/* Already warned: no second warning, revoked at the deadline. */
 	STEP_NONE(f, T0 + 999, tick());
 	STEP(f, T0 + 1000, tick(), X_REVOKED(A, L1, 3, LT_REASON_IDLE),
@@ -3381,7 +3472,7 @@ test_restore_free_lock_connected_waiter(void **state)
 	struct lt_config cfg = default_cfg;
 	struct locktab *t = locktab_new(&cfg);
 	struct lt_client_rec c = crec(B, "0123456789abcdef");
-	const struct lt_waiter_rec w[] = {{B, "b", true}};
+	const struct lt_waiter_rec w[] = {{B, "b", NULL, true}};
 	struct lt_lock_rec l = lrec(L1, NULL, 0, w, 1);
 	enum lt_err err;
 	const char *why;

@@ -133,7 +133,8 @@ test_key(void **state)
 	    secret_read_key(f->path, 32, key, sizeof(key), err, sizeof(err)),
 	    35);
 	assert_memory_equal(key, "0123456789abcdef0123456789abcdef\0\n\n", 35);
-	PUT(f, "0123456789abcdef0123456789abcdef", 0400);
+	/* Its group may read it. */
+	PUT(f, "0123456789abcdef0123456789abcdef", 0440);
 	assert_int_equal(
 	    secret_read_key(f->path, 32, key, sizeof(key), err, sizeof(err)),
 	    32);
@@ -165,9 +166,10 @@ test_key_refusals(void **state)
 	struct fixture *f = *state;
 	const char key32[] = "0123456789abcdef0123456789abcdef\n";
 
-	expect_key_error(put(f, key32, sizeof(key32) - 1, 0640), "chmod 600");
-	expect_key_error(put(f, key32, sizeof(key32) - 1, 0604), "chmod 600");
-	expect_key_error(put(f, key32, sizeof(key32) - 1, 0620), "chmod 600");
+	expect_key_error(put(f, key32, sizeof(key32) - 1, 0620), "chmod 640");
+	expect_key_error(put(f, key32, sizeof(key32) - 1, 0604), "chmod 640");
+	expect_key_error(put(f, key32, sizeof(key32) - 1, 0602), "chmod 640");
+	expect_key_error(put(f, key32, sizeof(key32) - 1, 0601), "chmod 640");
 	expect_key_error(PUT(f, "0123456789abcdef0123456789abcde\n", 0600),
 	    "shorter than 32 bytes");
 	expect_key_error(PUT(f, "\n", 0600), "shorter than 32 bytes");
