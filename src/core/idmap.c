@@ -158,6 +158,23 @@ idmap_del(struct idmap *m, const char *key)
 }
 
 size_t
+idmap_longest_run(const struct idmap *m)
+{
+	size_t mask = m->nslots - 1, longest = 0;
+
+	for (size_t i = 0; i < m->nslots; i++) {
+		if (m->slots[i].key != NULL) {
+			size_t d =
+			    (i - ((size_t)m->slots[i].hash & mask)) & mask;
+
+			if (d > longest)
+				longest = d;
+		}
+	}
+	return longest;
+}
+
+size_t
 idmap_count(const struct idmap *m)
 {
 	return m->count;

@@ -39,6 +39,12 @@ int idmap_put(struct idmap *m, const char *key, void *value);
 /* idmap_del(m, key): remove key; returns its value, or NULL if absent. */
 void *idmap_del(struct idmap *m, const char *key);
 
+/*
+ * idmap_longest_run(m): the longest distance of any entry from the slot
+ * its hash names, i.e. the most probes a lookup takes.  For tests.
+ */
+size_t idmap_longest_run(const struct idmap *m);
+
 /* idmap_count(m): the number of entries. */
 size_t idmap_count(const struct idmap *m);
 

@@ -3492,6 +3492,357 @@ test_restore_free_lock_connected_waiter(void **state)
 		assert_int_equal(err, LT_ERR_BAD_REQUEST);
 }
 
+/* ---- every cell of the state machines, one row each ---- */
+
+/*
+ * The request cells of request_cell() in locktab.c, and the client cells
+ * of client_event(): for each, a scene built through the public API, one
+ * event, and what it must leave.  X is A (verified as "u1"), the other
+ * party B; A also holds L5 so that it exists with the state the row asks
+ * for.  Cells no scene can reach (a free lock with a holder; a live
+ * waiter of a free lock) are excluded by the table's invariants, which
+ * locktab_check() verifies after every row.
+ */
+enum xop { XO_ACQ, XO_TRY, XO_TAKE, XO_REL, XO_ACT };
+
+struct cell_row {
+	const char *cell;
+	enum xop op;
+	enum lt_lock_state ls;
+	enum lt_role role;
+	enum lt_client_state cs;
+	bool other_user; /* B is another user (takeover does not apply) */
+	/* After: */
+	enum lt_result reply;
+	enum lt_role role_after;
+	enum lt_lock_state ls_after;
+};
+
+static const struct cell_row cell_rows[] = {
+    {"acquire, FREE, none", XO_ACQ, LT_LS_FREE, LT_ROLE_NONE, LT_CS_LIVE, false,
+	LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, FREE, none, owing", XO_ACQ, LT_LS_FREE, LT_ROLE_NONE, LT_CS_OWES,
+	false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, FREE, none, gone", XO_ACQ, LT_LS_FREE, LT_ROLE_NONE, LT_CS_GONE,
+	false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, FREE, waiter (owing)", XO_ACQ, LT_LS_FREE, LT_ROLE_WAITER,
+	LT_CS_OWES, false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, FREE, waiter (gone)", XO_ACQ, LT_LS_FREE, LT_ROLE_WAITER,
+	LT_CS_GONE, false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, HELD, none", XO_ACQ, LT_LS_HELD, LT_ROLE_NONE, LT_CS_LIVE, false,
+	LT_R_QUEUED, LT_ROLE_WAITER, LT_LS_HELD},
+    {"acquire, HELD, holder", XO_ACQ, LT_LS_HELD, LT_ROLE_HOLDER, LT_CS_LIVE,
+	false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, HELD, holder (gone)", XO_ACQ, LT_LS_HELD, LT_ROLE_HOLDER,
+	LT_CS_GONE, false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, HELD, waiter", XO_ACQ, LT_LS_HELD, LT_ROLE_WAITER, LT_CS_LIVE,
+	false, LT_R_QUEUED, LT_ROLE_WAITER, LT_LS_HELD},
+    {"try-lock, HELD, none", XO_TRY, LT_LS_HELD, LT_ROLE_NONE, LT_CS_LIVE,
+	false, LT_R_BUSY, LT_ROLE_NONE, LT_LS_HELD},
+    {"takeover, HELD, none", XO_TAKE, LT_LS_HELD, LT_ROLE_NONE, LT_CS_LIVE,
+	false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"takeover, HELD, waiter", XO_TAKE, LT_LS_HELD, LT_ROLE_WAITER, LT_CS_LIVE,
+	false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"takeover, HELD, holder", XO_TAKE, LT_LS_HELD, LT_ROLE_HOLDER, LT_CS_LIVE,
+	false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"takeover of another user: acquire", XO_TAKE, LT_LS_HELD, LT_ROLE_NONE,
+	LT_CS_LIVE, true, LT_R_QUEUED, LT_ROLE_WAITER, LT_LS_HELD},
+    {"release, FREE, none", XO_REL, LT_LS_FREE, LT_ROLE_NONE, LT_CS_LIVE, false,
+	LT_R_IGNORED, LT_ROLE_NONE, LT_LS_FREE},
+    {"release, FREE, waiter (won, gives back)", XO_REL, LT_LS_FREE,
+	LT_ROLE_WAITER, LT_CS_OWES, false, LT_R_RELEASED, LT_ROLE_NONE,
+	LT_LS_FREE},
+    {"release, HELD, none", XO_REL, LT_LS_HELD, LT_ROLE_NONE, LT_CS_LIVE, false,
+	LT_R_IGNORED, LT_ROLE_NONE, LT_LS_HELD},
+    {"release, HELD, holder", XO_REL, LT_LS_HELD, LT_ROLE_HOLDER, LT_CS_LIVE,
+	false, LT_R_RELEASED, LT_ROLE_NONE, LT_LS_FREE},
+    {"release, HELD, waiter", XO_REL, LT_LS_HELD, LT_ROLE_WAITER, LT_CS_LIVE,
+	false, LT_R_RELEASED, LT_ROLE_NONE, LT_LS_HELD},
+    {"activity, FREE, none", XO_ACT, LT_LS_FREE, LT_ROLE_NONE, LT_CS_LIVE,
+	false, LT_R_IGNORED, LT_ROLE_NONE, LT_LS_FREE},
+    {"activity, FREE, waiter (won it)", XO_ACT, LT_LS_FREE, LT_ROLE_WAITER,
+	LT_CS_GONE, false, LT_R_REFRESHED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"activity, HELD, none", XO_ACT, LT_LS_HELD, LT_ROLE_NONE, LT_CS_LIVE,
+	false, LT_R_IGNORED, LT_ROLE_NONE, LT_LS_HELD},
+    {"activity, HELD, holder", XO_ACT, LT_LS_HELD, LT_ROLE_HOLDER, LT_CS_LIVE,
+	false, LT_R_REFRESHED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"activity, HELD, waiter", XO_ACT, LT_LS_HELD, LT_ROLE_WAITER, LT_CS_LIVE,
+	false, LT_R_IGNORED, LT_ROLE_WAITER, LT_LS_HELD},
+};
+
+static struct lt_event
+as_user(struct lt_event ev, const char *uid)
+{
+	snprintf(ev.u.req.uid, sizeof(ev.u.req.uid), "%s", uid);
+	return ev;
+}
+
+/* A's client state becomes cs (it is LIVE and holds something). */
+static void
+make_state(struct fixture *f, lt_ms now, enum lt_client_state cs)
+{
+	if (cs == LT_CS_GONE)
+		run(f, now, will(A, NULL, -1));
+	else if (cs == LT_CS_OWES)
+		run(f, now, resume(true, 5000));
+	assert_int_equal(view_client(f, A).state, cs);
+}
+
+/* The scene of row r at now: returns the time after it. */
+static lt_ms
+cell_scene(struct fixture *f, const struct cell_row *r, lt_ms now)
+{
+	const char *ub = r->other_user ? "u2" : "u1";
+
+	run(f, now++, as_user(acq(L5, A), "u1"));
+	switch (r->ls) {
+	case LT_LS_HELD:
+		if (r->role == LT_ROLE_HOLDER) {
+			run(f, now++, as_user(acq(L1, A), "u1"));
+		} else {
+			run(f, now++, as_user(acq(L1, B), ub));
+			if (r->role == LT_ROLE_WAITER)
+				run(f, now++, as_user(acq(L1, A), "u1"));
+		}
+		make_state(f, now++, r->cs);
+		/* B stays alive through a roll call. */
+		if (r->cs == LT_CS_OWES && r->role != LT_ROLE_HOLDER)
+			run(f, now++, as_user(acq(L1, B), ub));
+		break;
+	case LT_LS_FREE:
+	default:
+		if (r->role == LT_ROLE_WAITER) {
+			/* Free with A waiting: A must not be alive. */
+			run(f, now++, as_user(acq(L1, B), ub));
+			run(f, now++, as_user(acq(L1, A), "u1"));
+			make_state(f, now++, r->cs);
+			run(f, now++, rel(L1, B));
+		} else {
+			make_state(f, now++, r->cs);
+		}
+		break;
+	}
+	return now;
+}
+
+static enum lt_role
+role_in(struct fixture *f, const char *lock, const char *client)
+{
+	struct lt_lock_rec rec;
+
+	if (!locktab_view(f->s.t, lock, &rec))
+		return LT_ROLE_NONE;
+	if (rec.holder != NULL && strcmp(rec.holder, client) == 0)
+		return LT_ROLE_HOLDER;
+	for (size_t i = 0; i < rec.nwaiters; i++) {
+		if (strcmp(rec.waiters[i].client, client) == 0)
+			return LT_ROLE_WAITER;
+	}
+	return LT_ROLE_NONE;
+}
+
+static void
+test_request_cells(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t i = 0; i < sizeof(cell_rows) / sizeof(cell_rows[0]); i++) {
+		const struct cell_row *r = &cell_rows[i];
+		lt_ms now;
+		struct lt_event ev;
+		struct lt_lock_rec rec;
+		const struct lt_fx *rep = NULL;
+
+		reset(f, &default_cfg);
+		now = cell_scene(f, r, T0);
+		/* The scene is the cell the row names. */
+		if (role_in(f, L1, A) != r->role ||
+		    (locktab_view(f->s.t, L1, &rec) && rec.holder != NULL) !=
+			(r->ls == LT_LS_HELD) ||
+		    view_client(f, A).state != r->cs)
+			fail_msg("%s: scene is not that cell", r->cell);
+		switch (r->op) {
+		case XO_TRY:
+			ev = try_acq(L1, A);
+			break;
+		case XO_TAKE:
+			ev = acq(L1, A);
+			ev.u.req.takeover = true;
+			break;
+		case XO_REL:
+			ev = rel(L1, A);
+			break;
+		case XO_ACT:
+			ev = act(L1, A);
+			break;
+		case XO_ACQ:
+		default:
+			ev = acq(L1, A);
+			break;
+		}
+		ev = as_user(ev, "u1");
+		if (side_apply(&f->s, now, &ev) != LT_OK)
+			fail_msg("%s: refused", r->cell);
+		for (size_t k = 0; k < f->s.fx.n; k++) {
+			if (f->s.fx.v[k].kind == LT_FX_REPLY)
+				rep = &f->s.fx.v[k];
+		}
+		if (rep == NULL || rep->what.result != r->reply)
+			fail_msg("%s: reply %d, expected %d", r->cell,
+			    rep != NULL ? (int)rep->what.result : -1,
+			    (int)r->reply);
+		side_flush(&f->s);
+		if (role_in(f, L1, A) != r->role_after)
+			fail_msg("%s: A's role %d, expected %d", r->cell,
+			    (int)role_in(f, L1, A), (int)r->role_after);
+		if ((locktab_view(f->s.t, L1, &rec) && rec.holder != NULL) !=
+		    (r->ls_after == LT_LS_HELD))
+			fail_msg("%s: lock state", r->cell);
+		/* Every served request proves the sender alive. */
+		if (view_client(f, A).state != LT_CS_LIVE)
+			fail_msg("%s: A not live after its request", r->cell);
+		assert_null(locktab_check(f->s.t));
+	}
+}
+
+/* client_event(): (state, event) -> state, one row each. */
+struct ccell_row {
+	const char *cell;
+	enum lt_client_state from;
+	int event; /* 0 request, 1 will, 2 roll call, 3 deadline */
+	enum lt_client_state to;
+	bool keeps;        /* A still holds L1 afterwards */
+	enum lt_note note; /* expected note, or -1 */
+};
+
+static const struct ccell_row ccell_rows[] = {
+    {"LIVE, request", LT_CS_LIVE, 0, LT_CS_LIVE, true, (enum lt_note) - 1},
+    {"LIVE, will", LT_CS_LIVE, 1, LT_CS_GONE, true, LT_N_DISCONNECTED},
+    {"LIVE, roll call", LT_CS_LIVE, 2, LT_CS_OWES, true, (enum lt_note) - 1},
+    {"OWES, request", LT_CS_OWES, 0, LT_CS_LIVE, true, (enum lt_note) - 1},
+    {"OWES, will", LT_CS_OWES, 1, LT_CS_GONE, true, LT_N_DISCONNECTED},
+    {"OWES, roll call", LT_CS_OWES, 2, LT_CS_OWES, true, (enum lt_note) - 1},
+    {"OWES, deadline", LT_CS_OWES, 3, LT_CS_LIVE, false, LT_N_SILENT},
+    {"GONE, request", LT_CS_GONE, 0, LT_CS_LIVE, true, LT_N_RECONNECTED},
+    {"GONE, will", LT_CS_GONE, 1, LT_CS_GONE, true, (enum lt_note) - 1},
+    {"GONE, roll call", LT_CS_GONE, 2, LT_CS_GONE, true, (enum lt_note) - 1},
+    {"GONE, deadline", LT_CS_GONE, 3, LT_CS_LIVE, false, (enum lt_note) - 1},
+};
+
+static void
+test_client_cells(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t i = 0; i < sizeof(ccell_rows) / sizeof(ccell_rows[0]);
+	     i++) {
+		const struct ccell_row *r = &ccell_rows[i];
+		lt_ms now = T0 + 1;
+		struct lt_event ev;
+		bool noted = false;
+
+		reset(f, &default_cfg);
+		run(f, T0, acq(L1, A));
+		make_state(f, now++, r->from);
+		switch (r->event) {
+		case 0:
+			ev = act(L1, A);
+			break;
+		case 1:
+			ev = will(A, NULL, -1);
+			break;
+		case 2:
+			ev = resume(true, 5000);
+			break;
+		default:
+			ev = tick();
+			now = locktab_next_deadline(f->s.t);
+			break;
+		}
+		assert_int_equal(side_apply(&f->s, now, &ev), LT_OK);
+		for (size_t k = 0; k < f->s.fx.n; k++) {
+			const struct lt_fx *e = &f->s.fx.v[k];
+
+			noted |=
+			    e->kind == LT_FX_NOTE && e->what.note == r->note;
+		}
+		if ((int)r->note >= 0 && !noted)
+			fail_msg("%s: note %d missing", r->cell, (int)r->note);
+		side_flush(&f->s);
+		if (r->keeps) {
+			if (view_client(f, A).state != r->to)
+				fail_msg("%s: state %d, expected %d", r->cell,
+				    (int)view_client(f, A).state, (int)r->to);
+			assert_int_equal(role_in(f, L1, A), LT_ROLE_HOLDER);
+		} else {
+			/* Gone for good: the lock was revoked. */
+			assert_false(known_client(f, A));
+			assert_int_equal(role_in(f, L1, A), LT_ROLE_NONE);
+		}
+		assert_null(locktab_check(f->s.t));
+	}
+}
+
+/* The idle timer's cells (idle_decide in locktab.c): policy x warned x
+ * whether a live client waits. */
+static void
+test_idle_cells(void **state)
+{
+	struct fixture *f = *state;
+	struct lt_config cfg = default_cfg;
+	lt_ms w0 = T0 + IDLE - WARN;
+
+	/* always, unwarned, nobody waits: warned at deadline - warning. */
+	cfg.idle_policy = LT_IDLE_ALWAYS;
+	reset(f, &cfg);
+	run(f, T0, acq(L1, A));
+	STEP(f, w0, tick(), X_WARN(A, L1, T0 + IDLE));
+	/* always, warned, nobody waits: revoked at the deadline. */
+	STEP(f, T0 + IDLE, tick(), X_REVOKED(A, L1, 1, LT_REASON_IDLE),
+	    N_(LT_N_FREED, "", L1));
+
+	/* contended, unwarned, nobody waits: the timer goes dormant. */
+	cfg.idle_policy = LT_IDLE_CONTENDED;
+	reset(f, &cfg);
+	run(f, T0, acq(L1, A));
+	STEP_NONE(f, w0, tick());
+	assert_int_equal(locktab_next_deadline(f->s.t), LT_NEVER);
+	/* ... a waiter past the deadline: warned now, a full period. */
+	STEP(f, T0 + IDLE + 5, acq(L1, B), X_QUEUED(B, L1, 1),
+	    R_QUEUED(B, L1, 1));
+	assert_true(locktab_next_deadline(f->s.t) <= T0 + IDLE + 5); /* due */
+	STEP(f, T0 + IDLE + 5, tick(), X_WARN(A, L1, T0 + IDLE + 5 + WARN));
+	/* contended, warned, someone waits: revoked, the waiter gets it. */
+	STEP(f, T0 + IDLE + 5 + WARN, tick(),
+	    X_REVOKED(A, L1, 1, LT_REASON_IDLE),
+	    X_GRANTED(B, L1, 2, T0 + IDLE + 5 + WARN + IDLE));
+
+	/* contended, unwarned, someone waits: warned at deadline - warning
+	 * exactly as under always. */
+	reset(f, &cfg);
+	run(f, T0, acq(L1, A));
+	run(f, T0 + 1, acq(L1, B));
+	STEP(f, w0, tick(), X_WARN(A, L1, T0 + IDLE));
+	/* contended, warned, the waiter left: dormant at the deadline. */
+	run(f, w0 + 1, rel(L1, B));
+	STEP_NONE(f, T0 + IDLE, tick());
+	assert_holder(f, L1, A, 1);
+	assert_int_equal(locktab_next_deadline(f->s.t), LT_NEVER);
+	/* A waiter returns after the deadline: a fresh warning. */
+	STEP(f, T0 + IDLE + 100, acq(L1, C), X_QUEUED(C, L1, 1),
+	    R_QUEUED(C, L1, 1));
+	STEP(f, T0 + IDLE + 100, tick(), X_WARN(A, L1, T0 + IDLE + 100 + WARN));
+	/*
+	 * Only live waiters count: C's will, then the end of its grace, and
+	 * at the deadline nobody waits: the timer sleeps again.
+	 */
+	run(f, T0 + IDLE + 200, will(C, NULL, -1));
+	STEP(f, T0 + IDLE + 200 + GRACE, tick(), N_(LT_N_DROPPED, C, L1),
+	    X_DROPPED(C, L1, LT_REASON_DISCONNECT));
+	STEP_NONE(f, T0 + IDLE + 100 + WARN, tick());
+	assert_holder(f, L1, A, 1);
+}
+
 int
 main(void)
 {
@@ -3572,6 +3923,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_restore_state, setup,
 		teardown),
 	    cmocka_unit_test(test_restore_free_lock_connected_waiter),
+	    cmocka_unit_test_setup_teardown(test_request_cells, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_client_cells, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_idle_cells, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
