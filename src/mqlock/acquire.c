@@ -88,33 +88,26 @@ struct acq {
 	pid_t child; /* also its process group */
 	int gave_tty;
 
-	char ticket[MQL_TICKET_MAX + 2]; /* --ticket-file, as last read */
+	char ticket[MQL_TICKET_SZ]; /* --ticket-file, as last read */
 };
 
 /*
- * The payload of r: with the ticket for an acquire under --ticket-file,
- * read again each time (an application may renew the file), or as last
- * read if the file is unusable now.  NULL when memory runs out.
+ * The ticket for an acquire under --ticket-file into r, read again each
+ * time (an application may renew the file), or as last read if the file is
+ * unusable now.
  */
-static char *
-request_payload(struct acq *s, const struct lt_request *r)
+static void
+add_ticket(struct acq *s, struct lt_request *r)
 {
-	char fresh[sizeof(s->ticket)], *text = codec_encode_request(r);
-	cJSON *o;
+	/* Room for one byte more than a ticket, to tell a longer line. */
+	char fresh[MQL_TICKET_SZ + 1];
 
-	if (text == NULL || r->op != LT_OP_ACQUIRE || s->a->ticket_file == NULL)
-		return text;
+	if (r->op != LT_OP_ACQUIRE || s->a->ticket_file == NULL)
+		return;
 	if (cli_read_ticket(s->a->ticket_file, fresh, sizeof(fresh)) == 0)
-		memcpy(s->ticket, fresh, sizeof(fresh));
+		memcpy(s->ticket, fresh, sizeof(s->ticket));
 	explicit_bzero(fresh, sizeof(fresh));
-	o = cJSON_Parse(text);
-	free(text);
-	text = NULL;
-	if (o != NULL && s->ticket[0] != '\0' &&
-	    cJSON_AddStringToObject(o, "ticket", s->ticket) != NULL)
-		text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return text;
+	memcpy(r->ticket, s->ticket, sizeof(r->ticket));
 }
 
 /* Publish op for our lock, with MQTT 5 reply properties if props. */
@@ -136,7 +129,10 @@ publish_request(struct acq *s, enum lt_op op,
 	r.wait = s->a->wait_ms != 0;
 	if (op == LT_OP_ACQUIRE)
 		s->asked = 1;
-	if ((payload = request_payload(s, &r)) == NULL) {
+	add_ticket(s, &r);
+	payload = codec_encode_request(&r);
+	explicit_bzero(r.ticket, sizeof(r.ticket));
+	if (payload == NULL) {
 		fprintf(stderr, "mqlock: out of memory\n");
 		return -1;
 	}

@@ -446,7 +446,7 @@ apply_acquire(struct acquire_args *a, const char **v)
 		    a->user, MQL_USER_MAX);
 	a->ticket_file = v[V_TICKET_FILE];
 	if (a->ticket_file != NULL) {
-		char ticket[MQL_TICKET_MAX + 2];
+		char ticket[MQL_TICKET_SZ + 1];
 		int rc =
 		    cli_read_ticket(a->ticket_file, ticket, sizeof(ticket));
 
