@@ -2181,6 +2181,118 @@ test_broker_sigkill_session_lost(void **state)
 	h_pass(w);
 }
 
+/* A publisher on broker b (not the world's), connected now. */
+static struct h_client *
+pub_on(struct h_world *w, const struct pbroker *b, const char *id)
+{
+	struct h_login login = {0};
+	struct h_client *c;
+
+	login.uri = b->uri;
+	assert_int_equal(h_client_try(w, id, &login, &c), 0);
+	return c;
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+	size_t len;
+	char *data = tutil_slurp(from, &len);
+
+	assert_non_null(data);
+	write_bytes(to, data, len);
+	free(data);
+}
+
+/*
+ * A broker restored from an older save hands mqlockd a request it had
+ * already handled, after that client's will (issue 10): the copy is
+ * stale (same conn as the will) and must not bring the client back,
+ * answer the roll call or win it the lock.  Fails on 1a4102a, where the
+ * replayed request marked cl-b connected and the release granted it.
+ */
+static void
+test_old_save_replays_request(void **state)
+{
+	struct h_world *w = h_world_new(state, NULL);
+	struct pbroker b = {.persist = 1};
+	const char *sa = h_session(), *sb = h_session(), *log;
+	const char *t_req = H_PREFIX "/doc/request";
+	const char *a_acq, *b_acq, *b_will;
+	struct h_client *pub;
+	struct h_proc *cd;
+	struct rec *r;
+	size_t at;
+
+	a_acq = h_fmt("{\"op\":\"acquire\",\"client\":\"cl-a\","
+		      "\"session\":\"%s\"}",
+	    sa);
+	b_acq = h_fmt("{\"op\":\"acquire\",\"client\":\"cl-b\","
+		      "\"session\":\"%s\",\"conn\":3}",
+	    sb);
+	b_will = h_fmt("{\"session\":\"%s\",\"conn\":3}", sb);
+	pbroker_start(w, &b);
+	r = rec_new(w, b.uri, "rec", H_PREFIX "/#");
+	cd = coord_spawn(w, b.uri, h_path(w, "p.db"),
+	    "--grace 8 --keepalive 2 --idle-timeout 600", "mqlockd.log");
+	log = h_path(w, "mqlockd.log");
+	at = rec_expect(r, 0, 2 * H_WAIT_MS, STATUS, "state", "online");
+	pub = pub_on(w, &b, "pub1");
+	h_pub(pub, t_req, a_acq);
+	rec_expect(r, at, H_WAIT_MS, h_events("cl-a"), "event", "granted");
+	h_pub(pub, t_req, b_acq);
+	rec_expect(r, at, H_WAIT_MS, h_events("cl-b"), "event", "queued");
+
+	/* mqlockd away: cl-b's acquire, re-sent, waits in its session. */
+	h_proc_kill(cd, SIGTERM);
+	assert_int_equal(h_proc_wait(cd, H_WAIT_MS), 0);
+	h_pub(pub, t_req, b_acq);
+	/* The broker saves its state with that request in it. */
+	h_proc_kill(b.p, SIGTERM);
+	assert_int_equal(h_proc_wait(b.p, H_WAIT_MS), 0);
+	copy_file(h_path(w, "pbroker.db"), h_path(w, "old.db"));
+
+	/* Back: mqlockd takes the request, then cl-b's connection 3 dies. */
+	pbroker_start(w, &b);
+	cd = coord_spawn(w, b.uri, h_path(w, "p.db"),
+	    "--grace 8 --keepalive 2 --idle-timeout 600", "mqlockd.log");
+	wait_file_has(log, "request lock=doc client=cl-b", 2 * H_WAIT_MS);
+	pub = pub_on(w, &b, "pub2");
+	h_pub(pub, t_req, a_acq); /* cl-a answers the restart's roll call */
+	h_pub(pub, H_PREFIX "/_clients/cl-b/will", b_will);
+	wait_file_has(log, "disconnected client=cl-b", H_WAIT_MS);
+
+	/*
+	 * The broker dies and comes back from the old save, which still
+	 * holds that request for mqlockd: it is delivered again.
+	 */
+	h_proc_kill(b.p, SIGKILL);
+	copy_file(h_path(w, "old.db"), h_path(w, "pbroker.db"));
+	pbroker_start(w, &b);
+	wait_file_has(log, "(session resumed)", 2 * H_WAIT_MS);
+	wait_file_has(log, "stale-request lock=doc client=cl-b", H_WAIT_MS);
+	assert_false(tutil_file_contains(log, "reconnected client=cl-b"));
+	/*
+	 * cl-a answers the new epoch's roll call, then lets go (once the
+	 * recorder is back: it sees the new epoch's status).
+	 */
+	rec_expect(r, 0, 2 * H_WAIT_MS, STATUS, "state", "online", "epoch",
+	    "#3");
+	pub = pub_on(w, &b, "pub3");
+	h_pub(pub, t_req, a_acq);
+	at = rec_count(r);
+	h_pub(pub, t_req,
+	    h_fmt("{\"op\":\"release\",\"client\":\"cl-a\","
+		  "\"session\":\"%s\"}",
+		sa));
+	/* Free, cl-b still waiting as disconnected, then gone: never held. */
+	rec_expect(r, at, H_WAIT_MS, h_owner("doc"), "owner", "#null",
+	    "queue.0.client", "cl-b", "queue.0.connected", "#false");
+	rec_expect(r, at, H_SLOW_MS, h_owner("doc"), H_FREE);
+	assert_false(tutil_file_contains(log, "grant lock=doc client=cl-b"));
+	h_pass(w);
+}
+
 int
 main(void)
 {
@@ -2206,6 +2318,8 @@ main(void)
 		f_teardown),
 	    cmocka_unit_test_teardown(test_broker_sigterm_persistent,
 		f_teardown),
+	    cmocka_unit_test_teardown(test_old_save_replays_request,
+		h_teardown),
 	    cmocka_unit_test_teardown(test_broker_sigkill_session_lost,
 		f_teardown),
 	};
