@@ -419,9 +419,8 @@ open_state(struct coord *d, const struct config *cfg)
 	}
 	d->rate = ratelimit_new(RATE_SETS, (double)cfg->rate_milli / 1000.0,
 	    (double)cfg->rate_milli / 1000.0 * RATE_BURST_S, &lc.hasher);
-	d->refusals =
-	    ratelimit_new(1, REFUSAL_EVENTS_PER_S, REFUSAL_EVENTS_BURST,
-		&lc.hasher);
+	d->refusals = ratelimit_new(1, REFUSAL_EVENTS_PER_S,
+	    REFUSAL_EVENTS_BURST, &lc.hasher);
 	d->tab = locktab_new(&lc);
 	if (d->rate == NULL || d->refusals == NULL || d->tab == NULL ||
 	    store_load(d->store, d->tab) != 0 ||

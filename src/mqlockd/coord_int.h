@@ -51,8 +51,8 @@ struct coord {
 	struct mqtt *mqtt;
 	const struct mqtt_sub *subs; /* made on every connect */
 	size_t nsubs;
-	char *password;                /* the broker password, NULL: none */
-	struct ticket_key *ticket_key; /* NULL: tickets are not checked */
+	char *password;                  /* the broker password, NULL: none */
+	struct ticket_key *ticket_key;   /* NULL: tickets are not checked */
 	enum lt_idle_policy idle_policy; /* the lock table's, for the status */
 	struct lt_fxlist fx;
 	/* The batch's replies: the event tagged t answers to replies[t-1]. */
@@ -60,12 +60,12 @@ struct coord {
 	size_t nreplies, capreplies;
 	uint64_t epoch;
 	bool connected;
-	lt_ms online_since;    /* wall ms the current online status began */
-	int64_t offline_since; /* monotonic ms the broker was lost; 0: no */
-	int64_t reconnect_at;  /* monotonic ms; 0: none pending */
+	lt_ms online_since;     /* wall ms the current online status began */
+	int64_t offline_since;  /* monotonic ms the broker was lost; 0: no */
+	int64_t reconnect_at;   /* monotonic ms; 0: none pending */
 	struct backoff backoff; /* broker reconnects */
-	int64_t rollcall_at; /* monotonic ms of the last roll call begun */
-	bool want_rollcall;  /* a full table or a broker drop asks one */
+	int64_t rollcall_at;    /* monotonic ms of the last roll call begun */
+	bool want_rollcall;     /* a full table or a broker drop asks one */
 	const char *rollcall_why;
 	uint64_t sys_dropped;   /* the broker's drop counter, last seen */
 	bool sys_dropped_known; /* since this connection began */

@@ -188,7 +188,8 @@ handle_request(struct coord *d, const struct codec_topic *ct,
 			   : RL_ALLOW;
 	if (v != RL_ALLOW) {
 		if (v == RL_DENY_FIRST)
-			log_limited(LOG_LEVEL_WARN, "client %s over its rate", who);
+			log_limited(LOG_LEVEL_WARN, "client %s over its rate",
+			    who);
 		refuse(d, ev.tag, who, ct->id, LT_ERR_LIMIT,
 		    "too many requests", v == RL_DENY_FIRST);
 		return;
@@ -213,8 +214,8 @@ handle_request(struct coord *d, const struct codec_topic *ct,
 		return;
 	}
 	if ((code = check_ticket(d, rq, &why)) != LT_OK) {
-		log_limited(LOG_LEVEL_WARN, "refused request from %s on %s: %s", who,
-		    ct->id, why);
+		log_limited(LOG_LEVEL_WARN, "refused request from %s on %s: %s",
+		    who, ct->id, why);
 		refuse(d, ev.tag, who, ct->id, code, why, true);
 		return;
 	}
@@ -285,7 +286,8 @@ clear_retained(struct coord *d, const struct mqtt_in *in)
 	if (in->len == 0 ||
 	    !codec_topic_text_valid(in->topic, strlen(in->topic)))
 		return;
-	log_limited(LOG_LEVEL_WARN, "cleared a retained message on %s", in->topic);
+	log_limited(LOG_LEVEL_WARN, "cleared a retained message on %s",
+	    in->topic);
 	send_publish(d, in->topic, strdup(""), 1, NULL);
 }
 
