@@ -292,6 +292,7 @@ export class MqlockLockElement extends HTMLElement {
 	#docListeners = [];
 	#dirty = false;
 	#ticks = 0;
+	#saidOffline = false;
 
 	constructor() {
 		super();
@@ -715,17 +716,20 @@ export class MqlockLockElement extends HTMLElement {
 	#onOffline() {
 		const c = this.#client;
 		if (this.#handle && !this.#handle.done) {
+			const editing = this.#handle.editing;
 			this.#announce(c.offlineReason === 'coordinator'
-				? 'The lock service is offline. You can keep typing.'
-				: 'No connection to the lock service. You can keep typing.');
+				? `The lock service is offline. ${editing ? 'You can keep typing.' : 'Your place is kept.'}`
+				: `No connection to the lock service. ${editing ? 'You can keep typing.' : 'Reconnecting.'}`);
+			this.#saidOffline = true;
 		}
 		this.#render();
 	}
 
 	#onOnline() {
-		if (this.#handle && !this.#handle.done) {
+		if (this.#saidOffline && this.#handle && !this.#handle.done) {
 			this.#announce('Connected to the lock service again.');
 		}
+		this.#saidOffline = false;
 		this.#render();
 	}
 
