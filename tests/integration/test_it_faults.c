@@ -539,7 +539,8 @@ struct pbroker {
 	char conf[1024];
 	struct h_proc *p;
 	int starts;
-	const char *acl; /* acl_file contents, NULL: none */
+	const char *acl;   /* acl_file contents, NULL: none */
+	const char *extra; /* more config lines, NULL: none */
 };
 
 /*
@@ -565,7 +566,7 @@ pbroker_start(struct h_world *w, struct pbroker *b)
 		    "listener %d 127.0.0.1\n"
 		    "allow_anonymous true\n"
 		    "set_tcp_nodelay true\n"
-		    "max_queued_messages 0\n"
+		    "%s"
 		    "max_inflight_messages 100\n"
 		    "persistence %s\n"
 		    "persistence_location %s/\n"
@@ -574,8 +575,11 @@ pbroker_start(struct h_world *w, struct pbroker *b)
 		    "log_type all\n"
 		    "log_timestamp_format %%H:%%M:%%S\n"
 		    "%s",
-		    b->port, b->persist ? "true" : "false", h_dir(w),
+		    b->port, b->extra != NULL ? "" : "max_queued_messages 0\n",
+		    b->persist ? "true" : "false", h_dir(w),
 		    geteuid() == 0 ? "user root\n" : "");
+		if (b->extra != NULL)
+			fputs(b->extra, f);
 		if (b->acl != NULL) {
 			fprintf(f, "acl_file %s/pbroker.acl\n", h_dir(w));
 			write_bytes(h_path(w, "pbroker.acl"), b->acl,
@@ -2293,6 +2297,66 @@ test_old_save_replays_request(void **state)
 	h_pass(w);
 }
 
+/*
+ * The broker drops messages for a client whose queue is full; a dropped
+ * message may be a request for mqlockd, which never hears of it.  mqlockd
+ * watches the broker's drop counter ($SYS) and starts a roll call when it
+ * rises, so everyone who holds or waits says so again.  Here the drops are
+ * a frozen subscriber's: the counter is the broker's, not the client's.
+ */
+static void
+test_broker_drops_start_roll_call(void **state)
+{
+	struct h_world *w = h_world_new(state, NULL);
+	struct pbroker b = {.extra = "max_queued_messages 5\nsys_interval 1\n"};
+	const char *sa = h_session();
+	struct h_client *pub;
+	struct h_proc *cd, *slow;
+	struct rec *r;
+	char *argv[12];
+	size_t at;
+	long long epoch;
+	int n = 0, i;
+
+	pbroker_start(w, &b);
+	r = rec_new(w, b.uri, "rec", H_PREFIX "/#");
+	cd = coord_spawn(w, b.uri, h_path(w, "p.db"), "--grace 1 --keepalive 2",
+	    "mqlockd.log");
+	(void)cd;
+	at = rec_expect(r, 0, 2 * H_WAIT_MS, STATUS, "state", "online");
+	epoch = h_int(rec_at(r, at), "epoch");
+	pub = pub_on(w, &b, "pub");
+	h_pub(pub, H_PREFIX "/doc/request",
+	    h_fmt("{\"op\":\"acquire\",\"client\":\"cl-a\","
+		  "\"session\":\"%s\"}",
+		sa));
+	rec_expect(r, at, H_WAIT_MS, h_events("cl-a"), "event", "granted");
+
+	/* A subscriber that stops reading: its queue overflows. */
+	argv[n++] = (char *)MOSQUITTO_SUB_BIN;
+	argv[n++] = (char *)"-p";
+	argv[n++] = (char *)h_fmt("%d", b.port);
+	argv[n++] = (char *)"-q";
+	argv[n++] = (char *)"1";
+	argv[n++] = (char *)"-t";
+	argv[n++] = (char *)"noise/#";
+	argv[n] = NULL;
+	slow = h_spawn(w, argv, "slow.out");
+	tutil_nap_ms(300); /* (its SUBSCRIBE is in before the flood) */
+	h_proc_kill(slow, SIGSTOP);
+	for (i = 0; i < 200; i++)
+		h_pub(pub, "noise/x", "0123456789");
+	/* A new epoch: cl-a is asked to answer, and loses the lock if not. */
+	at = rec_expect(r, at, 2 * H_WAIT_MS, STATUS, "state", "online",
+	    "epoch", h_fmt("#%lld", epoch + 1));
+	wait_file_has(h_path(w, "mqlockd.log"), "the broker dropped",
+	    H_WAIT_MS);
+	rec_expect(r, at, H_SLOW_MS, h_events("cl-a"), "event", "revoked",
+	    "reason", "disconnect");
+	h_proc_kill(slow, SIGKILL);
+	h_pass(w);
+}
+
 int
 main(void)
 {
@@ -2319,7 +2383,9 @@ main(void)
 	    cmocka_unit_test_teardown(test_broker_sigterm_persistent,
 		f_teardown),
 	    cmocka_unit_test_teardown(test_old_save_replays_request,
-		h_teardown),
+		f_teardown),
+	    cmocka_unit_test_teardown(test_broker_drops_start_roll_call,
+		f_teardown),
 	    cmocka_unit_test_teardown(test_broker_sigkill_session_lost,
 		f_teardown),
 	};
