@@ -764,6 +764,7 @@ s_burst(struct s_world *w, const char *user, int n, s_burst_fn *fn, void *arg)
 	static struct burst b; /* large; one burst at a time */
 	const char *uri = s_uri_of(w, listener_of(w, user));
 	long long start = tutil_mono_ms(), end = start + BURST_MS, kicked = 0;
+	struct burst_slot *s;
 	struct timespec ts;
 	int next = 0, done = 0, busy, i;
 	pthread_condattr_t ca;
@@ -777,35 +778,54 @@ s_burst(struct s_world *w, const char *user, int n, s_burst_fn *fn, void *arg)
 	for (i = 0; i < BURST_PARALLEL; i++)
 		b.slot[i].b = &b;
 	while (done < n) {
-		pthread_mutex_lock(&b.mu);
+		/*
+		 * Paho is called only without b.mu held: its callbacks take
+		 * b.mu while Paho holds its own lock.
+		 */
 		busy = 0;
 		for (i = 0; i < BURST_PARALLEL; i++) {
-			struct burst_slot *s = &b.slot[i];
+			enum burst_state st;
 
-			if (s->state == B_FAILED) {
-				pthread_mutex_unlock(&b.mu);
+			s = &b.slot[i];
+			pthread_mutex_lock(&b.mu);
+			st = s->state;
+			pthread_mutex_unlock(&b.mu);
+			if (st == B_FAILED)
 				s_fail("burst connection %s (%s): %s, reason "
 				       "0x%x",
 				    s->id, user, s->failed, s->reason);
-			}
-			if (s->state == B_DONE) {
+			if (st == B_DONE) {
 				/* Not from a callback: Paho forbids that. */
 				MQTTAsync_destroy(&s->mq);
-				s->state = B_FREE;
+				st = s->state = B_FREE;
 				done++;
 			}
-			if (s->state == B_FREE && next < n) {
+			if (st == B_FREE && next < n) {
 				fn(next++, s->id, s->topic, s->body, arg);
 				burst_start(w, s, uri, user);
+				st = B_BUSY;
 			}
-			busy += s->state == B_BUSY;
+			busy += st == B_BUSY;
 		}
-		if (busy > 0) {
-			/*
-			 * Short waits: Paho's receive thread sees a new
-			 * socket only when its poll returns, which the
-			 * kicks below hurry.
-			 */
+		if (busy == 0)
+			continue;
+		if (tutil_mono_ms() >= end)
+			s_fail("a burst of %d connections (%s) did not end "
+			       "within %d ms: %d done",
+			    n, user, BURST_MS, done);
+		/*
+		 * Paho's receive thread sees a new socket only when its poll
+		 * returns, which a kick on another connection hurries.
+		 */
+		if (tutil_mono_ms() - kicked >= 20) {
+			h_pub(h_ctl(w->hw), "h/kick", "k");
+			kicked = tutil_mono_ms();
+		}
+		pthread_mutex_lock(&b.mu);
+		for (i = 0; i < BURST_PARALLEL; i++)
+			if (b.slot[i].state != B_BUSY)
+				break;
+		if (i == BURST_PARALLEL) {
 			long long t = tutil_mono_ms() + 20;
 
 			ts.tv_sec = (time_t)(t / 1000);
@@ -813,14 +833,6 @@ s_burst(struct s_world *w, const char *user, int n, s_burst_fn *fn, void *arg)
 			pthread_cond_timedwait(&b.cv, &b.mu, &ts);
 		}
 		pthread_mutex_unlock(&b.mu);
-		if (busy > 0 && tutil_mono_ms() >= end)
-			s_fail("a burst of %d connections (%s) did not end "
-			       "within %d ms: %d done",
-			    n, user, BURST_MS, done);
-		if (busy > 0 && tutil_mono_ms() - kicked >= 20) {
-			h_pub(h_ctl(w->hw), "h/kick", "k");
-			kicked = tutil_mono_ms();
-		}
 	}
 	pthread_mutex_destroy(&b.mu);
 	pthread_cond_destroy(&b.cv);
