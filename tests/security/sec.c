@@ -422,6 +422,21 @@ s_coord_restart(struct s_world *w)
 	coord_start(w);
 }
 
+void
+s_coord_stop(struct s_world *w)
+{
+	int status;
+
+	if (w->coord_pid <= 0 || tutil_proc_field(w->coord_pid, 0) == 'Z')
+		s_fail("mqlockd is not running");
+	status = tutil_stop_child(w->coord_pid, SIGTERM, S_STOP_MS);
+	w->coord_pid = -1;
+	if (status != 0)
+		s_fail("mqlockd did not stop cleanly on SIGTERM: wait status "
+		       "0x%x",
+		    status);
+}
+
 struct s_world *
 s_world_start(void **state, const char *flags)
 {

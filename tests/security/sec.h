@@ -60,6 +60,12 @@ struct s_world *s_world_start(void **state, const char *flags);
  */
 void s_coord_restart(struct s_world *w);
 
+/*
+ * s_coord_stop(w): stop mqlockd with SIGTERM (it must exit with status 0);
+ * s_teardown() then has nothing left to stop.
+ */
+void s_coord_stop(struct s_world *w);
+
 /* cmocka teardown for s_world_start(). */
 int s_teardown(void **state);
 

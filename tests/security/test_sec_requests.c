@@ -456,8 +456,9 @@ coord_logged(struct s_world *w, const char *needle)
 /*
  * Retained junk on the topics clients write to the coordinator (its own
  * request topic, its will topic, an admin's command topic) is never acted
- * on, and clearing it does not cost the coordinator its connection: it
- * stays online in the same epoch and keeps serving.
+ * on, clearing it does not cost the coordinator its connection (it stays
+ * online in the same epoch and keeps serving), and the broker holds it no
+ * more.
  */
 static void
 test_retained_junk_not_acted_on(void **state)
@@ -466,6 +467,7 @@ test_retained_junk_not_acted_on(void **state)
 	struct h_client *mon = s_mon(w);
 	struct h_client *hostile = editor(w, "services", "hostile");
 	struct h_client *ops = s_connect(w, "admins", "ops");
+	struct h_client *spy;
 	long long epoch = s_epoch(w);
 	const char *sh = h_session();
 	const char *acquire = h_fmt("{\"op\":\"acquire\",\"client\":"
@@ -505,6 +507,23 @@ test_retained_junk_not_acted_on(void **state)
 	/* Online all along, in the same epoch. */
 	h_expect_none(mon, STATUS, 0, H_ANY);
 	assert_int_equal(s_epoch(w), epoch);
+
+	/*
+	 * The broker no longer holds it: only the coordinator's account
+	 * reads these topics, so look with it once mqlockd stopped.
+	 * Control: junk published after that is still there.
+	 */
+	s_coord_stop(w);
+	assert_true(s_pub(hostile, req_topic("doc-late", "hostile"), body, 1,
+			NULL) < 0x80);
+	spy = s_connect(w, "coordinator", s_coord_id(w));
+	h_sub(spy, H_PREFIX "/+/request/+");
+	h_sub(spy, H_PREFIX "/_clients/+/will");
+	h_sub(spy, H_PREFIX "/_admin/command/+");
+	h_expect(spy, req_topic("doc-late", "hostile"), H_WAIT_MS, H_ANY);
+	h_expect_none(spy, req_topic("doc-r", "hostile"), H_QUIET_MS, H_ANY);
+	h_expect_none(spy, s_will("hostile"), 0, H_ANY);
+	h_expect_none(spy, H_PREFIX "/_admin/command/ops", 0, H_ANY);
 	s_pass(w);
 }
 
