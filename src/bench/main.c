@@ -95,6 +95,8 @@ static const struct flag flags[] = {
 	"latency, throughput: exit 3 if a p50 is above US"},
     {"max-p99-us", T_DOUBLE, B(max_p99_us), 0, 0, "US",
 	"latency, throughput: exit 3 if a p99 is above US"},
+    {"max-us", T_DOUBLE, B(max_us), 0, 0, "US",
+	"latency, throughput: exit 3 if any mqlockd operation took over US"},
     {"inflight", T_INT, B(inflight), 1, 65535, "N",
 	"the broker's max_inflight_messages (receive maximum)"},
     {"spawn", T_TRUE, A(spawn), 0, 0, NULL,
@@ -459,7 +461,7 @@ main(int argc, char **argv)
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN);
-	log_set_level(LOG_WARN);
+	log_set_level(LOG_LEVEL_WARN);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);
@@ -485,7 +487,7 @@ main(int argc, char **argv)
 			    "mqlock-bench: standin needs --broker\n");
 			return 64;
 		}
-		log_set_level(LOG_INFO);
+		log_set_level(LOG_LEVEL_INFO);
 		return standin_run(a.w.broker, a.w.prefix, a.client_id);
 	}
 	defaults(&a.b, &m->def);
