@@ -555,13 +555,20 @@ queue_take(struct lock *l, size_t i)
 	return w;
 }
 
-/* Tell every waiter from index `from` on its (new) place. */
+/*
+ * Tell every live waiter from index `from` on its (new) place.  Others are
+ * not listening (gone) or will ask again (a roll call), and learn their
+ * place then; telling them would cost a publish per waiter behind each of
+ * a queue of silent waiters dropped in turn.
+ */
 static void
 send_positions(struct locktab *t, struct lock *l, size_t from,
     struct lt_fxlist *fx)
 {
 	for (size_t i = from; i < l->nw; i++) {
-		struct lt_fx *e = fx_event(t, fx, LT_E_QUEUED, l->w[i].c, l);
+		struct lt_fx *e = !alive(l->w[i].c)
+		    ? NULL
+		    : fx_event(t, fx, LT_E_QUEUED, l->w[i].c, l);
 
 		if (e != NULL) {
 			e->position = (uint32_t)(i + 1);
