@@ -14,8 +14,9 @@ do:
   and whenever the coordinator's ``epoch`` grows; a re-sent acquire answered
   with another token, or a queue place, means the lock was lost meanwhile;
 - ``activity`` while a lock is held (automatically, unless turned off), and
-  local fencing at the idle deadline by the coordinator's clock, and after
-  the coordinator's grace period without a broker connection;
+  local fencing at the deadline of an idle warning by the coordinator's
+  clock, and after the coordinator's grace period without a broker
+  connection;
 - MQTT 5 request/response for ``query`` (who holds a lock, exactly, now).
 
 Threads: paho's network thread runs the callbacks; one timer thread sends
@@ -163,8 +164,9 @@ class Held:
         """Raise :class:`LockLost` unless the lock is still held.
 
         Call it before each step of work done under the lock. It also fences
-        locally: past the idle deadline (coordinator's clock) the lock counts
-        as lost even if the revocation has not arrived.
+        locally: once the deadline of an idle warning has passed (by the
+        coordinator's clock) the lock counts as lost even if the revocation
+        has not arrived.
         """
         with self._client._mu:
             self._client._check_fence(self)
@@ -932,8 +934,8 @@ class Client:
                 self._paho.unsubscribe(self._topic(h.lock_id, "owner"))
         self._cv.notify_all()
 
-    def _lose(self, h: Held, code: str, message: str) -> None:
-        h._lost = LockLost(message, code=code, lock=h.lock_id, token=h._token)
+    def _lose(self, h: Held, code: str, message: str, local: bool = False) -> None:
+        h._lost = LockLost(message, code=code, lock=h.lock_id, token=h._token, local=local)
         self._finish(h, LOST)
         callbacks, h._lost_callbacks = h._lost_callbacks, []
         lost = h._lost
@@ -951,10 +953,13 @@ class Client:
                 log.exception("mqlock %s: a lost-lock callback failed", self.client_id)
 
     def _check_fence(self, h: Held) -> None:
-        """Fence `h` if its idle deadline passed by the coordinator's clock."""
-        if h._state == HELD and h._idle_deadline is not None:
-            if self.coordinator_now() >= h._idle_deadline:
-                self._lose(h, "idle", "the idle deadline passed without activity")
+        """Fence `h` once the deadline of its idle warning has passed by the
+        coordinator's clock. The coordinator revokes for idleness no earlier
+        than one warning period after it warned (topics.md, "Idle timeout"),
+        so without a warning there is nothing to fence."""
+        if h._state == HELD and h._warning is not None:
+            if self.coordinator_now() >= h._warning:
+                self._lose(h, "idle", "the idle deadline passed without activity", local=True)
                 self._publish_request(h.lock_id, "release")
 
     def _activity_due(self) -> Optional[float]:
@@ -988,7 +993,7 @@ class Client:
                             if h._state == HELD:
                                 self._lose(h, "offline-expired",
                                            "no connection to the lock service for longer than"
-                                           " its grace period")
+                                           " its grace period", local=True)
                     else:
                         due.append(expire)
                 for h in list(self._handles.values()):
@@ -997,8 +1002,8 @@ class Client:
                     self._check_fence(h)
                     if h._state != HELD:
                         continue
-                    if h._idle_deadline is not None:
-                        left = (h._idle_deadline - self.coordinator_now()) / 1000.0
+                    if h._warning is not None:
+                        left = (h._warning - self.coordinator_now()) / 1000.0
                         due.append(now + max(left, 0.0))
                     if h._next_activity is not None:
                         if now >= h._next_activity:

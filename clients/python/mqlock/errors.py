@@ -60,11 +60,11 @@ class LockLost(MqlockError):
     """A lock held (or awaited) was taken away.
 
     `code` is the reason: ``idle``, ``disconnect``, ``admin``, ``takeover``
-    (coordinator's reasons), ``dropped`` (removed from the queue while
-    waiting), ``offline-expired`` (no broker connection for longer than the
-    coordinator's grace period) or ``local-idle`` (the idle deadline passed
-    by the coordinator's clock before any revocation was heard). `token` is
-    the token that was lost, if any.
+    (the coordinator's reasons), ``dropped`` (removed from the queue while
+    waiting) or ``offline-expired`` (no broker connection for longer than the
+    coordinator's grace period). `token` is the token that was lost, if any;
+    `local` is True when the client concluded it on its own (it fenced
+    itself) rather than hearing it from the coordinator.
     """
 
     code = "lost"
@@ -76,9 +76,11 @@ class LockLost(MqlockError):
         code: Optional[str] = None,
         lock: Optional[str] = None,
         token: Optional[int] = None,
+        local: bool = False,
     ) -> None:
         super().__init__(message, code=code, lock=lock)
         self.token = token
+        self.local = local
 
 
 class ForkedError(MqlockError):
