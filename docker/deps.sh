@@ -13,6 +13,8 @@
 #   security openssl and mosquitto_passwd for broker-config/production/setup.sh,
 #            and valgrind for the memcheck step of tests/run.sh
 #   fuzz     clang and its libFuzzer and sanitizer runtimes, for tests/fuzz
+#   python   the Python client in clients/python and its tests (pytest)
+#   drf      python + Django, DRF, nginx and gunicorn, for examples/drf
 #
 # Example: docker/deps.sh build run test
 #
@@ -55,9 +57,16 @@ pkgs_security=(openssl mosquitto valgrind)
 # libclang-rt-14-dev (libFuzzer, ASan, UBSan for clang) is only recommended
 # by clang's packages, and recommends are not installed.
 pkgs_fuzz=(clang libclang-rt-14-dev)
+# The Python client speaks MQTT 5 through paho-mqtt 1.6.1 and signs tickets
+# with PyJWT; the example adds Django REST Framework, gunicorn to run it,
+# nginx in front (its auth_request module guards the broker's WebSocket
+# listener) and openssl for broker-config/production/setup.sh.
+pkgs_python=(python3 python3-paho-mqtt python3-jwt python3-pytest)
+pkgs_drf=("${pkgs_python[@]}" python3-django python3-djangorestframework
+	gunicorn nginx openssl mosquitto mosquitto-clients)
 
 usage() {
-	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser docs security fuzz)" >&2
+	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser docs security fuzz python drf)" >&2
 	exit 64
 }
 
@@ -76,6 +85,8 @@ for role in "$@"; do
 	docs) wanted+=("${pkgs_docs[@]}") ;;
 	security) wanted+=("${pkgs_security[@]}") ;;
 	fuzz) wanted+=("${pkgs_fuzz[@]}") ;;
+	python) wanted+=("${pkgs_python[@]}") ;;
+	drf) wanted+=("${pkgs_drf[@]}") ;;
 	*)
 		echo "deps: unknown role '$role'" >&2
 		usage
@@ -115,8 +126,10 @@ fi
 # Whether Debian's own mosquitto service could be started by this install
 # (see the end of the script).
 mosquitto_new=0
+nginx_new=0
 for pkg in "${missing[@]}"; do
 	[ "$pkg" != mosquitto ] || mosquitto_new=1
+	[ "$pkg" != nginx ] || nginx_new=1
 done
 
 log=$(mktemp)
@@ -144,5 +157,14 @@ if [ "$mosquitto_new" -eq 1 ] && [ -d /run/systemd/system ] &&
 	if systemctl disable --now mosquitto.service >/dev/null 2>&1; then
 		echo "deps: stopped and disabled Debian's mosquitto.service" \
 			"(systemctl enable --now mosquitto brings it back)"
+	fi
+fi
+# The same for nginx, which Debian starts on port 80: examples/drf/run.sh
+# runs its own on a loopback port.
+if [ "$nginx_new" -eq 1 ] && [ -d /run/systemd/system ] &&
+	command -v systemctl >/dev/null 2>&1; then
+	if systemctl disable --now nginx.service >/dev/null 2>&1; then
+		echo "deps: stopped and disabled Debian's nginx.service" \
+			"(systemctl enable --now nginx brings it back)"
 	fi
 fi

@@ -366,6 +366,23 @@ class Client:
         """The coordinator's last status message (None before the first)."""
         return self._status
 
+    def wait_online(self, timeout: Optional[float] = None) -> dict:
+        """Connect if needed and wait until the coordinator's status says
+        ``online``; return that status. Raises :class:`Unavailable` after
+        `timeout` seconds (default: the client's)."""
+        self._check_pid()
+        t = self.timeout if timeout is None else float(timeout)
+        end = time.monotonic() + t
+        self._ensure_connected(t)
+        with self._mu:
+            while not (self._status and self._status.get("state") == "online"):
+                left = end - time.monotonic()
+                if left <= 0 or self._closed:
+                    state = self._status.get("state") if self._status else "unknown"
+                    raise Unavailable(f"the coordinator is not online (status: {state})")
+                self._cv.wait(left)
+            return dict(self._status)
+
     def coordinator_now(self) -> int:
         """The coordinator's wall clock now, in ms, as estimated from the
         ``now`` of its last message (our clock if it never said)."""

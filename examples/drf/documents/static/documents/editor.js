@@ -24,9 +24,15 @@ const LOST_REASONS = {
 	'offline-expired': 'because the lock service could not be reached for too long.',
 };
 
-// A fresh ticket for reconnects after this page's one expired: the server
-// renews it for this client id only.
-async function freshTicket() {
+// The page's ticket, then fresh ones for reconnects after it expired: the
+// server renews it for this page's client id only.
+let firstTicket = cfg.ticket;
+async function ticket() {
+	if (firstTicket) {
+		const t = firstTicket;
+		firstTicket = null;
+		return t;
+	}
 	const q = new URLSearchParams({ lock: cfg.lock, client: cfg.clientId });
 	const r = await fetch(`/mqlock/config?${q}`, { credentials: 'same-origin' });
 	if (!r.ok) {
@@ -38,7 +44,7 @@ async function freshTicket() {
 const client = connect({
 	url: cfg.url,
 	clientId: cfg.clientId,
-	ticket: cfg.ticket,
+	ticket,
 	user: cfg.user,
 	prefix: cfg.prefix,
 	...(cfg.username ? { username: cfg.username, password: cfg.password } : {}),
@@ -140,6 +146,7 @@ function render() {
 	document.body.dataset.state = s.state;
 	document.body.dataset.offline = String(client.offline);
 	$('status').textContent = statusText(s) + (client.offline && !handle.done ? ' (lock service offline)' : '');
+	$('take-over').hidden = !handle.canTakeOver;
 	$('banner-idle').hidden = !(s.state === 'editing' && s.warning);
 	updateCountdown();
 	$('banner-lost').hidden = s.state !== 'lost';
@@ -172,6 +179,7 @@ for (const el of [title, body]) {
 	});
 }
 $('still-here').addEventListener('click', () => handle?.touch());
+$('take-over').addEventListener('click', () => handle?.takeOver());
 $('save').addEventListener('click', () => save());
 $('done').addEventListener('click', () => handle?.release());
 for (const ev of ['connect', 'disconnect', 'offline', 'online']) {
@@ -181,4 +189,4 @@ for (const ev of ['connect', 'disconnect', 'offline', 'online']) {
 takeLock();
 
 // For tests and the console.
-window.drfdemo = { client, get handle() { return handle; }, save, load, freshTicket };
+window.drfdemo = { client, get handle() { return handle; }, save, load };
