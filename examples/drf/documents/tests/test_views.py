@@ -177,3 +177,20 @@ class LockIdTests(TestCase):
         self.assertTrue(can_lock(alice, "documents.document.1"))
         self.assertFalse(can_lock(mallory, "documents.document.1"))
         self.assertFalse(can_lock(alice, "doc-1"))
+
+
+class LazyConnectionTests(TestCase):
+    def test_nothing_connects_before_the_first_check(self):
+        """Django's autoreloader runs the project in a parent process that
+        never serves a request: loading the app, its URLs and a page must
+        not open a broker connection."""
+        from django.urls import resolve
+
+        from mqlock.django import backend
+
+        backend.reset()
+        resolve("/api/documents/1/")
+        alice = make_user("alice")
+        self.client.force_login(alice)
+        self.client.get("/")
+        self.assertIsNone(backend._client._obj)
