@@ -67,7 +67,7 @@ def test_bad_claims_are_refused(kw, msg):
 
 
 def test_short_key_is_refused():
-    with pytest.raises(ValueError, match="32 bytes"):
+    with pytest.raises(ValueError, match="32 to 4096 bytes"):
         mint_ticket(b"short", sub="1", client="c")
 
 
@@ -88,9 +88,14 @@ def test_load_key_strips_one_newline(tmp_path):
     p = tmp_path / "k"
     p.write_bytes(KEY + b"\n")
     assert load_key(str(p)) == KEY
-    p.write_bytes(KEY + b"\r\n")
+    p.write_bytes(KEY)
     assert load_key(str(p)) == KEY
+    p.write_bytes(KEY + b"\n\n")
+    assert load_key(str(p)) == KEY + b"\n"
     p.write_bytes(b"short\n")
+    with pytest.raises(ValueError):
+        load_key(str(p))
+    p.write_bytes(b"k" * 4097)
     with pytest.raises(ValueError):
         load_key(str(p))
     with pytest.raises(OSError):

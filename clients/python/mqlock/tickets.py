@@ -23,21 +23,22 @@ from .names import MAX_NAME_BYTES, check_client_id, check_lock_id, utf8_len
 #: Longest ticket the coordinator accepts, in bytes.
 MAX_TICKET_BYTES = 2048
 
-#: Shortest key accepted here: HS256 wants at least 256 bits (RFC 7518 3.2).
+#: Shortest key: HS256 wants at least 256 bits (RFC 7518 3.2).
 MIN_KEY_BYTES = 32
+#: Longest key mqlockd reads.
+MAX_KEY_BYTES = 4096
 
 
 def load_key(path: str) -> bytes:
-    """Read a ticket key file: its bytes, without one trailing newline.
+    """Read a ticket key file as ``mqlockd --ticket-key`` does: its bytes,
+    without one trailing newline.
 
-    The same file is given to ``mqlockd --ticket-key``. Raises OSError if it
-    cannot be read and ValueError if it holds fewer than 32 bytes.
+    Raises OSError if it cannot be read and ValueError unless it holds 32 to
+    4096 bytes.
     """
     with open(path, "rb") as f:
-        key = f.read()
-    if key.endswith(b"\r\n"):
-        key = key[:-2]
-    elif key.endswith(b"\n"):
+        key = f.read(MAX_KEY_BYTES + 2)
+    if key.endswith(b"\n"):
         key = key[:-1]
     check_key(key)
     return key
@@ -47,9 +48,9 @@ def check_key(key: bytes) -> bytes:
     """Return `key` if it is usable for HS256 tickets, else raise ValueError."""
     if not isinstance(key, (bytes, bytearray)):
         raise ValueError("ticket key must be bytes")
-    if len(key) < MIN_KEY_BYTES:
+    if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
         raise ValueError(
-            f"ticket key must be at least {MIN_KEY_BYTES} bytes, not {len(key)}"
+            f"ticket key must be {MIN_KEY_BYTES} to {MAX_KEY_BYTES} bytes, not {len(key)}"
         )
     return bytes(key)
 
