@@ -13,6 +13,8 @@
 #   security openssl and mosquitto_passwd for broker-config/production/setup.sh,
 #            and valgrind for the memcheck step of tests/run.sh
 #   fuzz     clang and its libFuzzer and sanitizer runtimes, for tests/fuzz
+#   ha       etcd (server and etcdctl), libcurl's headers and openssl:
+#            mqlockd's high-availability mode and its tests (label ha)
 #   python   the Python client in clients/python and its tests (pytest)
 #   drf      python + Django, DRF, nginx and gunicorn, for examples/drf
 #
@@ -25,14 +27,18 @@ set -euo pipefail
 
 # The CMake project configures its tests unconditionally: cmocka and the
 # mosquitto and mosquitto_sub binaries must be present even just to build
-# the programs.
+# the programs. The broker plugin in src/broker needs mosquitto's plugin
+# headers: mosquitto_plugin.h and mosquitto_broker.h (mosquitto-dev) and
+# mosquitto.h, with the error and log constants (libmosquitto-dev).
 pkgs_build=(
 	gcc libc6-dev make cmake pkg-config ca-certificates
 	libpaho-mqtt-dev libssl-dev libsqlite3-dev libcjson-dev
-	libcmocka-dev mosquitto mosquitto-clients
+	libcmocka-dev mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
+	libsodium-dev libjwt-dev libcurl4-openssl-dev
 )
 pkgs_libs=(
-	libpaho-mqtt1.3 libssl3 libsqlite3-0 libcjson1
+	libpaho-mqtt1.3 libssl3 libsqlite3-0 libcjson1 libsodium23 libjwt0
+	libcurl4
 )
 pkgs_broker=(
 	mosquitto mosquitto-clients
@@ -57,6 +63,12 @@ pkgs_security=(openssl mosquitto valgrind)
 # libclang-rt-14-dev (libFuzzer, ASan, UBSan for clang) is only recommended
 # by clang's packages, and recommends are not installed.
 pkgs_fuzz=(clang libclang-rt-14-dev)
+# mqlockd speaks to etcd through its v3 JSON gateway over HTTP(S) with
+# libcurl (also in build and libs: mqlockd always links it). The tests start
+# etcd members of their own (etcd-server), set up etcd users with etcdctl
+# (etcd-client, also how people inspect the journal by hand) and make a
+# throwaway CA and certificates for the TLS case with openssl.
+pkgs_ha=(etcd-server etcd-client libcurl4-openssl-dev openssl)
 # The Python client speaks MQTT 5 through paho-mqtt 1.6.1 and signs tickets
 # with PyJWT; the example adds Django REST Framework, gunicorn to run it,
 # nginx in front (its auth_request module guards the broker's WebSocket
@@ -66,7 +78,7 @@ pkgs_drf=("${pkgs_python[@]}" python3-django python3-djangorestframework
 	gunicorn nginx openssl mosquitto mosquitto-clients)
 
 usage() {
-	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser docs security fuzz python drf)" >&2
+	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser docs security fuzz ha python drf)" >&2
 	exit 64
 }
 
@@ -85,6 +97,7 @@ for role in "$@"; do
 	docs) wanted+=("${pkgs_docs[@]}") ;;
 	security) wanted+=("${pkgs_security[@]}") ;;
 	fuzz) wanted+=("${pkgs_fuzz[@]}") ;;
+	ha) wanted+=("${pkgs_ha[@]}") ;;
 	python) wanted+=("${pkgs_python[@]}") ;;
 	drf) wanted+=("${pkgs_drf[@]}") ;;
 	*)
@@ -125,10 +138,10 @@ fi
 
 # Whether Debian's own mosquitto service could be started by this install
 # (see the end of the script).
-mosquitto_new=0
-nginx_new=0
+mosquitto_new=0 etcd_new=0 nginx_new=0
 for pkg in "${missing[@]}"; do
 	[ "$pkg" != mosquitto ] || mosquitto_new=1
+	[ "$pkg" != etcd-server ] || etcd_new=1
 	[ "$pkg" != nginx ] || nginx_new=1
 done
 
@@ -157,6 +170,15 @@ if [ "$mosquitto_new" -eq 1 ] && [ -d /run/systemd/system ] &&
 	if systemctl disable --now mosquitto.service >/dev/null 2>&1; then
 		echo "deps: stopped and disabled Debian's mosquitto.service" \
 			"(systemctl enable --now mosquitto brings it back)"
+	fi
+fi
+# The same for etcd-server, whose etcd.service would serve a one-member
+# cluster on 127.0.0.1:2379; mqlock's tests start members of their own.
+if [ "$etcd_new" -eq 1 ] && [ -d /run/systemd/system ] &&
+	command -v systemctl >/dev/null 2>&1; then
+	if systemctl disable --now etcd.service >/dev/null 2>&1; then
+		echo "deps: stopped and disabled Debian's etcd.service" \
+			"(systemctl enable --now etcd brings it back)"
 	fi
 fi
 # The same for nginx, which Debian starts on port 80: examples/drf/run.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/run.sh: install what the tests need, then run every check.
 #
-#   1. packages: docker/deps.sh build run test; where clients/js or
+#   1. packages: docker/deps.sh build run test ha; where clients/js or
 #      tests/browser has a package.json, also Node.js (and Chromium for the
 #      browser tests) and `npm ci` there, for the ctest labels js, browser;
 #      with clients/python, also python and drf (labels python, django)
@@ -10,7 +10,7 @@
 #      browser-labelled tests one at a time (headless Chromium and Node are
 #      heavy and their timing suffers under load), all others two at a time
 #   4. build-asan/: -DMQLOCK_SANITIZE=ON -DMQLOCK_WERROR=ON, then ctest -L
-#      'unit|integration' (AddressSanitizer + UndefinedBehaviorSanitizer)
+#      'unit|integration|^ha$' (AddressSanitizer + UndefinedBehaviorSanitizer)
 #   memcheck: mqlockd from build/ under valgrind in four integration tests
 #
 # A failing step does not stop the later ones (except the tests of a build
@@ -61,7 +61,7 @@ step() {
 # Called as `step ... || ...`, where set -e does not apply: every command
 # that can fail is checked by hand.
 install_deps() {
-	"$root/docker/deps.sh" build run test || return
+	"$root/docker/deps.sh" build run test ha || return
 	if [ -d clients/python ]; then
 		"$root/docker/deps.sh" python drf || return
 	fi
@@ -155,9 +155,9 @@ fi
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 if step "build-asan/ configure + build (ASan+UBSan)" \
 	configure_build build-asan -DMQLOCK_SANITIZE=ON -DMQLOCK_WERROR=ON; then
-	step "build-asan/ ctest -L 'unit|integration'" \
+	step "build-asan/ ctest -L 'unit|integration|^ha$'" \
 		run_ctest "$logdir/ctest-asan.log" "$jobs" \
-		--test-dir build-asan -L 'unit|integration' || true
+		--test-dir build-asan -L 'unit|integration|^ha$' || true
 fi
 
 # ---- memcheck ----

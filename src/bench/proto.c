@@ -49,11 +49,14 @@ get_token(const cJSON *o, uint64_t *token)
 enum proto_kind
 proto_owner(const char *payload, size_t len, const char *me, uint64_t *token)
 {
-	cJSON *o = cJSON_ParseWithLength(payload, len);
+	cJSON *o;
 	const cJSON *owner, *client;
 	enum proto_kind k = PROTO_BAD;
 
-	if (o == NULL)
+	/* mqlockd deletes the owner message of a lock nobody holds. */
+	if (len == 0)
+		return PROTO_FREE;
+	if ((o = cJSON_ParseWithLength(payload, len)) == NULL)
 		return PROTO_BAD;
 	owner = cJSON_GetObjectItemCaseSensitive(o, "owner");
 	if (cJSON_IsNull(owner))

@@ -38,7 +38,8 @@ int proto_request(char *buf, size_t size, enum proto_op op, const char *client,
 /*
  * proto_owner(payload, len, me, &token): read an owner message.  PROTO_MINE
  * (token set) when its owner is client me, PROTO_FREE when the lock is
- * free, PROTO_OTHER when someone else holds it, PROTO_BAD otherwise.
+ * free (owner null, or an empty payload), PROTO_OTHER when someone else
+ * holds it, PROTO_BAD otherwise.
  */
 enum proto_kind proto_owner(const char *payload, size_t len, const char *me,
     uint64_t *token);

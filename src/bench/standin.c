@@ -14,6 +14,7 @@
 #include "core/idmap.h"
 #include "core/limits.h"
 #include "io/log.h"
+#include "io/siphash.h"
 
 #define TOPIC_MAX (MQL_PREFIX_MAX + MQL_CLIENT_ID_MAX + 32)
 /* An owner message lists at most 20 waiters of at most 2 x 128 bytes,
@@ -425,6 +426,7 @@ standin_run(const char *uri, const char *prefix, const char *client_id)
 {
 	static const struct timespec tick = {0, 20000000};
 	struct standin s = {.prefix = prefix};
+	struct mql_hasher hasher = siphash_hasher();
 	char req[TOPIC_MAX], status[TOPIC_MAX];
 	const char *filters[1] = {req};
 	char *offline = NULL, *online = NULL;
@@ -442,7 +444,7 @@ standin_run(const char *uri, const char *prefix, const char *client_id)
 		return 1;
 	snprintf(req, sizeof(req), "%s/+/request", prefix);
 	snprintf(status, sizeof(status), "%s/_coordinator/status", prefix);
-	if ((s.locks = idmap_new()) == NULL ||
+	if ((s.locks = idmap_new(&hasher)) == NULL ||
 	    (offline = status_json("offline", epoch)) == NULL ||
 	    (online = status_json("online", epoch)) == NULL) {
 		log_error("standin: out of memory");

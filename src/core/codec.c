@@ -8,11 +8,8 @@
 
 #include <cjson/cJSON.h>
 
-/*
- * Payloads up to this size are parsed to find the client to tell, even when
- * they are too large to act on; larger ones are only logged.
- */
-#define PARSE_MAX 65536
+/* Limits spelled into refusal messages, so the two never disagree. */
+#define STR(x) MQL_STR(x)
 
 /* ---- names ---- */
 
@@ -21,6 +18,12 @@ static const char *const err_names[] = {
     [LT_ERR_BAD_REQUEST] = "bad-request",
     [LT_ERR_INVALID_LOCK] = "invalid-lock",
     [LT_ERR_SESSION_MISMATCH] = "session-mismatch",
+    [LT_ERR_STALE] = "stale",
+    [LT_ERR_TICKET_INVALID] = "ticket-invalid",
+    [LT_ERR_TICKET_EXPIRED] = "ticket-expired",
+    [LT_ERR_TICKET_MISMATCH] = "ticket-mismatch",
+    [LT_ERR_TICKET_LOCK] = "ticket-lock",
+    [LT_ERR_TICKET_REQUIRED] = "ticket-required",
     [LT_ERR_LIMIT] = "limit",
     [LT_ERR_INTERNAL] = "internal",
 };
@@ -31,6 +34,7 @@ static const char *const event_names[] = {
     [LT_E_BUSY] = "busy",
     [LT_E_REVOKED] = "revoked",
     [LT_E_IDLE_WARNING] = "idle-warning",
+    [LT_E_DROPPED] = "dropped",
     [LT_E_ERROR] = "error",
 };
 
@@ -42,6 +46,8 @@ static const char *const result_names[] = {
     [LT_R_REFRESHED] = "refreshed",
     [LT_R_IGNORED] = "ignored",
     [LT_R_REVOKED] = "revoked",
+    [LT_R_PURGED] = "purged",
+    [LT_R_STATE] = "state",
     [LT_R_ERROR] = "error",
 };
 
@@ -49,12 +55,14 @@ static const char *const reason_names[] = {
     [LT_REASON_IDLE] = "idle",
     [LT_REASON_DISCONNECT] = "disconnect",
     [LT_REASON_ADMIN] = "admin",
+    [LT_REASON_TAKEOVER] = "takeover",
 };
 
 static const char *const op_names[] = {
     [LT_OP_ACQUIRE] = "acquire",
     [LT_OP_RELEASE] = "release",
     [LT_OP_ACTIVITY] = "activity",
+    [LT_OP_QUERY] = "query",
 };
 
 #define NAME(table, i) \
@@ -92,61 +100,88 @@ codec_op_name(enum lt_op op)
 
 /* ---- validation ---- */
 
+/*
+ * Decode the code point at p[i..len).  Returns its length in bytes, or 0
+ * when the bytes there are not well-formed UTF-8 (overlong forms,
+ * surrogates, beyond U+10FFFF, truncated).
+ */
+static size_t
+utf8_next(const unsigned char *p, size_t len, size_t i, uint32_t *cp)
+{
+	unsigned char c = p[i];
+	size_t n;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	} else if (c >= 0xc2 && c <= 0xdf) {
+		n = 1;
+		*cp = c & 0x1fu;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 2;
+		*cp = c & 0x0fu;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 3;
+		*cp = c & 0x07u;
+	} else {
+		return 0;
+	}
+	if (len - i <= n)
+		return 0;
+	for (size_t k = 1; k <= n; k++) {
+		if ((p[i + k] & 0xc0) != 0x80)
+			return 0;
+		*cp = (*cp << 6) | (p[i + k] & 0x3fu);
+	}
+	if ((n == 2 && *cp < 0x800) || (n == 3 && *cp < 0x10000) ||
+	    (*cp >= 0xd800 && *cp <= 0xdfff) || *cp > 0x10ffff)
+		return 0;
+	return n + 1;
+}
+
 bool
 codec_utf8_valid(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
+	uint32_t cp;
 
-	while (i < len) {
-		unsigned char c = p[i];
-		size_t n;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1fu;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0fu;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07u;
-		} else {
+	for (size_t i = 0, n; i < len; i += n) {
+		if ((n = utf8_next(p, len, i, &cp)) == 0)
 			return false;
-		}
-		if (len - i <= n)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3fu);
-		}
-		/* Overlong forms, surrogates, beyond Unicode. */
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return false;
-		i += n + 1;
 	}
 	return true;
 }
 
-/* One topic level: valid UTF-8, no wildcards, separators or controls. */
+/*
+ * The broker's rule for topic text (mosquitto_validate_utf8): besides being
+ * well-formed, no C0 or C1 control character (U+0000-U+001F,
+ * U+007F-U+009F) and no non-character (U+FDD0-U+FDEF, U+xxFFFE, U+xxFFFF).
+ * A topic that breaks it makes the broker drop the publisher.
+ */
+bool
+codec_topic_text_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	uint32_t cp;
+
+	for (size_t i = 0, n; i < len; i += n) {
+		if ((n = utf8_next(p, len, i, &cp)) == 0 || cp <= 0x1f ||
+		    (cp >= 0x7f && cp <= 0x9f) ||
+		    (cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe)
+			return false;
+	}
+	return true;
+}
+
+/* One topic level: topic text without wildcards or separators. */
 static bool
 level_valid(const char *s, size_t len, size_t max)
 {
-	if (len < 1 || len > max || s[0] == '$')
+	if (len < 1 || len > max || s[0] == '$' ||
+	    memchr(s, '/', len) != NULL || memchr(s, '+', len) != NULL ||
+	    memchr(s, '#', len) != NULL)
 		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x20 || c == 0x7f || c == '/' || c == '+' || c == '#')
-			return false;
-	}
-	return codec_utf8_valid(s, len);
+	return codec_topic_text_valid(s, len);
 }
 
 bool
@@ -189,6 +224,14 @@ level_is(const char *s, size_t len, const char *word)
 	return strlen(word) == len && memcmp(s, word, len) == 0;
 }
 
+/* Copy level (already validated) into dst. */
+static void
+set_level(char *dst, const char *lv, size_t ll)
+{
+	memcpy(dst, lv, ll);
+	dst[ll] = '\0';
+}
+
 void
 codec_parse_topic(const char *prefix, const char *topic,
     struct codec_topic *out)
@@ -216,25 +259,30 @@ codec_parse_topic(const char *prefix, const char *topic,
 			break;
 		p = slash + 1;
 	}
-	if (n == 2 && level_is(lv[1], ll[1], "request")) {
+	if ((n == 2 || n == 3) && level_is(lv[1], ll[1], "request")) {
 		out->kind = CODEC_T_REQUEST;
 		out->id_valid = codec_lock_id_valid(lv[0], ll[0]);
-	} else if (n == 2 && level_is(lv[0], ll[0], "_admin") &&
+		if (out->id_valid)
+			set_level(out->id, lv[0], ll[0]);
+	} else if ((n == 2 || n == 3) && level_is(lv[0], ll[0], "_admin") &&
 	    level_is(lv[1], ll[1], "command")) {
 		out->kind = CODEC_T_ADMIN;
-		return;
 	} else if (n == 3 && level_is(lv[0], ll[0], "_clients") &&
 	    level_is(lv[2], ll[2], "will")) {
 		out->kind = CODEC_T_WILL;
 		out->id_valid = codec_client_id_valid(lv[1], ll[1]);
-		lv[0] = lv[1];
-		ll[0] = ll[1];
+		if (out->id_valid)
+			set_level(out->id, lv[1], ll[1]);
+		return;
 	} else {
 		return;
 	}
-	if (out->id_valid) {
-		memcpy(out->id, lv[0], ll[0]);
-		out->id[ll[0]] = '\0';
+	/* P/<lock>/request/<client>, P/_admin/command/<client>: bound. */
+	if (n == 3) {
+		out->bound = true;
+		out->client_valid = codec_client_id_valid(lv[2], ll[2]);
+		if (out->client_valid)
+			set_level(out->client, lv[2], ll[2]);
 	}
 }
 
@@ -299,10 +347,6 @@ parse_object(const char *s, size_t len, const char **why)
 	const char *end = NULL;
 	cJSON *j;
 
-	if (len > PARSE_MAX) {
-		*why = "payload too large";
-		return NULL;
-	}
 	if (memchr(s, '\0', len) != NULL) {
 		*why = "payload contains a NUL byte";
 		return NULL;
@@ -375,20 +419,122 @@ bad(struct codec_error *err, enum lt_err code, const char *message)
 	return code;
 }
 
+static enum field
+get_bool(const cJSON *o, const char *name, bool *out)
+{
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	if (f == NULL)
+		return F_ABSENT;
+	if (!cJSON_IsBool(f))
+		return F_BAD;
+	*out = cJSON_IsTrue(f);
+	return F_OK;
+}
+
+/*
+ * What every payload must pass before it is parsed at all: the size limit,
+ * UTF-8 and no spelled-out U+0000.  LT_OK or the refusal.
+ */
+static enum lt_err
+check_raw(const void *payload, size_t len, struct codec_error *err)
+{
+	if (len > MQL_PAYLOAD_MAX)
+		return bad(err, LT_ERR_BAD_REQUEST,
+		    "payload larger than " STR(MQL_PAYLOAD_MAX) " bytes");
+	if (!codec_utf8_valid(payload, len))
+		return bad(err, LT_ERR_BAD_REQUEST,
+		    "payload is not valid UTF-8");
+	return LT_OK;
+}
+
+static const struct {
+	const char *name;
+	enum lt_op op;
+} ops[] = {
+    {"acquire", LT_OP_ACQUIRE},
+    {"release", LT_OP_RELEASE},
+    {"activity", LT_OP_ACTIVITY},
+    {"query", LT_OP_QUERY},
+};
+
+/* The fields of a parsed request object, checked in topics.md's order. */
+static enum lt_err
+read_request(const cJSON *j, struct lt_request *out, struct codec_error *err)
+{
+	char op[16];
+	size_t i;
+
+	if (get_string(j, "op", 1, sizeof(op) - 1, op, sizeof(op)) != F_OK)
+		return bad(err, LT_ERR_BAD_REQUEST, "op must be a string");
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		if (strcmp(op, ops[i].name) == 0)
+			break;
+	}
+	if (i == sizeof(ops) / sizeof(ops[0]))
+		return bad(err, LT_ERR_BAD_REQUEST,
+		    "op must be acquire, release, activity or query");
+	out->op = ops[i].op;
+	if (err->client[0] == '\0')
+		return bad(err, LT_ERR_BAD_REQUEST,
+		    "client must be a valid client id string");
+	switch (get_string(j, "session", MQL_SESSION_MIN, MQL_SESSION_MAX,
+	    out->session, sizeof(out->session))) {
+	case F_OK:
+		break;
+	case F_ABSENT:
+		if (out->op == LT_OP_QUERY)
+			break;
+		/* FALLTHROUGH */
+	case F_BAD:
+	default:
+		return bad(err, LT_ERR_BAD_REQUEST,
+		    "session must be a string of " STR(MQL_SESSION_MIN) "-" STR(
+			MQL_SESSION_MAX) " bytes");
+	}
+	if (get_string(j, "user", 0, MQL_USER_MAX, out->user,
+		sizeof(out->user)) == F_BAD)
+		return bad(err, LT_ERR_BAD_REQUEST,
+		    "user must be a string of at most " STR(
+			MQL_USER_MAX) " bytes");
+	out->conn = -1;
+	if (get_uint53(j, "conn", &out->conn) == F_BAD)
+		return bad(err, LT_ERR_BAD_REQUEST,
+		    "conn must be an integer from 0 to 2^53-1");
+	out->wait = true;
+	if (get_bool(j, "wait", &out->wait) == F_BAD)
+		return bad(err, LT_ERR_BAD_REQUEST, "wait must be a boolean");
+	if (get_bool(j, "takeover", &out->takeover) == F_BAD)
+		return bad(err, LT_ERR_BAD_REQUEST,
+		    "takeover must be a boolean");
+	if (get_string(j, "ticket", 1, MQL_TICKET_MAX, out->ticket,
+		sizeof(out->ticket)) == F_BAD)
+		return bad(err, LT_ERR_BAD_REQUEST,
+		    "ticket must be a string of at most " STR(
+			MQL_TICKET_MAX) " bytes");
+	return LT_OK;
+}
+
 enum lt_err
 codec_decode_request(const void *payload, size_t len, const char *lock,
-    struct lt_request *out, struct codec_error *err)
+    const char *bound, struct lt_request *out, struct codec_error *err)
 {
 	const char *why = NULL;
-	char op[16], *copy = NULL;
+	char *copy = NULL;
 	enum lt_err rc;
 	cJSON *j;
-	const cJSON *w;
 	bool nul;
 
 	memset(err, 0, sizeof(*err));
 	memset(out, 0, sizeof(*out));
-	nul = len <= PARSE_MAX && has_nul_escape(payload, len);
+	/* On the bound topic the sender is known before a byte is read. */
+	if (bound != NULL)
+		memcpy(err->client, bound, strlen(bound) + 1);
+	/* Larger than any valid request: refused unread. */
+	if (len > MQL_PAYLOAD_MAX)
+		return bad(err, LT_ERR_BAD_REQUEST,
+		    "payload larger than " STR(MQL_PAYLOAD_MAX) " bytes");
+	nul = has_nul_escape(payload, len);
 	if (nul) {
 		/*
 		 * Parse a copy in which every \u0000 reads \u0001: a string
@@ -408,66 +554,28 @@ codec_decode_request(const void *payload, size_t len, const char *lock,
 		return bad(err, LT_ERR_BAD_REQUEST, why);
 	/* Name the client first: every refusal should reach it. */
 	if (get_string(j, "client", 1, MQL_CLIENT_ID_MAX, out->client,
-		sizeof(out->client)) == F_OK &&
-	    codec_client_id_valid(out->client, strlen(out->client)))
+		sizeof(out->client)) != F_OK ||
+	    !codec_client_id_valid(out->client, strlen(out->client)))
+		out->client[0] = '\0';
+	if (bound == NULL)
 		memcpy(err->client, out->client, sizeof(err->client));
-
-	if (len > MQL_PAYLOAD_MAX)
-		rc = bad(err, LT_ERR_BAD_REQUEST,
-		    "payload larger than 4096 bytes");
-	else if (!codec_utf8_valid(payload, len))
+	if (!codec_utf8_valid(payload, len))
 		rc = bad(err, LT_ERR_BAD_REQUEST, "payload is not valid UTF-8");
 	else if (nul)
 		rc = bad(err, LT_ERR_BAD_REQUEST, "a string contains U+0000");
+	else if (bound != NULL && strcmp(out->client, bound) != 0)
+		rc = bad(err, LT_ERR_BAD_REQUEST,
+		    "client differs from the request topic");
 	else if (lock == NULL)
 		rc = bad(err, LT_ERR_INVALID_LOCK,
-		    "lock id must be 1-128 bytes of UTF-8 without / + # or "
-		    "control characters, not starting with _ or $");
-	else if (get_string(j, "op", 1, sizeof(op) - 1, op, sizeof(op)) != F_OK)
-		rc = bad(err, LT_ERR_BAD_REQUEST, "op must be a string");
-	else if (err->client[0] == '\0')
-		rc = bad(err, LT_ERR_BAD_REQUEST,
-		    "client must be a valid client id string");
-	else if (get_string(j, "session", MQL_SESSION_MIN, MQL_SESSION_MAX,
-		     out->session, sizeof(out->session)) != F_OK)
-		rc = bad(err, LT_ERR_BAD_REQUEST,
-		    "session must be a string of 16-128 bytes");
-	else if (get_string(j, "user", 0, MQL_USER_MAX, out->user,
-		     sizeof(out->user)) == F_BAD)
-		rc = bad(err, LT_ERR_BAD_REQUEST,
-		    "user must be a string of at most 128 bytes");
+		    "lock id must be 1-" STR(
+			MQL_LOCK_ID_MAX) " bytes of "
+					 "UTF-8 without / + #, control characters or "
+					 "non-characters, not starting with _ or $");
 	else
-		rc = LT_OK;
-	if (rc != LT_OK)
-		goto done;
-
-	out->conn = -1;
-	if (get_uint53(j, "conn", &out->conn) == F_BAD) {
-		rc = bad(err, LT_ERR_BAD_REQUEST,
-		    "conn must be an integer from 0 to 2^53-1");
-		goto done;
-	}
-	out->wait = true;
-	w = cJSON_GetObjectItemCaseSensitive(j, "wait");
-	if (w != NULL && !cJSON_IsBool(w)) {
-		rc = bad(err, LT_ERR_BAD_REQUEST, "wait must be a boolean");
-		goto done;
-	}
-	if (w != NULL)
-		out->wait = cJSON_IsTrue(w);
-	if (strcmp(op, "acquire") == 0) {
-		out->op = LT_OP_ACQUIRE;
-	} else if (strcmp(op, "release") == 0) {
-		out->op = LT_OP_RELEASE;
-	} else if (strcmp(op, "activity") == 0) {
-		out->op = LT_OP_ACTIVITY;
-	} else {
-		rc = bad(err, LT_ERR_BAD_REQUEST,
-		    "op must be acquire, release or activity");
-		goto done;
-	}
-	memcpy(out->lock, lock, strlen(lock) + 1);
-done:
+		rc = read_request(j, out, err);
+	if (rc == LT_OK)
+		memcpy(out->lock, lock, strlen(lock) + 1);
 	cJSON_Delete(j);
 	return rc;
 }
@@ -500,8 +608,8 @@ codec_decode_will(const void *payload, size_t len, const char *client,
 }
 
 enum lt_err
-codec_decode_break(const void *payload, size_t len, struct lt_break *out,
-    struct codec_error *err)
+codec_decode_admin(const void *payload, size_t len, enum lt_event_kind *kind,
+    struct lt_admin *out, struct codec_error *err)
 {
 	const char *why = NULL;
 	char op[16];
@@ -510,20 +618,16 @@ codec_decode_break(const void *payload, size_t len, struct lt_break *out,
 
 	memset(err, 0, sizeof(*err));
 	memset(out, 0, sizeof(*out));
-	if (len > MQL_PAYLOAD_MAX)
-		return bad(err, LT_ERR_BAD_REQUEST,
-		    "payload larger than 4096 bytes");
-	if (!codec_utf8_valid(payload, len))
-		return bad(err, LT_ERR_BAD_REQUEST,
-		    "payload is not valid UTF-8");
+	if ((rc = check_raw(payload, len, err)) != LT_OK)
+		return rc;
 	if (has_nul_escape(payload, len))
 		return bad(err, LT_ERR_BAD_REQUEST, "a string contains U+0000");
 	j = parse_object(payload, len, &why);
 	if (j == NULL)
 		return bad(err, LT_ERR_BAD_REQUEST, why);
 	if (get_string(j, "op", 1, sizeof(op) - 1, op, sizeof(op)) != F_OK ||
-	    strcmp(op, "break") != 0)
-		rc = bad(err, LT_ERR_BAD_REQUEST, "op must be break");
+	    (strcmp(op, "break") != 0 && strcmp(op, "purge") != 0))
+		rc = bad(err, LT_ERR_BAD_REQUEST, "op must be break or purge");
 	else if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "lock")))
 		rc = bad(err, LT_ERR_BAD_REQUEST, "lock must be a string");
 	else if (get_string(j, "lock", 1, MQL_LOCK_ID_MAX, out->lock,
@@ -534,7 +638,10 @@ codec_decode_break(const void *payload, size_t len, struct lt_break *out,
 	else if (get_string(j, "reason", 0, MQL_REASON_MAX, out->reason,
 		     sizeof(out->reason)) == F_BAD)
 		rc = bad(err, LT_ERR_BAD_REQUEST,
-		    "reason must be a string of at most 256 bytes");
+		    "reason must be a string of at most " STR(
+			MQL_REASON_MAX) " bytes");
+	if (rc == LT_OK)
+		*kind = strcmp(op, "break") == 0 ? LT_EV_BREAK : LT_EV_PURGE;
 	cJSON_Delete(j);
 	return rc;
 }
@@ -574,7 +681,7 @@ finish(cJSON *o, bool ok)
 
 static bool
 add_party(cJSON *parent, const char *name, const char *client, const char *user,
-    bool connected)
+    const char *uid, bool connected)
 {
 	cJSON *p = cJSON_CreateObject();
 
@@ -587,41 +694,54 @@ add_party(cJSON *parent, const char *name, const char *client, const char *user,
 	return cJSON_AddStringToObject(p, "client", client) != NULL &&
 	    cJSON_AddStringToObject(p, "user", user != NULL ? user : "") !=
 	    NULL &&
+	    (uid == NULL || cJSON_AddStringToObject(p, "uid", uid) != NULL) &&
 	    cJSON_AddBoolToObject(p, "connected", connected) != NULL;
+}
+
+/* The fields an owner message and a query reply share. */
+static bool
+add_lock_state(cJSON *o, const struct lt_lock_rec *rec)
+{
+	cJSON *q;
+	bool ok = true;
+
+	if (rec != NULL && rec->holder != NULL) {
+		ok = add_party(o, "owner", rec->holder, rec->holder_user,
+			 rec->holder_uid, rec->holder_connected) &&
+		    add_uint(o, "token", rec->token) &&
+		    add_int(o, "since", rec->since) &&
+		    add_int(o, "idle_deadline", rec->idle_deadline);
+	} else {
+		ok = cJSON_AddNullToObject(o, "owner") != NULL &&
+		    cJSON_AddNullToObject(o, "token") != NULL &&
+		    (rec == NULL || add_int(o, "since", rec->since)) &&
+		    cJSON_AddNullToObject(o, "idle_deadline") != NULL;
+	}
+	ok = ok && add_uint(o, "waiting", rec != NULL ? rec->nwaiters : 0);
+	q = ok ? cJSON_AddArrayToObject(o, "queue") : NULL;
+	ok = ok && q != NULL;
+	for (size_t i = 0; ok && rec != NULL && i < rec->nwaiters &&
+	     i < MQL_OWNER_QUEUE_SHOWN;
+	     i++) {
+		const struct lt_waiter_rec *w = &rec->waiters[i];
+
+		ok = add_party(q, NULL, w->client, w->user, w->uid,
+		    w->connected);
+	}
+	return ok;
 }
 
 char *
 codec_encode_owner(const struct lt_lock_rec *rec)
 {
 	cJSON *o = cJSON_CreateObject();
-	cJSON *q;
 	bool ok;
 
 	if (o == NULL)
 		return NULL;
 	ok = add_int(o, "v", MQL_PROTOCOL_VERSION) &&
-	    cJSON_AddStringToObject(o, "lock", rec->id) != NULL;
-	if (ok && rec->holder != NULL) {
-		ok = add_party(o, "owner", rec->holder, rec->holder_user,
-			 rec->holder_connected) &&
-		    add_uint(o, "token", rec->token) &&
-		    add_int(o, "since", rec->since) &&
-		    add_int(o, "idle_deadline", rec->idle_deadline);
-	} else if (ok) {
-		ok = cJSON_AddNullToObject(o, "owner") != NULL &&
-		    cJSON_AddNullToObject(o, "token") != NULL &&
-		    add_int(o, "since", rec->since) &&
-		    cJSON_AddNullToObject(o, "idle_deadline") != NULL;
-	}
-	ok = ok && add_uint(o, "waiting", rec->nwaiters);
-	q = ok ? cJSON_AddArrayToObject(o, "queue") : NULL;
-	ok = ok && q != NULL;
-	for (size_t i = 0; ok && i < rec->nwaiters && i < MQL_OWNER_QUEUE_SHOWN;
-	     i++) {
-		const struct lt_waiter_rec *w = &rec->waiters[i];
-
-		ok = add_party(q, NULL, w->client, w->user, w->connected);
-	}
+	    cJSON_AddStringToObject(o, "lock", rec->id) != NULL &&
+	    add_lock_state(o, rec);
 	return finish(o, ok);
 }
 
@@ -631,6 +751,17 @@ add_lock_or_null(cJSON *o, const char *lock)
 	if (lock[0] == '\0')
 		return cJSON_AddNullToObject(o, "lock") != NULL;
 	return cJSON_AddStringToObject(o, "lock", lock) != NULL;
+}
+
+static bool
+add_reason(cJSON *o, const struct lt_fx *fx)
+{
+	bool admin = fx->reason == LT_REASON_ADMIN;
+
+	return cJSON_AddStringToObject(o, "reason",
+		   codec_reason_name(fx->reason)) != NULL &&
+	    (!admin ||
+		cJSON_AddStringToObject(o, "message", fx->detail) != NULL);
 }
 
 char *
@@ -653,14 +784,10 @@ codec_encode_event(const struct lt_fx *fx)
 		ok = ok && add_uint(o, "position", fx->position);
 		break;
 	case LT_E_REVOKED:
-		ok = ok &&
-		    cJSON_AddStringToObject(o, "reason",
-			codec_reason_name(fx->reason)) != NULL &&
-		    add_uint(o, "token", fx->token);
-		if (fx->reason == LT_REASON_ADMIN)
-			ok = ok &&
-			    cJSON_AddStringToObject(o, "message", fx->detail) !=
-				NULL;
+		ok = ok && add_reason(o, fx) && add_uint(o, "token", fx->token);
+		break;
+	case LT_E_DROPPED:
+		ok = ok && add_reason(o, fx);
 		break;
 	case LT_E_IDLE_WARNING:
 		ok = ok && add_int(o, "deadline", fx->deadline);
@@ -676,6 +803,7 @@ codec_encode_event(const struct lt_fx *fx)
 	default:
 		break;
 	}
+	ok = ok && add_int(o, "now", fx->now);
 	return finish(o, ok);
 }
 
@@ -705,25 +833,61 @@ codec_encode_reply(const struct lt_fx *fx)
 		ok = ok && add_uint(o, "token", fx->token);
 	else if (fx->what.result == LT_R_QUEUED)
 		ok = ok && add_uint(o, "position", fx->position);
+	else if (fx->what.result == LT_R_PURGED)
+		ok = ok && add_uint(o, "count", fx->count);
 	return finish(o, ok);
 }
 
 char *
-codec_encode_status(bool online, const char *version, lt_ms since,
-    uint64_t epoch, const char *error)
+codec_encode_state(const char *lock, const struct lt_lock_rec *rec, lt_ms now)
 {
 	cJSON *o = cJSON_CreateObject();
 	bool ok;
 
 	if (o == NULL)
 		return NULL;
+	ok = cJSON_AddTrueToObject(o, "ok") != NULL &&
+	    cJSON_AddStringToObject(o, "lock", lock) != NULL &&
+	    cJSON_AddStringToObject(o, "result", "state") != NULL &&
+	    add_lock_state(o, rec) && add_int(o, "now", now);
+	return finish(o, ok);
+}
+
+static const char *const policy_names[] = {
+    [LT_IDLE_ALWAYS] = "always",
+    [LT_IDLE_CONTENDED] = "contended",
+};
+
+const char *
+codec_idle_policy_name(enum lt_idle_policy p)
+{
+	return NAME(policy_names, p);
+}
+
+char *
+codec_encode_status(const struct codec_status *st)
+{
+	static const char *const tickets[] = {"off", "optional", "required"};
+	cJSON *o = cJSON_CreateObject();
+	bool ok;
+
+	if (o == NULL)
+		return NULL;
 	ok = cJSON_AddStringToObject(o, "state",
-		 online ? "online" : "offline") != NULL &&
-	    cJSON_AddStringToObject(o, "version", version) != NULL &&
+		 st->online ? "online" : "offline") != NULL &&
+	    cJSON_AddStringToObject(o, "version", st->version) != NULL &&
 	    add_int(o, "protocol", MQL_PROTOCOL_VERSION) &&
-	    add_int(o, "since", since) && add_uint(o, "epoch", epoch);
-	if (ok && error != NULL)
-		ok = cJSON_AddStringToObject(o, "error", error) != NULL;
+	    add_int(o, "since", st->since) && add_uint(o, "epoch", st->epoch) &&
+	    add_int(o, "grace", st->grace) &&
+	    add_int(o, "idle_timeout", st->idle_timeout) &&
+	    add_int(o, "idle_warning", st->idle_warning) &&
+	    cJSON_AddStringToObject(o, "idle_policy",
+		codec_idle_policy_name(st->idle_policy)) != NULL &&
+	    add_int(o, "keepalive", st->keepalive) &&
+	    cJSON_AddStringToObject(o, "tickets", NAME(tickets, st->tickets)) !=
+		NULL;
+	if (ok && st->error != NULL)
+		ok = cJSON_AddStringToObject(o, "error", st->error) != NULL;
 	return finish(o, ok);
 }
 
@@ -737,13 +901,18 @@ codec_encode_request(const struct lt_request *req)
 		return NULL;
 	ok = cJSON_AddStringToObject(o, "op", codec_op_name(req->op)) != NULL &&
 	    cJSON_AddStringToObject(o, "client", req->client) != NULL &&
-	    cJSON_AddStringToObject(o, "session", req->session) != NULL;
+	    (req->session[0] == '\0' ||
+		cJSON_AddStringToObject(o, "session", req->session) != NULL);
 	if (ok && req->conn >= 0)
 		ok = add_int(o, "conn", req->conn);
 	if (ok && req->user[0] != '\0')
 		ok = cJSON_AddStringToObject(o, "user", req->user) != NULL;
 	if (ok && req->op == LT_OP_ACQUIRE && !req->wait)
 		ok = cJSON_AddFalseToObject(o, "wait") != NULL;
+	if (ok && req->takeover)
+		ok = cJSON_AddTrueToObject(o, "takeover") != NULL;
+	if (ok && req->ticket[0] != '\0')
+		ok = cJSON_AddStringToObject(o, "ticket", req->ticket) != NULL;
 	return finish(o, ok);
 }
 

@@ -16,30 +16,26 @@ struct idmap {
 	struct slot *slots;
 	size_t nslots; /* a power of two */
 	size_t count;
+	struct mql_hasher hasher;
 };
 
-/* FNV-1a: ids are short strings, and this spreads them well enough. */
 static uint64_t
-hash_str(const char *s)
+hash_str(const struct idmap *m, const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s != '\0') {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
-	}
-	/* Mix the high bits down: slot indexes use the low ones. */
-	h ^= h >> 32;
-	return h;
+	return mql_hash(&m->hasher, s);
 }
 
 struct idmap *
-idmap_new(void)
+idmap_new(const struct mql_hasher *hasher)
 {
-	struct idmap *m = calloc(1, sizeof(*m));
+	struct idmap *m;
 
+	if (hasher == NULL || hasher->fn == NULL)
+		return NULL;
+	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return NULL;
+	m->hasher = *hasher;
 	m->slots = calloc(MIN_SLOTS, sizeof(*m->slots));
 	if (m->slots == NULL) {
 		free(m);
@@ -75,7 +71,7 @@ find_slot(const struct idmap *m, const char *key, uint64_t h)
 void *
 idmap_get(const struct idmap *m, const char *key)
 {
-	size_t i = find_slot(m, key, hash_str(key));
+	size_t i = find_slot(m, key, hash_str(m, key));
 
 	return m->slots[i].key != NULL ? m->slots[i].value : NULL;
 }
@@ -103,7 +99,7 @@ grow(struct idmap *m)
 int
 idmap_put(struct idmap *m, const char *key, void *value)
 {
-	uint64_t h = hash_str(key);
+	uint64_t h = hash_str(m, key);
 	size_t i = find_slot(m, key, h);
 
 	if (m->slots[i].key != NULL) {
@@ -128,7 +124,7 @@ void *
 idmap_del(struct idmap *m, const char *key)
 {
 	size_t mask = m->nslots - 1;
-	size_t i = find_slot(m, key, hash_str(key));
+	size_t i = find_slot(m, key, hash_str(m, key));
 	size_t j;
 	void *value;
 
@@ -159,6 +155,23 @@ idmap_del(struct idmap *m, const char *key)
 		m->slots[i] = m->slots[j];
 		i = j;
 	}
+}
+
+size_t
+idmap_longest_run(const struct idmap *m)
+{
+	size_t mask = m->nslots - 1, longest = 0;
+
+	for (size_t i = 0; i < m->nslots; i++) {
+		if (m->slots[i].key != NULL) {
+			size_t d =
+			    (i - ((size_t)m->slots[i].hash & mask)) & mask;
+
+			if (d > longest)
+				longest = d;
+		}
+	}
+	return longest;
 }
 
 size_t

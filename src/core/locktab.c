@@ -25,18 +25,30 @@ struct lock {
 	bool dirty;
 	struct waiter *w; /* FIFO, w[0] is next */
 	size_t nw, capw;
-	size_t hidx; /* index in the deadline heap, NOIDX if none */
+	/*
+	 * Index in the deadline heap, NOIDX if none.  A held lock always has
+	 * an idle timer, except under LT_IDLE_CONTENDED while nobody alive
+	 * waits for it ("dormant"): then the timer is armed again when a live
+	 * waiter appears.
+	 */
+	size_t hidx;
 	char id[];
+};
+
+/* Clients that share a verified uid: how many are in the table. */
+struct user {
+	size_t nclients;
+	char uid[];
 };
 
 struct client {
 	char *session;
-	bool connected;
-	bool unconfirmed; /* roll call unanswered; never journaled */
+	struct user *user; /* NULL: not verified by a ticket */
+	enum lt_client_state state;
 	bool dirty;
 	int64_t max_conn;
-	lt_ms grace_deadline; /* valid while disconnected or unconfirmed */
-	struct lock **locks;  /* held or awaited, in no order */
+	lt_ms deadline;      /* OWES: end of the roll call; GONE: of grace */
+	struct lock **locks; /* held or awaited, in no order */
 	size_t nlocks, caplocks;
 	size_t hidx;
 	char id[];
@@ -53,6 +65,7 @@ struct locktab {
 	struct lt_config cfg;
 	struct idmap *locks;
 	struct idmap *clients;
+	struct idmap *users;
 	uint64_t last_token;
 
 	struct hent *heap;
@@ -66,6 +79,9 @@ struct locktab {
 	struct lt_waiter_rec *scratch; /* views' waiter arrays */
 	size_t capscratch;
 
+	/* The event being applied: stamped on its effects. */
+	lt_ms now;
+	uint64_t tag;
 	bool oom; /* an allocation failed during the current apply */
 };
 
@@ -156,8 +172,8 @@ lt_fxlist_push(struct lt_fxlist *fx, const struct lt_fx *e)
 }
 
 static struct lt_fx *
-fx_push(struct lt_fxlist *fx, enum lt_fx_kind kind, const char *client,
-    const char *lock)
+fx_push(struct locktab *t, struct lt_fxlist *fx, enum lt_fx_kind kind,
+    const char *client, const char *lock)
 {
 	struct lt_fx *e;
 
@@ -168,39 +184,42 @@ fx_push(struct lt_fxlist *fx, enum lt_fx_kind kind, const char *client,
 	e = &fx->v[fx->n++];
 	memset(e, 0, sizeof(*e));
 	e->kind = kind;
+	e->now = t->now;
 	copy_str(e->client, sizeof(e->client), client);
 	copy_str(e->lock, sizeof(e->lock), lock);
 	return e;
 }
 
 static struct lt_fx *
-fx_event(struct lt_fxlist *fx, enum lt_event_type type, const struct client *c,
-    const struct lock *l)
+fx_event(struct locktab *t, struct lt_fxlist *fx, enum lt_event_type type,
+    const struct client *c, const struct lock *l)
 {
-	struct lt_fx *e = fx_push(fx, LT_FX_EVENT, c->id, l->id);
+	struct lt_fx *e = fx_push(t, fx, LT_FX_EVENT, c->id, l->id);
 
 	if (e != NULL)
 		e->what.event = type;
 	return e;
 }
 
+/* The reply to the event being applied: it carries that event's tag. */
 static struct lt_fx *
-fx_reply(struct lt_fxlist *fx, enum lt_result result, const char *client,
-    const char *lock)
+fx_reply(struct locktab *t, struct lt_fxlist *fx, enum lt_result result,
+    const char *client, const char *lock)
 {
-	struct lt_fx *e = fx_push(fx, LT_FX_REPLY, client, lock);
+	struct lt_fx *e = fx_push(t, fx, LT_FX_REPLY, client, lock);
 
-	if (e != NULL)
+	if (e != NULL) {
 		e->what.result = result;
+		e->tag = t->tag;
+	}
 	return e;
 }
 
 static void
-fx_note(struct lt_fxlist *fx, enum lt_note note, const struct client *c,
-    const struct lock *l)
+fx_note(struct locktab *t, struct lt_fxlist *fx, enum lt_note note,
+    const char *client, const char *lock)
 {
-	struct lt_fx *e = fx_push(fx, LT_FX_NOTE, c != NULL ? c->id : "",
-	    l != NULL ? l->id : "");
+	struct lt_fx *e = fx_push(t, fx, LT_FX_NOTE, client, lock);
 
 	if (e != NULL)
 		e->what.note = note;
@@ -331,6 +350,51 @@ dirty_client(struct locktab *t, struct client *c)
 
 /* ---- objects ---- */
 
+/* The user record of uid, created when absent; NULL when memory ran out. */
+static struct user *
+user_get(struct locktab *t, const char *uid)
+{
+	struct user *u = idmap_get(t->users, uid);
+	size_t n;
+
+	if (u != NULL)
+		return u;
+	n = bounded_len(uid, MQL_UID_MAX);
+	u = calloc(1, sizeof(*u) + n + 1);
+	if (u == NULL ||
+	    (memcpy(u->uid, uid, n), idmap_put(t->users, u->uid, u) != 0)) {
+		free(u);
+		t->oom = true;
+		return NULL;
+	}
+	return u;
+}
+
+/* c is verified as uid (c has no user yet). */
+static void
+client_set_user(struct locktab *t, struct client *c, const char *uid)
+{
+	struct user *u = user_get(t, uid);
+
+	if (u == NULL)
+		return;
+	u->nclients++;
+	c->user = u;
+	dirty_client(t, c);
+}
+
+static void
+client_drop_user(struct locktab *t, struct client *c)
+{
+	struct user *u = c->user;
+
+	c->user = NULL;
+	if (u != NULL && --u->nclients == 0) {
+		idmap_del(t->users, u->uid);
+		free(u);
+	}
+}
+
 static struct client *
 client_new(struct locktab *t, const char *id, const char *session)
 {
@@ -343,7 +407,7 @@ client_new(struct locktab *t, const char *id, const char *session)
 	c->session = dupstr(session);
 	if (c->session == NULL)
 		goto err;
-	c->connected = true;
+	c->state = LT_CS_LIVE;
 	c->max_conn = -1;
 	c->hidx = NOIDX;
 	if (idmap_put(t->clients, c->id, c) != 0)
@@ -360,10 +424,11 @@ err:
 }
 
 static void
-client_free(struct client *c)
+client_free(struct locktab *t, struct client *c)
 {
 	if (c == NULL)
 		return;
+	client_drop_user(t, c);
 	free(c->session);
 	free(c->locks);
 	free(c);
@@ -438,6 +503,39 @@ waiter_index(const struct lock *l, const struct client *c)
 	return -1;
 }
 
+static enum lt_lock_state
+lock_state(const struct lock *l)
+{
+	return l != NULL && l->holder != NULL ? LT_LS_HELD : LT_LS_FREE;
+}
+
+static enum lt_role
+role_of(const struct lock *l, const struct client *c)
+{
+	if (l == NULL || c == NULL)
+		return LT_ROLE_NONE;
+	if (l->holder == c)
+		return LT_ROLE_HOLDER;
+	return waiter_index(l, c) >= 0 ? LT_ROLE_WAITER : LT_ROLE_NONE;
+}
+
+/* Known to be alive: connected, and no roll call left unanswered. */
+static bool
+alive(const struct client *c)
+{
+	return c->state == LT_CS_LIVE;
+}
+
+static bool
+has_live_waiter(const struct lock *l)
+{
+	for (size_t i = 0; i < l->nw; i++) {
+		if (alive(l->w[i].c))
+			return true;
+	}
+	return false;
+}
+
 /* Remove waiter i from l's queue; the caller owns what it returns. */
 static struct waiter
 queue_take(struct lock *l, size_t i)
@@ -451,10 +549,11 @@ queue_take(struct lock *l, size_t i)
 
 /* Tell every waiter from index `from` on its (new) place. */
 static void
-send_positions(struct lock *l, size_t from, struct lt_fxlist *fx)
+send_positions(struct locktab *t, struct lock *l, size_t from,
+    struct lt_fxlist *fx)
 {
 	for (size_t i = from; i < l->nw; i++) {
-		struct lt_fx *e = fx_event(fx, LT_E_QUEUED, l->w[i].c, l);
+		struct lt_fx *e = fx_event(t, fx, LT_E_QUEUED, l->w[i].c, l);
 
 		if (e != NULL) {
 			e->position = (uint32_t)(i + 1);
@@ -463,7 +562,7 @@ send_positions(struct lock *l, size_t from, struct lt_fxlist *fx)
 	}
 }
 
-/* ---- timers ---- */
+/* ---- idle timers ---- */
 
 static void
 schedule_lock(struct locktab *t, struct lock *l)
@@ -484,6 +583,24 @@ refresh(struct locktab *t, lt_ms now, struct lock *l)
 	dirty_lock(t, l);
 }
 
+/*
+ * A live client now waits for held lock l: under LT_IDLE_CONTENDED a
+ * dormant idle timer runs again.  A holder whose deadline passed while
+ * nobody waited is warned afresh, so it always gets one warning period.
+ */
+static void
+arm_idle(struct locktab *t, lt_ms now, struct lock *l)
+{
+	if (t->cfg.idle_policy != LT_IDLE_CONTENDED || l->holder == NULL ||
+	    l->hidx != NOIDX)
+		return;
+	if (l->warned && l->idle_deadline <= now) {
+		l->warned = false;
+		dirty_lock(t, l);
+	}
+	schedule_lock(t, l);
+}
+
 /* ---- decisions ---- */
 
 /* Give l to c, with a new token.  user is moved into the lock. */
@@ -499,18 +616,11 @@ grant(struct locktab *t, lt_ms now, struct lock *l, struct client *c,
 	l->token = ++t->last_token;
 	l->since = now;
 	refresh(t, now, l);
-	e = fx_event(fx, LT_E_GRANTED, c, l);
+	e = fx_event(t, fx, LT_E_GRANTED, c, l);
 	if (e != NULL) {
 		e->token = l->token;
 		e->deadline = l->idle_deadline;
 	}
-}
-
-/* Known to be alive: connected, and no roll call left unanswered. */
-static bool
-alive(const struct client *c)
-{
-	return c->connected && !c->unconfirmed;
 }
 
 /*
@@ -526,12 +636,12 @@ hand_on(struct locktab *t, lt_ms now, struct lock *l, struct lt_fxlist *fx)
 			struct waiter w = queue_take(l, i);
 
 			grant(t, now, l, w.c, w.user, fx);
-			send_positions(l, i, fx);
+			send_positions(t, l, i, fx);
 			return;
 		}
 	}
 	if (l->nw == 0)
-		fx_note(fx, LT_N_FREED, NULL, l);
+		fx_note(t, fx, LT_N_FREED, "", l->id);
 }
 
 /* Take l from its holder (the caller says why, and hands it on). */
@@ -552,10 +662,10 @@ unhold(struct locktab *t, lt_ms now, struct lock *l)
 }
 
 static void
-revoke(struct locktab *t, lt_ms now, struct lock *l, enum lt_reason why,
+revoke_event(struct locktab *t, struct lock *l, enum lt_reason why,
     const char *detail, struct lt_fxlist *fx)
 {
-	struct lt_fx *e = fx_event(fx, LT_E_REVOKED, l->holder, l);
+	struct lt_fx *e = fx_event(t, fx, LT_E_REVOKED, l->holder, l);
 
 	if (e != NULL) {
 		e->reason = why;
@@ -563,39 +673,66 @@ revoke(struct locktab *t, lt_ms now, struct lock *l, enum lt_reason why,
 		if (detail != NULL)
 			copy_str(e->detail, sizeof(e->detail), detail);
 	}
+}
+
+static void
+revoke(struct locktab *t, lt_ms now, struct lock *l, enum lt_reason why,
+    const char *detail, struct lt_fxlist *fx)
+{
+	revoke_event(t, l, why, detail, fx);
 	unhold(t, now, l);
 	hand_on(t, now, l, fx);
 }
 
+/* Waiter idx leaves l's queue: a request, or `why` when dropped. */
 static void
-leave_queue(struct locktab *t, struct lock *l, size_t idx, struct lt_fxlist *fx)
+leave_queue(struct locktab *t, struct lock *l, size_t idx, bool dropped,
+    enum lt_reason why, const char *detail, struct lt_fxlist *fx)
 {
 	struct waiter w = queue_take(l, idx);
 
+	if (dropped) {
+		struct lt_fx *e = fx_event(t, fx, LT_E_DROPPED, w.c, l);
+
+		if (e != NULL) {
+			e->reason = why;
+			if (detail != NULL)
+				copy_str(e->detail, sizeof(e->detail), detail);
+		}
+	}
 	free(w.user);
 	client_remove_lock(t, w.c, l);
 	dirty_lock(t, l);
-	send_positions(l, idx, fx);
+	send_positions(t, l, idx, fx);
 	if (l->holder == NULL && l->nw == 0)
-		fx_note(fx, LT_N_FREED, NULL, l);
+		fx_note(t, fx, LT_N_FREED, "", l->id);
+}
+
+/* c lost everything: its grace or its roll call ran out. */
+static void
+expire_client(struct locktab *t, lt_ms now, struct client *c,
+    struct lt_fxlist *fx)
+{
+	while (c->nlocks > 0 && !t->oom) {
+		struct lock *l = c->locks[c->nlocks - 1];
+
+		if (l->holder == c) {
+			revoke(t, now, l, LT_REASON_DISCONNECT, NULL, fx);
+		} else {
+			fx_note(t, fx, LT_N_DROPPED, c->id, l->id);
+			leave_queue(t, l, (size_t)waiter_index(l, c), true,
+			    LT_REASON_DISCONNECT, NULL, fx);
+		}
+	}
 }
 
 /*
- * A valid request came from a client that was disconnected or owed an
- * answer to a roll call: it is alive.
+ * c is alive again (or for the first time since a roll call): every free
+ * lock it waits for may now be its, and every held one has a live waiter.
  */
 static void
-reconnect(struct locktab *t, lt_ms now, struct client *c, struct lt_fxlist *fx)
+revive(struct locktab *t, lt_ms now, struct client *c, struct lt_fxlist *fx)
 {
-	bool was_connected = c->connected;
-
-	c->unconfirmed = false;
-	c->connected = true;
-	heap_clear(t, c->hidx);
-	if (!was_connected) {
-		dirty_client(t, c);
-		fx_note(fx, LT_N_RECONNECTED, c, NULL);
-	}
 	/*
 	 * Iterate over a stable count: hand_on() may grant c a lock it waits
 	 * for, which keeps the entry in c->locks.
@@ -603,14 +740,495 @@ reconnect(struct locktab *t, lt_ms now, struct client *c, struct lt_fxlist *fx)
 	for (size_t i = 0; i < c->nlocks; i++) {
 		struct lock *l = c->locks[i];
 
-		if (!was_connected)
-			dirty_lock(t, l);
 		if (l->holder == NULL)
 			hand_on(t, now, l, fx);
+		else if (l->holder != c)
+			arm_idle(t, now, l);
 	}
 }
 
-/* Everything a valid request from an existing client tells us. */
+static void
+set_client_deadline(struct locktab *t, struct client *c, lt_ms when)
+{
+	c->deadline = when;
+	heap_set(t, NULL, c, when);
+}
+
+/* ---- the client state machine ---- */
+
+enum client_event {
+	CEV_REQUEST,  /* a valid, fresh request from it */
+	CEV_WILL,     /* its will, not stale */
+	CEV_ROLLCALL, /* a new epoch: everyone connected must answer */
+	CEV_DEADLINE, /* its grace or roll call deadline passed */
+	CEV_COUNT
+};
+
+#define CCELL(state, ev) ((int)(state)*CEV_COUNT + (int)(ev))
+
+/*
+ * Every (client state, event) pair in one place.  `window` is the roll
+ * call's length (CEV_ROLLCALL only).
+ */
+static void
+client_event(struct locktab *t, lt_ms now, struct client *c,
+    enum client_event ev, lt_ms window, struct lt_fxlist *fx)
+{
+	lt_ms floor = now + t->cfg.grace;
+
+	switch (CCELL(c->state, ev)) {
+	case CCELL(LT_CS_LIVE, CEV_REQUEST):
+	case CCELL(LT_CS_GONE, CEV_WILL): /* a repeated will: grace runs on */
+		break;
+	case CCELL(LT_CS_OWES, CEV_REQUEST): /* answered the roll call */
+		c->state = LT_CS_LIVE;
+		heap_clear(t, c->hidx);
+		revive(t, now, c, fx);
+		break;
+	case CCELL(LT_CS_GONE, CEV_REQUEST): /* back within its grace */
+		c->state = LT_CS_LIVE;
+		heap_clear(t, c->hidx);
+		dirty_client(t, c);
+		for (size_t i = 0; i < c->nlocks; i++)
+			dirty_lock(t, c->locks[i]);
+		fx_note(t, fx, LT_N_RECONNECTED, c->id, "");
+		revive(t, now, c, fx);
+		break;
+	case CCELL(LT_CS_LIVE, CEV_WILL):
+	case CCELL(LT_CS_OWES, CEV_WILL): /* gone: its grace begins */
+		c->state = LT_CS_GONE;
+		set_client_deadline(t, c, now + t->cfg.grace);
+		dirty_client(t, c);
+		for (size_t i = 0; i < c->nlocks; i++)
+			dirty_lock(t, c->locks[i]);
+		fx_note(t, fx, LT_N_DISCONNECTED, c->id, "");
+		break;
+	case CCELL(LT_CS_LIVE, CEV_ROLLCALL):
+		c->state = LT_CS_OWES;
+		set_client_deadline(t, c,
+		    now + window > floor ? now + window : floor);
+		break;
+	case CCELL(LT_CS_OWES, CEV_ROLLCALL): /* at least a full window */
+		if (c->deadline == LT_NEVER || c->deadline < now + window ||
+		    c->hidx == NOIDX)
+			set_client_deadline(t, c,
+			    now + window > floor ? now + window : floor);
+		break;
+	case CCELL(LT_CS_GONE, CEV_ROLLCALL):
+		/* Its will was heard: its own grace applies, floored. */
+		if (c->deadline < floor) {
+			set_client_deadline(t, c, floor);
+			dirty_client(t, c); /* a GONE deadline is journaled */
+		}
+		break;
+	case CCELL(LT_CS_OWES, CEV_DEADLINE): /* never answered */
+		fx_note(t, fx, LT_N_SILENT, c->id, "");
+		expire_client(t, now, c, fx);
+		break;
+	case CCELL(LT_CS_GONE, CEV_DEADLINE): /* grace over */
+		expire_client(t, now, c, fx);
+		break;
+	case CCELL(LT_CS_LIVE, CEV_DEADLINE): /* no timer runs while LIVE */
+	default:
+		break;
+	}
+}
+
+/* ---- requests: (op, lock state, role) cells ---- */
+
+/*
+ * One request in flight: the sender's client (NULL if unknown), the lock
+ * (NULL if unknown, i.e. free with no waiters).
+ */
+struct rq_ctx {
+	struct locktab *t;
+	lt_ms now;
+	const struct lt_request *rq;
+	struct client *c;
+	struct lock *l;
+	struct lt_fxlist *fx;
+};
+
+static enum lt_err
+refuse(struct locktab *t, const char *client, const char *lock,
+    enum lt_err code, const char *message, struct lt_fxlist *fx)
+{
+	struct lt_fx *e = fx_push(t, fx, LT_FX_EVENT, client, lock);
+
+	if (e != NULL) {
+		e->what.event = LT_E_ERROR;
+		e->code = code;
+		e->message = message;
+	}
+	e = fx_reply(t, fx, LT_R_ERROR, client, lock);
+	if (e != NULL) {
+		e->code = code;
+		e->message = message;
+	}
+	return code;
+}
+
+static void
+reply_token(struct rq_ctx *x, enum lt_result r)
+{
+	struct lt_fx *e = fx_reply(x->t, x->fx, r, x->rq->client, x->rq->lock);
+
+	if (e != NULL)
+		e->token = x->l->token;
+}
+
+static void
+event_queued(struct rq_ctx *x, uint32_t position)
+{
+	struct lt_fx *e = fx_event(x->t, x->fx, LT_E_QUEUED, x->c, x->l);
+
+	if (e != NULL)
+		e->position = position;
+	e = fx_reply(x->t, x->fx, LT_R_QUEUED, x->rq->client, x->rq->lock);
+	if (e != NULL)
+		e->position = position;
+}
+
+/*
+ * Room for the sender to take one more place (holder or waiter) in x->l?
+ * LT_OK, or the refusal (LT_N_FULL noted where a roll call can make room).
+ */
+static enum lt_err
+check_room(struct rq_ctx *x, bool new_waiter)
+{
+	struct locktab *t = x->t;
+	const struct lt_request *rq = x->rq;
+	const char *why = NULL;
+	bool full = false;
+
+	const struct user *u =
+	    rq->uid[0] != '\0' && (x->c == NULL || x->c->user == NULL)
+	    ? idmap_get(t->users, rq->uid)
+	    : NULL;
+
+	if (x->c != NULL && x->c->nlocks >= t->cfg.locks_per_client)
+		why = "client holds or waits for too many locks";
+	else if (u != NULL && t->cfg.clients_per_user > 0 &&
+	    u->nclients >= t->cfg.clients_per_user)
+		why = "too many clients for this user";
+	if (why == NULL) {
+		/* Full for everyone: a roll call may find room (LT_N_FULL). */
+		full = true;
+		if (new_waiter && x->l->nw >= t->cfg.waiters_per_lock)
+			why = "too many waiters for this lock";
+		else if (x->c == NULL && t->cfg.max_clients > 0 &&
+		    idmap_count(t->clients) >= t->cfg.max_clients)
+			why = "too many clients";
+		else if (x->l == NULL && t->cfg.max_locks > 0 &&
+		    idmap_count(t->locks) >= t->cfg.max_locks)
+			why = "too many locks";
+	}
+	if (why == NULL)
+		return LT_OK;
+	if (full)
+		fx_note(t, x->fx, LT_N_FULL, rq->client, rq->lock);
+	return refuse(t, rq->client, rq->lock, LT_ERR_LIMIT, why, x->fx);
+}
+
+/* Make sure the sender has a client and the lock exists. */
+static enum lt_err
+materialise(struct rq_ctx *x)
+{
+	struct locktab *t = x->t;
+
+	if (x->c == NULL) {
+		x->c = client_new(t, x->rq->client, x->rq->session);
+		if (x->c == NULL)
+			return LT_ERR_INTERNAL;
+		x->c->max_conn = x->rq->conn;
+		if (x->rq->uid[0] != '\0')
+			client_set_user(t, x->c, x->rq->uid);
+	}
+	if (x->l == NULL && (x->l = lock_new(t, x->rq->lock)) == NULL)
+		return LT_ERR_INTERNAL;
+	return t->oom ? LT_ERR_INTERNAL : LT_OK;
+}
+
+/* acquire, FREE, none: the lock is the sender's. */
+static enum lt_err
+acquire_grant(struct rq_ctx *x)
+{
+	enum lt_err err = check_room(x, false);
+	char *user;
+
+	if (err != LT_OK || (err = materialise(x)) != LT_OK)
+		return err;
+	if ((user = dupstr(x->rq->user)) == NULL ||
+	    client_add_lock(x->t, x->c, x->l) != 0) {
+		free(user);
+		x->t->oom = true;
+		return LT_ERR_INTERNAL;
+	}
+	grant(x->t, x->now, x->l, x->c, user, x->fx);
+	reply_token(x, LT_R_GRANTED);
+	return LT_OK;
+}
+
+/* acquire, HELD, none: join the queue, or busy for a try-lock. */
+static enum lt_err
+acquire_queue(struct rq_ctx *x)
+{
+	struct locktab *t = x->t;
+	struct lt_fx *e;
+	enum lt_err err;
+	char *user;
+
+	if (!x->rq->wait) {
+		e = fx_push(t, x->fx, LT_FX_EVENT, x->rq->client, x->rq->lock);
+		if (e != NULL)
+			e->what.event = LT_E_BUSY;
+		fx_reply(t, x->fx, LT_R_BUSY, x->rq->client, x->rq->lock);
+		return LT_OK;
+	}
+	if ((err = check_room(x, true)) != LT_OK ||
+	    (err = materialise(x)) != LT_OK)
+		return err;
+	if (reserve((void **)&x->l->w, &x->l->capw, x->l->nw + 1,
+		sizeof(*x->l->w)) ||
+	    reserve((void **)&t->scratch, &t->capscratch, x->l->nw + 1,
+		sizeof(*t->scratch)) ||
+	    (user = dupstr(x->rq->user)) == NULL) {
+		t->oom = true;
+		return LT_ERR_INTERNAL;
+	}
+	if (client_add_lock(t, x->c, x->l) != 0) {
+		free(user);
+		return LT_ERR_INTERNAL;
+	}
+	x->l->w[x->l->nw++] = (struct waiter){x->c, user};
+	dirty_lock(t, x->l);
+	arm_idle(t, x->now, x->l);
+	event_queued(x, (uint32_t)x->l->nw);
+	return LT_OK;
+}
+
+/* acquire, HELD, holder: counts as activity; granted again. */
+static enum lt_err
+acquire_again(struct rq_ctx *x)
+{
+	struct lt_fx *e;
+
+	refresh(x->t, x->now, x->l);
+	e = fx_event(x->t, x->fx, LT_E_GRANTED, x->c, x->l);
+	if (e != NULL) {
+		e->token = x->l->token;
+		e->deadline = x->l->idle_deadline;
+	}
+	reply_token(x, LT_R_GRANTED);
+	return LT_OK;
+}
+
+/* acquire, HELD, waiter: its place again. */
+static enum lt_err
+acquire_wait_again(struct rq_ctx *x)
+{
+	event_queued(x, (uint32_t)waiter_index(x->l, x->c) + 1);
+	return LT_OK;
+}
+
+/*
+ * acquire, FREE, waiter: a waiter that was gone or silent is back, and its
+ * return already won it the free lock (client_event announced the grant).
+ */
+static enum lt_err
+acquire_returned(struct rq_ctx *x)
+{
+	if (x->l->holder != x->c)
+		return acquire_wait_again(x);
+	reply_token(x, LT_R_GRANTED);
+	return LT_OK;
+}
+
+/*
+ * takeover, HELD, none or waiter: the holder is the same verified user in
+ * another tab; it loses the lock and the sender gets it at once.
+ */
+static enum lt_err
+takeover(struct rq_ctx *x)
+{
+	struct locktab *t = x->t;
+	long pos = x->c != NULL ? waiter_index(x->l, x->c) : -1;
+	enum lt_err err;
+	char *user;
+
+	if (pos < 0 &&
+	    ((err = check_room(x, false)) != LT_OK ||
+		(err = materialise(x)) != LT_OK))
+		return err;
+	if ((user = dupstr(x->rq->user)) == NULL) {
+		t->oom = true;
+		return LT_ERR_INTERNAL;
+	}
+	if (pos >= 0) {
+		struct waiter w = queue_take(x->l, (size_t)pos);
+
+		free(w.user);
+		send_positions(t, x->l, (size_t)pos, x->fx);
+	} else if (client_add_lock(t, x->c, x->l) != 0) {
+		free(user);
+		return LT_ERR_INTERNAL;
+	}
+	revoke_event(t, x->l, LT_REASON_TAKEOVER, NULL, x->fx);
+	unhold(t, x->now, x->l);
+	grant(t, x->now, x->l, x->c, user, x->fx);
+	reply_token(x, LT_R_GRANTED);
+	return LT_OK;
+}
+
+/* release, HELD, holder: the next live waiter gets it. */
+static enum lt_err
+release_held(struct rq_ctx *x)
+{
+	fx_note(x->t, x->fx, LT_N_RELEASED, x->c->id, x->l->id);
+	unhold(x->t, x->now, x->l);
+	hand_on(x->t, x->now, x->l, x->fx);
+	fx_reply(x->t, x->fx, LT_R_RELEASED, x->rq->client, x->rq->lock);
+	return LT_OK;
+}
+
+/* release, any, waiter: leave the queue. */
+static enum lt_err
+release_waiting(struct rq_ctx *x)
+{
+	fx_note(x->t, x->fx, LT_N_LEFT_QUEUE, x->c->id, x->l->id);
+	leave_queue(x->t, x->l, (size_t)waiter_index(x->l, x->c), false,
+	    LT_REASON_DISCONNECT, NULL, x->fx);
+	fx_reply(x->t, x->fx, LT_R_RELEASED, x->rq->client, x->rq->lock);
+	return LT_OK;
+}
+
+/* activity, HELD, holder: the idle deadline moves. */
+static enum lt_err
+activity_held(struct rq_ctx *x)
+{
+	refresh(x->t, x->now, x->l);
+	fx_reply(x->t, x->fx, LT_R_REFRESHED, x->rq->client, x->rq->lock);
+	return LT_OK;
+}
+
+/* Anything that concerns nobody: no effect. */
+static enum lt_err
+ignored(struct rq_ctx *x)
+{
+	fx_reply(x->t, x->fx, LT_R_IGNORED, x->rq->client, x->rq->lock);
+	return LT_OK;
+}
+
+/* A free lock never has a live waiter, and a holder only a held lock. */
+static enum lt_err
+impossible(struct rq_ctx *x)
+{
+	return refuse(x->t, x->rq->client, x->rq->lock, LT_ERR_INTERNAL,
+	    "inconsistent lock table", x->fx);
+}
+
+/* The ops as cells see them: a takeover only where it can apply. */
+enum cell_op { COP_ACQUIRE, COP_TAKEOVER, COP_RELEASE, COP_ACTIVITY, COP_N };
+
+#define CELL(op, ls, role) (((int)(op)*2 + (int)(ls)) * 3 + (int)(role))
+
+/*
+ * Every (op, lock state, role) cell, by the state the request found.  The
+ * sender's own state was settled in between (client_event: a request
+ * proves it alive, so a waiter of a free lock, which is never alive, has
+ * just been granted it: the FREE, waiter cells).
+ */
+static enum lt_err
+request_cell(struct rq_ctx *x, enum cell_op op, enum lt_lock_state ls,
+    enum lt_role role)
+{
+	switch (CELL(op, ls, role)) {
+	case CELL(COP_ACQUIRE, LT_LS_FREE, LT_ROLE_NONE):
+		return acquire_grant(x);
+	case CELL(COP_ACQUIRE, LT_LS_FREE, LT_ROLE_WAITER):
+		return acquire_returned(x);
+	case CELL(COP_ACQUIRE, LT_LS_HELD, LT_ROLE_NONE):
+		return acquire_queue(x);
+	case CELL(COP_ACQUIRE, LT_LS_HELD, LT_ROLE_HOLDER):
+	case CELL(COP_TAKEOVER, LT_LS_HELD, LT_ROLE_HOLDER):
+		return acquire_again(x);
+	case CELL(COP_ACQUIRE, LT_LS_HELD, LT_ROLE_WAITER):
+		return acquire_wait_again(x);
+	case CELL(COP_TAKEOVER, LT_LS_HELD, LT_ROLE_NONE):
+	case CELL(COP_TAKEOVER, LT_LS_HELD, LT_ROLE_WAITER):
+		return takeover(x);
+	case CELL(COP_RELEASE, LT_LS_HELD, LT_ROLE_HOLDER):
+	case CELL(COP_RELEASE, LT_LS_FREE, LT_ROLE_WAITER): /* won, gives */
+		return x->l->holder == x->c ? release_held(x)
+					    : release_waiting(x);
+	case CELL(COP_RELEASE, LT_LS_HELD, LT_ROLE_WAITER):
+		return release_waiting(x);
+	case CELL(COP_ACTIVITY, LT_LS_HELD, LT_ROLE_HOLDER):
+	case CELL(COP_ACTIVITY, LT_LS_FREE, LT_ROLE_WAITER): /* won it */
+		return x->l->holder == x->c ? activity_held(x) : ignored(x);
+	case CELL(COP_RELEASE, LT_LS_FREE, LT_ROLE_NONE):
+	case CELL(COP_RELEASE, LT_LS_HELD, LT_ROLE_NONE):
+	case CELL(COP_ACTIVITY, LT_LS_FREE, LT_ROLE_NONE):
+	case CELL(COP_ACTIVITY, LT_LS_HELD, LT_ROLE_NONE):
+	case CELL(COP_ACTIVITY, LT_LS_HELD, LT_ROLE_WAITER):
+		return ignored(x);
+	case CELL(COP_ACQUIRE, LT_LS_FREE, LT_ROLE_HOLDER):
+	case CELL(COP_RELEASE, LT_LS_FREE, LT_ROLE_HOLDER):
+	case CELL(COP_ACTIVITY, LT_LS_FREE, LT_ROLE_HOLDER):
+	default:
+		return impossible(x);
+	}
+}
+
+/* A takeover applies when the holder is this verified user's other tab. */
+static enum cell_op
+cell_op(const struct rq_ctx *x)
+{
+	switch (x->rq->op) {
+	case LT_OP_ACQUIRE:
+		if (x->rq->takeover && x->rq->uid[0] != '\0' &&
+		    lock_state(x->l) == LT_LS_HELD && x->l->holder != x->c &&
+		    x->l->holder->user != NULL &&
+		    strcmp(x->l->holder->user->uid, x->rq->uid) == 0)
+			return COP_TAKEOVER;
+		return COP_ACQUIRE;
+	case LT_OP_RELEASE:
+		return COP_RELEASE;
+	case LT_OP_ACTIVITY:
+	default:
+		return COP_ACTIVITY;
+	}
+}
+
+static bool
+request_sane(const struct lt_request *rq)
+{
+	size_t s = bounded_len(rq->session, MQL_SESSION_MAX);
+
+	return rq->lock[0] != '\0' && rq->client[0] != '\0' &&
+	    bounded_len(rq->lock, MQL_LOCK_ID_MAX) <= MQL_LOCK_ID_MAX &&
+	    bounded_len(rq->client, MQL_CLIENT_ID_MAX) <= MQL_CLIENT_ID_MAX &&
+	    bounded_len(rq->user, MQL_USER_MAX) <= MQL_USER_MAX &&
+	    bounded_len(rq->uid, MQL_UID_MAX) <= MQL_UID_MAX &&
+	    (rq->op == LT_OP_QUERY ||
+		(s >= MQL_SESSION_MIN && s <= MQL_SESSION_MAX)) &&
+	    rq->conn >= -1 && rq->conn <= MQL_CONN_MAX;
+}
+
+/*
+ * A request from a connection that is already gone: an older `conn` than
+ * one seen, or the very connection whose will was heard.  Requests that
+ * carry no conn cannot be ranked and are never stale.
+ */
+static bool
+stale(const struct client *c, const struct lt_request *rq)
+{
+	return c != NULL && rq->conn >= 0 &&
+	    (rq->conn < c->max_conn ||
+		(rq->conn == c->max_conn && c->state == LT_CS_GONE));
+}
+
+/* Everything a valid, fresh request from an existing client tells us. */
 static void
 touch_client(struct locktab *t, lt_ms now, struct client *c,
     const struct lt_request *rq, struct lt_fxlist *fx)
@@ -630,221 +1248,62 @@ touch_client(struct locktab *t, lt_ms now, struct client *c,
 		c->max_conn = rq->conn;
 		dirty_client(t, c);
 	}
-	if (!c->connected || c->unconfirmed)
-		reconnect(t, now, c, fx);
-}
-
-static enum lt_err
-refuse(const char *client, const char *lock, enum lt_err code,
-    const char *message, struct lt_fxlist *fx)
-{
-	struct lt_fx *e = fx_push(fx, LT_FX_EVENT, client, lock);
-
-	if (e != NULL) {
-		e->what.event = LT_E_ERROR;
-		e->code = code;
-		e->message = message;
-	}
-	e = fx_reply(fx, LT_R_ERROR, client, lock);
-	if (e != NULL) {
-		e->code = code;
-		e->message = message;
-	}
-	return code;
-}
-
-static enum lt_err
-do_acquire(struct locktab *t, lt_ms now, struct client *c, struct lock *l,
-    const struct lt_request *rq, struct lt_fxlist *fx)
-{
-	long pos = (l != NULL && c != NULL) ? waiter_index(l, c) : -1;
-	struct lt_fx *e;
-	char *user;
-
-	if (l != NULL && c != NULL && l->holder == c) {
-		touch_client(t, now, c, rq, fx);
-		refresh(t, now, l);
-		e = fx_event(fx, LT_E_GRANTED, c, l);
-		if (e != NULL) {
-			e->token = l->token;
-			e->deadline = l->idle_deadline;
-		}
-		e = fx_reply(fx, LT_R_GRANTED, c->id, l->id);
-		if (e != NULL)
-			e->token = l->token;
-		return LT_OK;
-	}
-	if (pos >= 0) {
-		touch_client(t, now, c, rq, fx);
-		/* Coming back may have made it the holder. */
-		if (l->holder == c) {
-			e = fx_reply(fx, LT_R_GRANTED, c->id, l->id);
-			if (e != NULL)
-				e->token = l->token;
-			return LT_OK;
-		}
-		pos = waiter_index(l, c);
-		e = fx_event(fx, LT_E_QUEUED, c, l);
-		if (e != NULL)
-			e->position = (uint32_t)pos + 1;
-		e = fx_reply(fx, LT_R_QUEUED, c->id, l->id);
-		if (e != NULL)
-			e->position = (uint32_t)pos + 1;
-		return LT_OK;
-	}
-	if (l != NULL && l->holder != NULL && !rq->wait) {
-		if (c != NULL)
-			touch_client(t, now, c, rq, fx);
-		e = fx_push(fx, LT_FX_EVENT, rq->client, rq->lock);
-		if (e != NULL)
-			e->what.event = LT_E_BUSY;
-		fx_reply(fx, LT_R_BUSY, rq->client, rq->lock);
-		return LT_OK;
-	}
-	if (c != NULL && c->nlocks >= t->cfg.locks_per_client)
-		return refuse(rq->client, rq->lock, LT_ERR_LIMIT,
-		    "client holds or waits for too many locks", fx);
-	if (l != NULL && l->holder != NULL && l->nw >= t->cfg.waiters_per_lock)
-		return refuse(rq->client, rq->lock, LT_ERR_LIMIT,
-		    "too many waiters for this lock", fx);
-	if (c == NULL && t->cfg.max_clients > 0 &&
-	    idmap_count(t->clients) >= t->cfg.max_clients)
-		return refuse(rq->client, rq->lock, LT_ERR_LIMIT,
-		    "too many clients", fx);
-	if (l == NULL && t->cfg.max_locks > 0 &&
-	    idmap_count(t->locks) >= t->cfg.max_locks)
-		return refuse(rq->client, rq->lock, LT_ERR_LIMIT,
-		    "too many locks", fx);
-
-	if (c != NULL)
-		touch_client(t, now, c, rq, fx);
-	else if ((c = client_new(t, rq->client, rq->session)) != NULL)
-		c->max_conn = rq->conn;
-	if (c == NULL)
-		return LT_ERR_INTERNAL;
-	if (l == NULL && (l = lock_new(t, rq->lock)) == NULL)
-		return LT_ERR_INTERNAL;
-	/* touch_client() may have handed this very lock to someone. */
-	if (l->holder == NULL) {
-		if ((user = dupstr(rq->user)) == NULL ||
-		    client_add_lock(t, c, l) != 0) {
-			free(user);
-			t->oom = true;
-			return LT_ERR_INTERNAL;
-		}
-		grant(t, now, l, c, user, fx);
-		e = fx_reply(fx, LT_R_GRANTED, c->id, l->id);
-		if (e != NULL)
-			e->token = l->token;
-		return LT_OK;
-	}
-	if (reserve((void **)&l->w, &l->capw, l->nw + 1, sizeof(*l->w)) ||
-	    reserve((void **)&t->scratch, &t->capscratch, l->nw + 1,
-		sizeof(*t->scratch)) ||
-	    (user = dupstr(rq->user)) == NULL) {
-		t->oom = true;
-		return LT_ERR_INTERNAL;
-	}
-	if (client_add_lock(t, c, l) != 0) {
-		free(user);
-		return LT_ERR_INTERNAL;
-	}
-	l->w[l->nw++] = (struct waiter){c, user};
-	dirty_lock(t, l);
-	e = fx_event(fx, LT_E_QUEUED, c, l);
-	if (e != NULL)
-		e->position = (uint32_t)l->nw;
-	e = fx_reply(fx, LT_R_QUEUED, c->id, l->id);
-	if (e != NULL)
-		e->position = (uint32_t)l->nw;
-	return LT_OK;
-}
-
-static enum lt_err
-do_release(struct locktab *t, lt_ms now, struct client *c, struct lock *l,
-    const struct lt_request *rq, struct lt_fxlist *fx)
-{
-	long pos;
-
-	if (c != NULL)
-		touch_client(t, now, c, rq, fx);
-	if (c == NULL || l == NULL) {
-		fx_reply(fx, LT_R_IGNORED, rq->client, rq->lock);
-		return LT_OK;
-	}
-	if (l->holder == c) {
-		fx_note(fx, LT_N_RELEASED, c, l);
-		unhold(t, now, l);
-		hand_on(t, now, l, fx);
-		fx_reply(fx, LT_R_RELEASED, rq->client, rq->lock);
-		return LT_OK;
-	}
-	pos = waiter_index(l, c);
-	if (pos < 0) {
-		fx_reply(fx, LT_R_IGNORED, rq->client, rq->lock);
-		return LT_OK;
-	}
-	fx_note(fx, LT_N_LEFT_QUEUE, c, l);
-	leave_queue(t, l, (size_t)pos, fx);
-	fx_reply(fx, LT_R_RELEASED, rq->client, rq->lock);
-	return LT_OK;
-}
-
-static enum lt_err
-do_activity(struct locktab *t, lt_ms now, struct client *c, struct lock *l,
-    const struct lt_request *rq, struct lt_fxlist *fx)
-{
-	if (c != NULL)
-		touch_client(t, now, c, rq, fx);
-	if (c != NULL && l != NULL && l->holder == c) {
-		refresh(t, now, l);
-		fx_reply(fx, LT_R_REFRESHED, rq->client, rq->lock);
-	} else {
-		fx_reply(fx, LT_R_IGNORED, rq->client, rq->lock);
-	}
-	return LT_OK;
-}
-
-static bool
-request_sane(const struct lt_request *rq)
-{
-	size_t s = bounded_len(rq->session, MQL_SESSION_MAX);
-
-	return rq->lock[0] != '\0' && rq->client[0] != '\0' &&
-	    bounded_len(rq->lock, MQL_LOCK_ID_MAX) <= MQL_LOCK_ID_MAX &&
-	    bounded_len(rq->client, MQL_CLIENT_ID_MAX) <= MQL_CLIENT_ID_MAX &&
-	    bounded_len(rq->user, MQL_USER_MAX) <= MQL_USER_MAX &&
-	    s >= MQL_SESSION_MIN && s <= MQL_SESSION_MAX && rq->conn >= -1 &&
-	    rq->conn <= MQL_CONN_MAX;
+	if (rq->uid[0] != '\0' && c->user == NULL)
+		client_set_user(t, c, rq->uid);
+	client_event(t, now, c, CEV_REQUEST, 0, fx);
 }
 
 static enum lt_err
 do_request(struct locktab *t, lt_ms now, const struct lt_request *rq,
     struct lt_fxlist *fx)
 {
-	struct client *c;
-	struct lock *l;
+	struct rq_ctx x = {t, now, rq, NULL, NULL, fx};
+	enum lt_lock_state ls;
+	enum lt_role role;
+	enum cell_op op;
+	struct lt_fx *e;
 
 	/* The codec validated everything; refuse what slipped past it. */
 	if (!request_sane(rq))
-		return refuse(rq->client, rq->lock, LT_ERR_BAD_REQUEST,
+		return refuse(t, rq->client, rq->lock, LT_ERR_BAD_REQUEST,
 		    "malformed request", fx);
-	c = idmap_get(t->clients, rq->client);
-	l = idmap_get(t->locks, rq->lock);
-	if (c != NULL && c->nlocks > 0 && strcmp(c->session, rq->session) != 0)
-		return refuse(rq->client, rq->lock, LT_ERR_SESSION_MISMATCH,
-		    "this client id is bound to another session", fx);
-	switch (rq->op) {
-	case LT_OP_ACQUIRE:
-		return do_acquire(t, now, c, l, rq, fx);
-	case LT_OP_RELEASE:
-		return do_release(t, now, c, l, rq, fx);
-	case LT_OP_ACTIVITY:
-		return do_activity(t, now, c, l, rq, fx);
-	default:
-		return refuse(rq->client, rq->lock, LT_ERR_BAD_REQUEST,
-		    "unknown op", fx);
+	x.l = idmap_get(t->locks, rq->lock);
+	/* A query reads; the shell describes the lock once committed. */
+	if (rq->op == LT_OP_QUERY) {
+		fx_reply(t, fx, LT_R_STATE, rq->client, rq->lock);
+		return LT_OK;
 	}
+	x.c = idmap_get(t->clients, rq->client);
+	if (x.c != NULL && x.c->nlocks > 0 &&
+	    strcmp(x.c->session, rq->session) != 0)
+		return refuse(t, rq->client, rq->lock, LT_ERR_SESSION_MISMATCH,
+		    "this client id is bound to another session", fx);
+	if (rq->op != LT_OP_ACQUIRE && rq->op != LT_OP_RELEASE &&
+	    rq->op != LT_OP_ACTIVITY)
+		return refuse(t, rq->client, rq->lock, LT_ERR_BAD_REQUEST,
+		    "unknown op", fx);
+	if (x.c != NULL && x.c->nlocks > 0 && rq->uid[0] != '\0' &&
+	    x.c->user != NULL && strcmp(x.c->user->uid, rq->uid) != 0)
+		return refuse(t, rq->client, rq->lock, LT_ERR_TICKET_MISMATCH,
+		    "this client id is bound to another user", fx);
+	if (stale(x.c, rq)) {
+		/* Its connection is gone: nobody to tell but a reply. */
+		fx_note(t, fx, LT_N_STALE, rq->client, rq->lock);
+		e = fx_reply(t, fx, LT_R_ERROR, rq->client, rq->lock);
+		if (e != NULL) {
+			e->code = LT_ERR_STALE;
+			e->message = "request from a connection that is gone";
+		}
+		return LT_ERR_STALE;
+	}
+	ls = lock_state(x.l);
+	role = role_of(x.l, x.c);
+	op = cell_op(&x);
+	if (x.c != NULL)
+		touch_client(t, now, x.c, rq, fx);
+	if (t->oom)
+		return LT_ERR_INTERNAL;
+	return request_cell(&x, op, ls, role);
 }
 
 static enum lt_err
@@ -856,66 +1315,79 @@ do_will(struct locktab *t, lt_ms now, const struct lt_will *w,
 	if (c == NULL || c->nlocks == 0 ||
 	    strcmp(c->session, w->session) != 0 ||
 	    (w->conn >= 0 && w->conn < c->max_conn)) {
-		struct lt_fx *e = fx_push(fx, LT_FX_NOTE, w->client, "");
-
-		if (e != NULL)
-			e->what.note = LT_N_WILL_IGNORED;
+		fx_note(t, fx, LT_N_WILL_IGNORED, w->client, "");
 		return LT_OK;
 	}
 	if (w->conn > c->max_conn) {
 		c->max_conn = w->conn;
 		dirty_client(t, c);
 	}
-	if (!c->connected)
-		return LT_OK;
-	c->connected = false;
-	c->unconfirmed = false;
-	c->grace_deadline = now + t->cfg.grace;
-	heap_set(t, NULL, c, c->grace_deadline);
-	dirty_client(t, c);
-	for (size_t i = 0; i < c->nlocks; i++)
-		dirty_lock(t, c->locks[i]);
-	fx_note(fx, LT_N_DISCONNECTED, c, NULL);
+	client_event(t, now, c, CEV_WILL, 0, fx);
 	return LT_OK;
 }
 
 static enum lt_err
-do_break(struct locktab *t, lt_ms now, const struct lt_break *b,
+do_break(struct locktab *t, lt_ms now, const struct lt_admin *b,
     struct lt_fxlist *fx)
 {
 	struct lock *l = idmap_get(t->locks, b->lock);
 	struct lt_fx *e;
 	uint64_t token;
 
-	if (l == NULL || l->holder == NULL) {
-		fx_reply(fx, LT_R_IGNORED, "", b->lock);
+	if (lock_state(l) == LT_LS_FREE) {
+		fx_reply(t, fx, LT_R_IGNORED, "", b->lock);
 		return LT_OK;
 	}
 	token = l->token;
 	revoke(t, now, l, LT_REASON_ADMIN, b->reason, fx);
-	e = fx_reply(fx, LT_R_REVOKED, "", b->lock);
+	e = fx_reply(t, fx, LT_R_REVOKED, "", b->lock);
 	if (e != NULL)
 		e->token = token;
 	return LT_OK;
 }
 
-/* A disconnected client's grace ended: it loses everything. */
-static void
-expire_client(struct locktab *t, lt_ms now, struct client *c,
-    struct lt_fxlist *fx)
+/* Every waiter leaves, told why; the holder keeps the lock. */
+static enum lt_err
+do_purge(struct locktab *t, const struct lt_admin *p, struct lt_fxlist *fx)
 {
-	if (c->connected)
-		fx_note(fx, LT_N_SILENT, c, NULL);
-	c->unconfirmed = false;
-	while (c->nlocks > 0 && !t->oom) {
-		struct lock *l = c->locks[c->nlocks - 1];
+	struct lock *l = idmap_get(t->locks, p->lock);
+	uint32_t n = 0;
+	struct lt_fx *e;
 
-		if (l->holder == c) {
-			revoke(t, now, l, LT_REASON_DISCONNECT, NULL, fx);
-		} else {
-			fx_note(fx, LT_N_DROPPED, c, l);
-			leave_queue(t, l, (size_t)waiter_index(l, c), fx);
-		}
+	while (l != NULL && l->nw > 0 && !t->oom) {
+		fx_note(t, fx, LT_N_DROPPED, l->w[l->nw - 1].c->id, l->id);
+		leave_queue(t, l, l->nw - 1, true, LT_REASON_ADMIN, p->reason,
+		    fx);
+		n++;
+	}
+	e = fx_reply(t, fx, LT_R_PURGED, "", p->lock);
+	if (e != NULL)
+		e->count = n;
+	return LT_OK;
+}
+
+/* ---- deadlines ---- */
+
+enum idle_cell { IDLE_WARN, IDLE_REVOKE, IDLE_DORMANT };
+
+/*
+ * The idle timer of held lock l ran out: what to do, by policy and by
+ * whether the holder was warned.
+ */
+static enum idle_cell
+idle_decide(const struct locktab *t, lt_ms now, const struct lock *l)
+{
+	switch (t->cfg.idle_policy) {
+	case LT_IDLE_ALWAYS:
+		/* Deadline reached unwarned (warning >= timeout): revoke. */
+		return l->warned || now >= l->idle_deadline ? IDLE_REVOKE
+							    : IDLE_WARN;
+	case LT_IDLE_CONTENDED:
+		if (!has_live_waiter(l))
+			return IDLE_DORMANT;
+		return l->warned ? IDLE_REVOKE : IDLE_WARN;
+	default:
+		return IDLE_DORMANT;
 	}
 }
 
@@ -924,16 +1396,29 @@ expire_lock(struct locktab *t, lt_ms now, struct lock *l, struct lt_fxlist *fx)
 {
 	struct lt_fx *e;
 
-	if (now >= l->idle_deadline) {
+	switch (idle_decide(t, now, l)) {
+	case IDLE_REVOKE:
 		revoke(t, now, l, LT_REASON_IDLE, NULL, fx);
-		return;
+		break;
+	case IDLE_WARN:
+		/*
+		 * Contended: the holder gets a full warning period, even when
+		 * its deadline passed while nobody waited.
+		 */
+		if (t->cfg.idle_policy == LT_IDLE_CONTENDED &&
+		    l->idle_deadline < now + t->cfg.idle_warning)
+			l->idle_deadline = now + t->cfg.idle_warning;
+		l->warned = true;
+		e = fx_event(t, fx, LT_E_IDLE_WARNING, l->holder, l);
+		if (e != NULL)
+			e->deadline = l->idle_deadline;
+		schedule_lock(t, l);
+		dirty_lock(t, l);
+		break;
+	case IDLE_DORMANT: /* nobody waits: the timer sleeps (arm_idle) */
+	default:
+		break;
 	}
-	e = fx_event(fx, LT_E_IDLE_WARNING, l->holder, l);
-	if (e != NULL)
-		e->deadline = l->idle_deadline;
-	l->warned = true;
-	schedule_lock(t, l);
-	dirty_lock(t, l);
 }
 
 static enum lt_err
@@ -951,7 +1436,7 @@ do_tick(struct locktab *t, lt_ms now, struct lt_fxlist *fx)
 		if (e.l != NULL)
 			expire_lock(t, now, e.l, fx);
 		else
-			expire_client(t, now, e.c, fx);
+			client_event(t, now, e.c, CEV_DEADLINE, 0, fx);
 	}
 	return LT_OK;
 }
@@ -982,33 +1467,13 @@ resume_client_cb(const char *key, void *value, void *arg)
 {
 	struct resume_arg *a = arg;
 	struct client *c = value;
-	lt_ms floor = a->now + a->t->cfg.grace;
-	lt_ms deadline =
-	    c->connected && !c->unconfirmed ? LT_NEVER : c->grace_deadline;
 
-	if (c->nlocks == 0)
-		return 0;
 	/*
-	 * A disconnected client already had its will heard: it keeps its own
-	 * grace (floored below) and is not called to answer again.
+	 * A roll call calls every client; without one, those that owe an
+	 * answer still get a full window and grace periods are floored.
 	 */
-	if (a->r->rollcall && c->connected)
-		c->unconfirmed = true;
-	/* A client that owes an answer gets at least a full window. */
-	if (c->connected && c->unconfirmed &&
-	    (deadline == LT_NEVER || deadline < a->now + a->r->window))
-		deadline = a->now + a->r->window;
-	if (deadline == LT_NEVER)
-		return 0;
-	if (deadline < floor)
-		deadline = floor;
-	if (deadline != c->grace_deadline || c->hidx == NOIDX) {
-		c->grace_deadline = deadline;
-		heap_set(a->t, NULL, c, deadline);
-		/* Only a disconnected client's deadline is journaled. */
-		if (!c->connected)
-			dirty_client(a->t, c);
-	}
+	if (c->nlocks > 0 && (a->r->rollcall || c->state != LT_CS_LIVE))
+		client_event(a->t, a->now, c, CEV_ROLLCALL, a->r->window, NULL);
 	return 0;
 }
 
@@ -1031,6 +1496,8 @@ locktab_apply(struct locktab *t, lt_ms now, const struct lt_event *ev,
 	enum lt_err err;
 
 	t->oom = false;
+	t->now = now;
+	t->tag = ev->tag;
 	switch (ev->kind) {
 	case LT_EV_REQUEST:
 		err = do_request(t, now, &ev->u.req, fx);
@@ -1039,7 +1506,10 @@ locktab_apply(struct locktab *t, lt_ms now, const struct lt_event *ev,
 		err = do_will(t, now, &ev->u.will, fx);
 		break;
 	case LT_EV_BREAK:
-		err = do_break(t, now, &ev->u.brk, fx);
+		err = do_break(t, now, &ev->u.admin, fx);
+		break;
+	case LT_EV_PURGE:
+		err = do_purge(t, &ev->u.admin, fx);
 		break;
 	case LT_EV_TICK:
 		err = do_tick(t, now, fx);
@@ -1066,18 +1536,22 @@ locktab_new(const struct lt_config *cfg)
 	struct locktab *t;
 
 	if (cfg->idle_timeout <= 0 || cfg->idle_warning < 0 || cfg->grace < 0 ||
+	    (cfg->idle_policy != LT_IDLE_ALWAYS &&
+		cfg->idle_policy != LT_IDLE_CONTENDED) ||
 	    cfg->waiters_per_lock < 1 ||
 	    cfg->waiters_per_lock > MQL_WAITERS_PER_LOCK ||
 	    cfg->locks_per_client < 1 ||
-	    cfg->locks_per_client > MQL_LOCKS_PER_CLIENT)
+	    cfg->locks_per_client > MQL_LOCKS_PER_CLIENT ||
+	    cfg->hasher.fn == NULL)
 		return NULL;
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return NULL;
 	t->cfg = *cfg;
-	t->locks = idmap_new();
-	t->clients = idmap_new();
-	if (t->locks == NULL || t->clients == NULL) {
+	t->locks = idmap_new(&cfg->hasher);
+	t->clients = idmap_new(&cfg->hasher);
+	t->users = idmap_new(&cfg->hasher);
+	if (t->locks == NULL || t->clients == NULL || t->users == NULL) {
 		locktab_free(t);
 		return NULL;
 	}
@@ -1094,7 +1568,7 @@ free_lock_cb(const char *key, void *value, void *arg)
 static int
 free_client_cb(const char *key, void *value, void *arg)
 {
-	client_free(value);
+	client_free(arg, value);
 	return 0;
 }
 
@@ -1105,10 +1579,12 @@ locktab_free(struct locktab *t)
 		return;
 	if (t->locks != NULL)
 		idmap_foreach(t->locks, free_lock_cb, NULL);
-	if (t->clients != NULL)
-		idmap_foreach(t->clients, free_client_cb, NULL);
+	/* Users go with their last client. */
+	if (t->clients != NULL && t->users != NULL)
+		idmap_foreach(t->clients, free_client_cb, t);
 	idmap_free(t->locks);
 	idmap_free(t->clients);
+	idmap_free(t->users);
 	free(t->heap);
 	free(t->dirty_locks);
 	free(t->dirty_clients);
@@ -1134,6 +1610,12 @@ locktab_dirty_clients(const struct locktab *t)
 	return t->ndirty_clients;
 }
 
+static const char *
+uid_of(const struct client *c)
+{
+	return c->user != NULL ? c->user->uid : NULL;
+}
+
 static void
 describe_lock(struct locktab *t, const struct lock *l, struct lt_lock_rec *out)
 {
@@ -1143,7 +1625,8 @@ describe_lock(struct locktab *t, const struct lock *l, struct lt_lock_rec *out)
 	if (l->holder != NULL) {
 		out->holder = l->holder->id;
 		out->holder_user = l->holder_user;
-		out->holder_connected = l->holder->connected;
+		out->holder_uid = uid_of(l->holder);
+		out->holder_connected = l->holder->state != LT_CS_GONE;
 		out->token = l->token;
 		out->idle_deadline = l->idle_deadline;
 		out->warned = l->warned;
@@ -1152,7 +1635,8 @@ describe_lock(struct locktab *t, const struct lock *l, struct lt_lock_rec *out)
 	for (size_t i = 0; i < l->nw; i++) {
 		t->scratch[i].client = l->w[i].c->id;
 		t->scratch[i].user = l->w[i].user;
-		t->scratch[i].connected = l->w[i].c->connected;
+		t->scratch[i].uid = uid_of(l->w[i].c);
+		t->scratch[i].connected = l->w[i].c->state != LT_CS_GONE;
 	}
 	out->nwaiters = l->nw;
 	out->waiters = t->scratch;
@@ -1173,10 +1657,10 @@ describe_client(const struct client *c, struct lt_client_rec *out)
 	memset(out, 0, sizeof(*out));
 	out->id = c->id;
 	out->session = c->session;
-	out->connected = c->connected;
-	out->unconfirmed = c->unconfirmed;
+	out->uid = uid_of(c);
+	out->state = c->state;
 	out->max_conn = c->max_conn;
-	out->grace_deadline = c->connected ? 0 : c->grace_deadline;
+	out->grace_deadline = c->state == LT_CS_GONE ? c->deadline : 0;
 }
 
 bool
@@ -1209,7 +1693,7 @@ locktab_dirty_done(struct locktab *t)
 		if (c->nlocks == 0) {
 			heap_clear(t, c->hidx);
 			idmap_del(t->clients, c->id);
-			client_free(c);
+			client_free(t, c);
 		}
 	}
 	t->ndirty_clients = 0;
@@ -1301,7 +1785,10 @@ locktab_restore_client(struct locktab *t, const struct lt_client_rec *rec)
 	size_t s;
 
 	if (!id_ok(rec->id, MQL_CLIENT_ID_MAX) || rec->session == NULL ||
-	    idmap_get(t->clients, rec->id) != NULL)
+	    idmap_get(t->clients, rec->id) != NULL ||
+	    (rec->uid != NULL && !id_ok(rec->uid, MQL_UID_MAX)) ||
+	    (rec->state != LT_CS_LIVE && rec->state != LT_CS_OWES &&
+		rec->state != LT_CS_GONE))
 		return LT_ERR_BAD_REQUEST;
 	s = bounded_len(rec->session, MQL_SESSION_MAX);
 	if (s < MQL_SESSION_MIN || s > MQL_SESSION_MAX)
@@ -1315,11 +1802,17 @@ locktab_restore_client(struct locktab *t, const struct lt_client_rec *rec)
 		c->dirty = false;
 		t->ndirty_clients--;
 	}
-	c->connected = rec->connected;
+	if (rec->uid != NULL) {
+		client_set_user(t, c, rec->uid);
+		if (c->dirty) {
+			c->dirty = false;
+			t->ndirty_clients--;
+		}
+	}
 	c->max_conn = rec->max_conn;
-	if (!c->connected) {
-		c->grace_deadline = rec->grace_deadline;
-		heap_set(t, NULL, c, c->grace_deadline);
+	if (rec->state == LT_CS_GONE) {
+		c->state = LT_CS_GONE;
+		set_client_deadline(t, c, rec->grace_deadline);
 	}
 	return t->oom ? LT_ERR_INTERNAL : LT_OK;
 }
@@ -1358,7 +1851,7 @@ locktab_restore_lock(struct locktab *t, const struct lt_lock_rec *rec)
 	l = lock_new(t, rec->id);
 	if (l == NULL)
 		return LT_ERR_INTERNAL;
-	if (l->dirty) {
+	if (l->dirty && !rec->repaired) {
 		/* Restored state is already journaled. */
 		l->dirty = false;
 		t->ndirty_locks--;
@@ -1421,10 +1914,9 @@ restored_cb(const char *key, void *value, void *arg)
 
 	if (c->nlocks == 0) {
 		dirty_client(t, c);
-	} else if (c->connected) {
-		c->unconfirmed = true;
-		c->grace_deadline = LT_NEVER;
-		heap_set(t, NULL, c, LT_NEVER);
+	} else if (c->state != LT_CS_GONE) {
+		c->state = LT_CS_OWES;
+		set_client_deadline(t, c, LT_NEVER);
 	}
 	return 0;
 }
@@ -1440,6 +1932,7 @@ locktab_restore_done(struct locktab *t)
 struct check_arg {
 	const struct locktab *t;
 	const char *why;
+	size_t verified; /* clients with a user */
 };
 
 static bool
@@ -1450,6 +1943,17 @@ client_has(const struct client *c, const struct lock *l)
 			return true;
 	}
 	return false;
+}
+
+/* The idle timer of a held lock: always armed, or dormant if allowed. */
+static bool
+idle_timer_ok(const struct locktab *t, const struct lock *l)
+{
+	if (l->holder == NULL)
+		return l->hidx == NOIDX;
+	if (l->hidx != NOIDX)
+		return true;
+	return t->cfg.idle_policy == LT_IDLE_CONTENDED && !has_live_waiter(l);
 }
 
 static int
@@ -1469,7 +1973,7 @@ check_lock_cb(const char *key, void *value, void *arg)
 		a->why = "token above the counter";
 	else if (l->holder != NULL && l->token == 0)
 		a->why = "held without a token";
-	else if ((l->holder != NULL) != (l->hidx != NOIDX))
+	else if (!idle_timer_ok(a->t, l))
 		a->why = "idle timer out of step with holder";
 	else if (l->hidx != NOIDX && a->t->heap[l->hidx].l != l)
 		a->why = "heap index of lock is wrong";
@@ -1509,15 +2013,22 @@ check_client_cb(const char *key, void *value, void *arg)
 		a->why = "client map key differs from client id";
 	else if (c->nlocks > a->t->cfg.locks_per_client)
 		a->why = "client has too many locks";
+	else if (c->state != LT_CS_LIVE && c->state != LT_CS_OWES &&
+	    c->state != LT_CS_GONE)
+		a->why = "client in no known state";
 	else if (c->nlocks > 0 &&
-	    (!c->connected || c->unconfirmed) != (c->hidx != NOIDX))
+	    (c->state != LT_CS_LIVE) != (c->hidx != NOIDX))
 		a->why = "client timer out of step with its state";
 	else if (c->hidx != NOIDX && a->t->heap[c->hidx].c != c)
 		a->why = "heap index of client is wrong";
 	else if (!c->dirty && c->nlocks == 0)
 		a->why = "client without locks kept after flush";
+	else if (c->user != NULL &&
+	    idmap_get(a->t->users, c->user->uid) != c->user)
+		a->why = "client's user is not in the user map";
 	if (a->why != NULL)
 		return 1;
+	a->verified += c->user != NULL;
 	for (size_t i = 0; i < c->nlocks; i++) {
 		const struct lock *l = c->locks[i];
 
@@ -1536,10 +2047,24 @@ check_client_cb(const char *key, void *value, void *arg)
 	return 0;
 }
 
+static int
+sum_users_cb(const char *key, void *value, void *arg)
+{
+	const struct user *u = value;
+	size_t *n = arg;
+
+	if (u->nclients == 0)
+		*n = SIZE_MAX;
+	else if (*n != SIZE_MAX)
+		*n += u->nclients;
+	return 0;
+}
+
 const char *
 locktab_check(const struct locktab *t)
 {
-	struct check_arg a = {t, NULL};
+	struct check_arg a = {t, NULL, 0};
+	size_t users = 0;
 
 	for (size_t i = 1; i < t->nheap; i++) {
 		if (t->heap[(i - 1) / 2].when > t->heap[i].when)
@@ -1552,5 +2077,10 @@ locktab_check(const struct locktab *t)
 	idmap_foreach(t->locks, check_lock_cb, &a);
 	if (a.why == NULL)
 		idmap_foreach(t->clients, check_client_cb, &a);
-	return a.why;
+	if (a.why != NULL)
+		return a.why;
+	idmap_foreach(t->users, sum_users_cb, &users);
+	if (users != a.verified)
+		return "user counts differ from verified clients";
+	return NULL;
 }

@@ -9,8 +9,21 @@
  * and clients, which the shell journals and announces (owner messages) after
  * each batch, then acknowledges with locktab_dirty_done().
  *
- * Time is milliseconds since the Unix epoch, as given by the caller; the
- * table never reads a clock.  topics.md describes the rules implemented here.
+ * Two small state machines decide everything; locktab.c has one switch for
+ * each, with a named case for every (state, event) pair:
+ *
+ *   client  LIVE   known to be connected and alive
+ *           OWES   connected as far as we know, but owes an answer to a
+ *                  roll call (a new epoch): grants skip it until it answers
+ *           GONE   its will was heard: in its grace period, grants skip it
+ *
+ *   lock    FREE   nobody holds it (any waiters are OWES or GONE)
+ *           HELD   one client holds it, with a token and an idle deadline
+ *
+ * A request is a cell of (op, lock state, the sender's role in that lock:
+ * none, holder or waiter).  Time is milliseconds since the Unix epoch, as
+ * given by the caller; the table never reads a clock.  topics.md describes
+ * the rules implemented here.
  */
 #ifndef MQLOCK_CORE_LOCKTAB_H
 #define MQLOCK_CORE_LOCKTAB_H
@@ -19,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/hash.h"
 #include "core/limits.h"
 
 typedef int64_t lt_ms;
@@ -26,15 +40,25 @@ typedef int64_t lt_ms;
 
 struct locktab;
 
+/*
+ * When an idle holder is warned and revoked: ALWAYS at its idle deadline;
+ * CONTENDED only while a live client waits for the lock, and then no
+ * sooner than one warning period after the warning.
+ */
+enum lt_idle_policy { LT_IDLE_ALWAYS = 0, LT_IDLE_CONTENDED };
+
 struct lt_config {
-	lt_ms idle_timeout;      /* > 0 */
-	lt_ms idle_warning;      /* >= 0 */
-	lt_ms grace;             /* >= 0 */
-	size_t waiters_per_lock; /* 1 .. MQL_WAITERS_PER_LOCK */
-	size_t locks_per_client; /* 1 .. MQL_LOCKS_PER_CLIENT */
-	size_t max_clients;      /* clients holding or waiting; 0 = no cap */
-	size_t max_locks;        /* locks held or awaited; 0 = no cap */
-	size_t tick_batch;       /* deadlines handled per tick; 0 = 1024 */
+	lt_ms idle_timeout; /* > 0 */
+	lt_ms idle_warning; /* >= 0 */
+	lt_ms grace;        /* >= 0 */
+	enum lt_idle_policy idle_policy;
+	size_t waiters_per_lock;  /* 1 .. MQL_WAITERS_PER_LOCK */
+	size_t locks_per_client;  /* 1 .. MQL_LOCKS_PER_CLIENT */
+	size_t max_clients;       /* clients holding or waiting; 0 = no cap */
+	size_t max_locks;         /* locks held or awaited; 0 = no cap */
+	size_t clients_per_user;  /* client ids per verified user; 0 = no cap */
+	size_t tick_batch;        /* deadlines handled per tick; 0 = 1024 */
+	struct mql_hasher hasher; /* keyed hash for ids (required) */
 };
 
 /* Error codes, in the order of topics.md's table. */
@@ -43,21 +67,39 @@ enum lt_err {
 	LT_ERR_BAD_REQUEST,
 	LT_ERR_INVALID_LOCK,
 	LT_ERR_SESSION_MISMATCH,
+	LT_ERR_STALE,
+	LT_ERR_TICKET_INVALID,
+	LT_ERR_TICKET_EXPIRED,
+	LT_ERR_TICKET_MISMATCH,
+	LT_ERR_TICKET_LOCK,
+	LT_ERR_TICKET_REQUIRED,
 	LT_ERR_LIMIT,
 	LT_ERR_INTERNAL
 };
 
-enum lt_op { LT_OP_ACQUIRE, LT_OP_RELEASE, LT_OP_ACTIVITY };
+enum lt_op { LT_OP_ACQUIRE, LT_OP_RELEASE, LT_OP_ACTIVITY, LT_OP_QUERY };
+
+enum lt_client_state { LT_CS_LIVE, LT_CS_OWES, LT_CS_GONE };
+enum lt_lock_state { LT_LS_FREE, LT_LS_HELD };
+enum lt_role { LT_ROLE_NONE, LT_ROLE_HOLDER, LT_ROLE_WAITER };
 
 /* A decoded, validated request (codec.h fills it). */
 struct lt_request {
 	enum lt_op op;
 	char lock[MQL_LOCK_ID_SZ];
 	char client[MQL_CLIENT_ID_SZ];
-	char session[MQL_SESSION_SZ];
+	char session[MQL_SESSION_SZ]; /* "" for a query */
 	char user[MQL_USER_SZ];
 	int64_t conn; /* -1: absent */
 	bool wait;
+	bool takeover;              /* acquire: same user, other tab */
+	char ticket[MQL_TICKET_SZ]; /* as sent; "" when absent */
+	/*
+	 * Filled by the shell once the ticket is verified: the application's
+	 * user id ("" for an unverified request).  user then holds the
+	 * ticket's name.
+	 */
+	char uid[MQL_UID_SZ];
 };
 
 struct lt_will {
@@ -66,7 +108,8 @@ struct lt_will {
 	int64_t conn; /* -1: absent */
 };
 
-struct lt_break {
+/* An operator's command on one lock (break: revoke; purge: empty queue). */
+struct lt_admin {
 	char lock[MQL_LOCK_ID_SZ];
 	char reason[MQL_REASON_SZ];
 };
@@ -89,16 +132,23 @@ enum lt_event_kind {
 	LT_EV_REQUEST,
 	LT_EV_WILL,
 	LT_EV_BREAK,
+	LT_EV_PURGE,
 	LT_EV_TICK,
 	LT_EV_RESUME
 };
 
 struct lt_event {
 	enum lt_event_kind kind;
+	/*
+	 * Opaque to the table: copied into every LT_FX_REPLY this event
+	 * produces, so the shell finds where the reply goes by its tag, not
+	 * by counting.
+	 */
+	uint64_t tag;
 	union {
 		struct lt_request req;
 		struct lt_will will;
-		struct lt_break brk;
+		struct lt_admin admin;
 		struct lt_resume resume;
 	} u;
 };
@@ -106,7 +156,7 @@ struct lt_event {
 /* What the shell must do, in order. */
 enum lt_fx_kind {
 	LT_FX_EVENT, /* publish an event to fx.client */
-	LT_FX_REPLY, /* answer the request being applied (MQTT 5 response) */
+	LT_FX_REPLY, /* answer the event tagged fx.tag (MQTT 5 response) */
 	LT_FX_NOTE   /* a decision that only needs a log line */
 };
 
@@ -116,6 +166,7 @@ enum lt_event_type {
 	LT_E_BUSY,
 	LT_E_REVOKED,
 	LT_E_IDLE_WARNING,
+	LT_E_DROPPED,
 	LT_E_ERROR
 };
 
@@ -127,6 +178,8 @@ enum lt_result {
 	LT_R_REFRESHED,
 	LT_R_IGNORED,
 	LT_R_REVOKED,
+	LT_R_PURGED,
+	LT_R_STATE, /* a query: the shell describes fx.lock as committed */
 	LT_R_ERROR
 };
 
@@ -138,10 +191,17 @@ enum lt_note {
 	LT_N_DROPPED,      /* waiter removed when its grace ended */
 	LT_N_WILL_IGNORED, /* stale, foreign or unknown will */
 	LT_N_FREED,        /* a lock became free */
-	LT_N_SILENT        /* no answer to a roll call: treated as gone */
+	LT_N_SILENT,       /* no answer to a roll call: treated as gone */
+	LT_N_STALE,        /* a request from a connection already gone */
+	LT_N_FULL          /* a queue or the table is full: call a roll */
 };
 
-enum lt_reason { LT_REASON_IDLE, LT_REASON_DISCONNECT, LT_REASON_ADMIN };
+enum lt_reason {
+	LT_REASON_IDLE,
+	LT_REASON_DISCONNECT,
+	LT_REASON_ADMIN,
+	LT_REASON_TAKEOVER
+};
 
 /* One effect.  A value: it stays valid whatever the table does next. */
 struct lt_fx {
@@ -151,16 +211,19 @@ struct lt_fx {
 		enum lt_result result;
 		enum lt_note note;
 	} what;
+	uint64_t tag; /* REPLY: the tag of the event it answers */
+	lt_ms now;    /* when it was decided */
 	char client[MQL_CLIENT_ID_SZ];
 	char lock[MQL_LOCK_ID_SZ]; /* "" when none */
 	uint64_t token;            /* granted, revoked, REPLY granted/revoked */
 	uint32_t position;         /* queued */
+	uint32_t count;            /* REPLY purged: waiters removed */
 	bool moved; /* queued: a waiter moved up, not an answer to a request */
 	lt_ms deadline;             /* granted: idle deadline; idle-warning */
-	enum lt_reason reason;      /* revoked */
+	enum lt_reason reason;      /* revoked, dropped */
 	enum lt_err code;           /* error event, REPLY error */
 	const char *message;        /* error text (static) or NULL */
-	char detail[MQL_REASON_SZ]; /* revoked by admin: the admin's reason */
+	char detail[MQL_REASON_SZ]; /* revoked/dropped by admin: the reason */
 };
 
 /* A growable effect list, owned by the caller. */
@@ -189,34 +252,47 @@ void lt_fxlist_free(struct lt_fxlist *fx);
 struct lt_waiter_rec {
 	const char *client;
 	const char *user;
-	bool connected; /* filled by views; ignored by restore */
+	const char *uid; /* views only: NULL when unverified */
+	bool connected;  /* views only; ignored by restore */
 };
 
 struct lt_lock_rec {
 	const char *id;
 	const char *holder; /* NULL: free */
 	const char *holder_user;
-	bool holder_connected; /* views only */
+	const char *holder_uid; /* views only: NULL when unverified */
+	bool holder_connected;  /* views only */
 	uint64_t token;
 	lt_ms since;
 	lt_ms idle_deadline;
 	bool warned;
 	size_t nwaiters;
 	const struct lt_waiter_rec *waiters;
+	/*
+	 * Restore only: the caller changed this record from what the journal
+	 * holds (dropped a holder or waiters it could not restore); the lock
+	 * is marked dirty so that the next flush journals it as it is now.
+	 */
+	bool repaired;
 };
 
 struct lt_client_rec {
 	const char *id;
 	const char *session;
-	bool connected;
-	bool unconfirmed;     /* views only: owes an answer to a roll call */
+	const char *uid; /* NULL: not verified by a ticket */
+	/*
+	 * The journal keeps GONE apart from the rest (connected or not); a
+	 * restored connected client owes an answer to the restart's roll call
+	 * whatever it was before.
+	 */
+	enum lt_client_state state;
 	int64_t max_conn;     /* -1: none seen */
-	lt_ms grace_deadline; /* when disconnected */
+	lt_ms grace_deadline; /* GONE: when its grace ends */
 };
 
 /*
- * locktab_new(cfg): an empty table; cfg is copied.  NULL on allocation
- * failure or a config out of range.
+ * locktab_new(cfg): an empty table; cfg is copied (the hasher's key must
+ * outlive the table).  NULL on allocation failure or a config out of range.
  */
 struct locktab *locktab_new(const struct lt_config *cfg);
 
@@ -225,10 +301,11 @@ void locktab_free(struct locktab *t);
 
 /*
  * locktab_apply(t, now, ev, fx): apply one event at time now.  Appends the
- * effects to fx (a request always gets exactly one LT_FX_REPLY).  Returns
- * LT_OK when the event was handled, or the error the request was refused
- * with (the table is then unchanged and fx holds the error event and reply).
- * If fx->failed is set afterwards, memory ran out: the table must not be
+ * effects to fx (a request or admin command always gets exactly one
+ * LT_FX_REPLY, tagged ev->tag).  Returns LT_OK when the event was handled,
+ * or the error the request was refused with (the table is then unchanged
+ * and fx holds the error event, where one is due, and the reply).  If
+ * fx->failed is set afterwards, memory ran out: the table must not be
  * trusted and the batch must not be committed.
  */
 enum lt_err locktab_apply(struct locktab *t, lt_ms now,
@@ -236,8 +313,8 @@ enum lt_err locktab_apply(struct locktab *t, lt_ms now,
     __attribute__((warn_unused_result));
 
 /*
- * locktab_next_deadline(t): the earliest idle, warning or grace deadline,
- * or LT_NEVER.  When it is <= now, apply an LT_EV_TICK.
+ * locktab_next_deadline(t): the earliest idle, warning, grace or roll call
+ * deadline, or LT_NEVER.  When it is <= now, apply an LT_EV_TICK.
  */
 lt_ms locktab_next_deadline(const struct locktab *t);
 
@@ -292,9 +369,12 @@ int locktab_foreach_lock(struct locktab *t,
 /*
  * Restore from a journal: clients first, then locks, then the token, on an
  * empty table.  Records are validated (lengths, existing clients, no
- * duplicates, limits); nothing restored is marked dirty.  Return LT_OK,
- * LT_ERR_BAD_REQUEST for a record that breaks the rules (a corrupt journal)
- * or LT_ERR_INTERNAL when memory runs out.
+ * duplicates, limits); nothing restored is marked dirty.  A lock may be
+ * restored free with waiters (they had not answered a roll call).  Return
+ * LT_OK, LT_ERR_BAD_REQUEST for a record that breaks the rules (a corrupt
+ * journal) or LT_ERR_INTERNAL when memory runs out.  The naming rules of
+ * topics.md are the caller's to apply (codec.h), so that it can drop what
+ * an older version journaled under looser rules.
  */
 enum lt_err locktab_restore_client(struct locktab *t,
     const struct lt_client_rec *rec) __attribute__((warn_unused_result));
@@ -313,8 +393,8 @@ void locktab_restore_done(struct locktab *t);
 
 /*
  * locktab_check(t): verify every invariant (one holder, no duplicate waiters,
- * counts, limits, timers).  Returns NULL, or a static description of the
- * first violation.  For tests and fuzzing; O(size of the table).
+ * counts, limits, timers, states).  Returns NULL, or a static description of
+ * the first violation.  For tests and fuzzing; O(size of the table).
  */
 const char *locktab_check(const struct locktab *t);
 

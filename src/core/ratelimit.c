@@ -17,29 +17,31 @@ struct ratelimit {
 	size_t sets;
 	double per_ms;
 	double burst;
+	struct mql_hasher hasher;
 };
 
+/*
+ * Buckets remember only the key's hash: with a keyed hash nobody can pick
+ * an id that shares a victim's bucket on purpose.
+ */
 static uint64_t
-hash_key(const char *s)
+hash_key(const struct ratelimit *r, const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = mql_hash(&r->hasher, s);
 
-	while (*s != '\0') {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
-	}
-	h ^= h >> 29;
 	/* 0 marks an empty bucket. */
 	return h != 0 ? h : 1;
 }
 
 struct ratelimit *
-ratelimit_new(size_t sets, double per_sec, double burst)
+ratelimit_new(size_t sets, double per_sec, double burst,
+    const struct mql_hasher *hasher)
 {
 	struct ratelimit *r;
 
 	if (sets == 0 || sets > SIZE_MAX / WAYS / sizeof(struct bucket) ||
-	    !(per_sec > 0) || !(burst >= 1))
+	    !(per_sec > 0) || !(burst >= 1) || hasher == NULL ||
+	    hasher->fn == NULL)
 		return NULL;
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
@@ -50,6 +52,7 @@ ratelimit_new(size_t sets, double per_sec, double burst)
 		return NULL;
 	}
 	r->sets = sets;
+	r->hasher = *hasher;
 	r->per_ms = per_sec / 1000.0;
 	r->burst = burst;
 	return r;
@@ -67,7 +70,7 @@ ratelimit_free(struct ratelimit *r)
 enum rl_verdict
 ratelimit_take(struct ratelimit *r, const char *key, int64_t now_ms)
 {
-	uint64_t h = hash_key(key);
+	uint64_t h = hash_key(r, key);
 	struct bucket *set = &r->b[(h % r->sets) * WAYS];
 	struct bucket *b = NULL, *victim = NULL;
 

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/hash.h"
+
 struct ratelimit;
 
 enum rl_verdict {
@@ -23,11 +25,14 @@ enum rl_verdict {
 };
 
 /*
- * ratelimit_new(sets, per_sec, burst): a table of sets × 4 buckets that
- * refill at per_sec tokens a second up to burst (>= 1).  NULL when memory
- * runs out or the arguments are out of range (sets 0, per_sec <= 0).
+ * ratelimit_new(sets, per_sec, burst, hasher): a table of sets × 4 buckets
+ * that refill at per_sec tokens a second up to burst (>= 1), indexed by
+ * hasher's hash of the key (copied; its key must outlive the table).  NULL
+ * when memory runs out or the arguments are out of range (sets 0,
+ * per_sec <= 0, no hasher).
  */
-struct ratelimit *ratelimit_new(size_t sets, double per_sec, double burst);
+struct ratelimit *ratelimit_new(size_t sets, double per_sec, double burst,
+    const struct mql_hasher *hasher);
 
 /* ratelimit_free(r): NULL is a no-op. */
 void ratelimit_free(struct ratelimit *r);

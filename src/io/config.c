@@ -45,6 +45,18 @@ static const struct option options[] = {
 	"locks held or awaited"},
     {"rate", T_DECIMAL, OFF(rate_milli), "50", 1, 100000000,
 	"requests per second per client id (bursts of up to 10 s worth)"},
+    {"idle-policy", T_STRING, OFF(idle_policy), "contended", 0, 0,
+	"always or contended: warn and revoke idle holders only while "
+	"someone waits"},
+    {"ticket-key", T_STRING, OFF(ticket_key), NULL, 0, 0,
+	"file holding the HS256 secret that signs tickets"},
+    {"require-ticket", T_FLAG, OFF(require_ticket), NULL, 0, 0,
+	"every acquire must carry a valid ticket"},
+    {"max-clients-per-user", T_COUNT, OFF(max_clients_per_user), "16", 1,
+	MQL_CLIENTS_PER_USER,
+	"client ids one verified user may hold or wait with"},
+    {"offline-exit", T_SECONDS, OFF(offline_exit_ms), "60", 0, DAY_MS,
+	"exit (status 1) after this long without the broker; 0: never"},
     {"reply-prefix", T_STRING, OFF(reply_prefix), "replies/", 0, 0,
 	"MQTT 5 response topics must start with this"},
     {"client-id", T_STRING, OFF(client_id), "mqlockd", 0, 0,
@@ -176,6 +188,17 @@ validate(const struct config *c, char *err, size_t errsz)
 	}
 	if (c->db[0] == '\0') {
 		snprintf(err, errsz, "--db: empty path");
+		return -1;
+	}
+	if (strcmp(c->idle_policy, "always") != 0 &&
+	    strcmp(c->idle_policy, "contended") != 0) {
+		snprintf(err, errsz,
+		    "--idle-policy: '%s' must be always or contended",
+		    c->idle_policy);
+		return -1;
+	}
+	if (c->require_ticket && c->ticket_key == NULL) {
+		snprintf(err, errsz, "--require-ticket needs --ticket-key");
 		return -1;
 	}
 	if (c->password_file != NULL && c->username == NULL) {

@@ -29,7 +29,12 @@ struct config {
 	int64_t max_locks_per_client;
 	int64_t max_clients;
 	int64_t max_locks;
-	int64_t rate_milli; /* requests per second per client, x 1000 */
+	int64_t rate_milli;      /* requests per second per client, x 1000 */
+	const char *idle_policy; /* "always" or "contended" */
+	const char *ticket_key;  /* file with the tickets' HS256 secret */
+	bool require_ticket;
+	int64_t max_clients_per_user;
+	int64_t offline_exit_ms; /* 0: never */
 	enum log_level log_level;
 	bool check;
 };

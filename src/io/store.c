@@ -8,14 +8,18 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
+#include "core/codec.h"
+#include "core/idmap.h"
 #include "io/log.h"
+#include "io/siphash.h"
 
 /*
  * Version 2: every table WITHOUT ROWID, so a row lives in one b-tree (its
  * primary key's) and a commit that changes one lock and one client writes
- * two pages, not four.  Version 1 journals are converted on open.
+ * two pages, not four.  Version 3: clients have the uid a ticket verified
+ * (NULL when none).  Older journals are converted on open.
  */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /*
  * Tokens are reserved in blocks: the journal's last_token is the highest
@@ -31,7 +35,7 @@
 	"CREATE TABLE IF NOT EXISTS clients" suffix "("                 \
 	" id TEXT PRIMARY KEY, session TEXT NOT NULL,"                  \
 	" connected INTEGER NOT NULL, max_conn INTEGER NOT NULL,"       \
-	" grace_deadline INTEGER NOT NULL) WITHOUT ROWID;"              \
+	" grace_deadline INTEGER NOT NULL, uid TEXT) WITHOUT ROWID;"    \
 	"CREATE TABLE IF NOT EXISTS locks" suffix "("                   \
 	" id TEXT PRIMARY KEY, holder TEXT, holder_user TEXT,"          \
 	" token INTEGER NOT NULL, since INTEGER NOT NULL,"              \
@@ -39,14 +43,16 @@
 	" queue TEXT NOT NULL) WITHOUT ROWID;"
 
 static const char schema[] =
-    TABLES("") "INSERT OR IGNORE INTO meta VALUES('schema', 2);"
-	       "INSERT OR IGNORE INTO meta VALUES('last_token', 0);"
-	       "INSERT OR IGNORE INTO meta VALUES('epoch', 0);";
+    TABLES("") "INSERT OR IGNORE INTO meta VALUES('schema', " MQL_STR(
+	SCHEMA_VERSION) ");"
+			"INSERT OR IGNORE INTO meta VALUES('last_token', 0);"
+			"INSERT OR IGNORE INTO meta VALUES('epoch', 0);";
 
-/* Version 1 to 2: the same rows, in tables without rowid. */
+/* Version 1 to 3: the same rows, in tables without rowid. */
 static const char upgrade_1[] = TABLES(
     "_v2") "INSERT INTO meta_v2 SELECT key, value FROM meta;"
-	   "INSERT INTO clients_v2 SELECT id, session, connected, max_conn,"
+	   "INSERT INTO clients_v2(id, session, connected, max_conn,"
+	   " grace_deadline) SELECT id, session, connected, max_conn,"
 	   " grace_deadline FROM clients;"
 	   "INSERT INTO locks_v2 SELECT id, holder, holder_user, token, since,"
 	   " idle_deadline, warned, queue FROM locks;"
@@ -54,7 +60,12 @@ static const char upgrade_1[] = TABLES(
 	   "ALTER TABLE meta_v2 RENAME TO meta;"
 	   "ALTER TABLE clients_v2 RENAME TO clients;"
 	   "ALTER TABLE locks_v2 RENAME TO locks;"
-	   "UPDATE meta SET value = 2 WHERE key = 'schema';";
+	   "UPDATE meta SET value = 3 WHERE key = 'schema';";
+
+/* Version 2 to 3: a column for the uid of verified clients. */
+static const char upgrade_2[] =
+    "ALTER TABLE clients ADD COLUMN uid TEXT;"
+    "UPDATE meta SET value = 3 WHERE key = 'schema';";
 
 enum stmt {
 	PUT_LOCK,
@@ -69,7 +80,7 @@ enum stmt {
 static const char *const stmt_sql[NSTMT] = {
     [PUT_LOCK] = "INSERT OR REPLACE INTO locks VALUES(?,?,?,?,?,?,?,?)",
     [DEL_LOCK] = "DELETE FROM locks WHERE id = ?",
-    [PUT_CLIENT] = "INSERT OR REPLACE INTO clients VALUES(?,?,?,?,?)",
+    [PUT_CLIENT] = "INSERT OR REPLACE INTO clients VALUES(?,?,?,?,?,?)",
     [DEL_CLIENT] = "DELETE FROM clients WHERE id = ?",
     [PUT_META] = "INSERT OR REPLACE INTO meta VALUES(?,?)",
     [GET_META] = "SELECT value FROM meta WHERE key = ?",
@@ -201,10 +212,11 @@ store_open(const char *path, char *err, size_t errsz)
 	rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = schema_version(s, &version);
-	if (rc == SQLITE_OK && version == 1) {
-		log_info("journal %s: converting from schema 1 to %d", path,
-		    SCHEMA_VERSION);
-		rc = sqlite3_exec(s->db, upgrade_1, NULL, NULL, NULL);
+	if (rc == SQLITE_OK && (version == 1 || version == 2)) {
+		log_info("journal %s: converting from schema %lld to %d", path,
+		    (long long)version, SCHEMA_VERSION);
+		rc = sqlite3_exec(s->db, version == 1 ? upgrade_1 : upgrade_2,
+		    NULL, NULL, NULL);
 		if (rc == SQLITE_OK)
 			version = SCHEMA_VERSION;
 	}
@@ -253,20 +265,88 @@ store_close(struct store *s)
 	free(s);
 }
 
+static int step(struct store *s, sqlite3_stmt *st);
+
 static const char *
 col_text(sqlite3_stmt *st, int i)
 {
 	return (const char *)sqlite3_column_text(st, i);
 }
 
+/*
+ * Ids the naming rules refuse, found in a journal an older, looser version
+ * wrote: never restored (publishing on them would cost the coordinator its
+ * connection), deleted from the journal by store_load().
+ */
+struct dropped {
+	struct idmap *clients; /* keys owned: free them */
+	char **locks;
+	size_t nlocks, caplocks;
+};
+
 static int
-load_clients(struct store *s, struct locktab *t)
+drop_client(struct store *s, struct dropped *dr, const char *id)
+{
+	char *key = strdup(id);
+
+	log_warn("journal %s: dropping client %zu bytes long whose id the "
+		 "naming rules refuse",
+	    s->path, strlen(id));
+	if (key == NULL || idmap_put(dr->clients, key, key) != 0) {
+		free(key);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+drop_lock(struct store *s, struct dropped *dr, const char *id)
+{
+	char **p;
+
+	log_warn("journal %s: dropping lock %zu bytes long whose id the naming "
+		 "rules refuse",
+	    s->path, strlen(id));
+	if (dr->nlocks == dr->caplocks) {
+		size_t n = dr->caplocks ? dr->caplocks * 2 : 8;
+
+		if ((p = realloc(dr->locks, n * sizeof(*p))) == NULL)
+			return -1;
+		dr->locks = p;
+		dr->caplocks = n;
+	}
+	if ((dr->locks[dr->nlocks] = strdup(id)) == NULL)
+		return -1;
+	dr->nlocks++;
+	return 0;
+}
+
+static int
+free_key_cb(const char *key, void *value, void *arg)
+{
+	free(value);
+	return 0;
+}
+
+static void
+dropped_free(struct dropped *dr)
+{
+	if (dr->clients != NULL)
+		idmap_foreach(dr->clients, free_key_cb, NULL);
+	idmap_free(dr->clients);
+	for (size_t i = 0; i < dr->nlocks; i++)
+		free(dr->locks[i]);
+	free(dr->locks);
+}
+
+static int
+load_clients(struct store *s, struct locktab *t, struct dropped *dr)
 {
 	sqlite3_stmt *st = NULL;
 	int rc, ret = -1;
 
 	if (sqlite3_prepare_v2(s->db,
-		"SELECT id, session, connected, max_conn, grace_deadline"
+		"SELECT id, session, connected, max_conn, grace_deadline, uid"
 		" FROM clients",
 		-1, &st, NULL) != SQLITE_OK)
 		goto out;
@@ -274,11 +354,19 @@ load_clients(struct store *s, struct locktab *t)
 		struct lt_client_rec rec = {
 		    .id = col_text(st, 0),
 		    .session = col_text(st, 1),
-		    .connected = sqlite3_column_int(st, 2) != 0,
+		    .state = sqlite3_column_int(st, 2) != 0 ? LT_CS_LIVE
+							    : LT_CS_GONE,
 		    .max_conn = sqlite3_column_int64(st, 3),
 		    .grace_deadline = sqlite3_column_int64(st, 4),
+		    .uid = col_text(st, 5),
 		};
 
+		if (rec.id != NULL &&
+		    !codec_client_id_valid(rec.id, strlen(rec.id))) {
+			if (drop_client(s, dr, rec.id) != 0)
+				goto out;
+			continue;
+		}
 		if (locktab_restore_client(t, &rec) != LT_OK) {
 			log_error("journal %s: bad client row %s", s->path,
 			    rec.id != NULL ? rec.id : "(null)");
@@ -288,23 +376,57 @@ load_clients(struct store *s, struct locktab *t)
 	if (rc == SQLITE_DONE)
 		ret = 0;
 out:
-	if (ret != 0 && sqlite3_errcode(s->db) != SQLITE_OK)
+	if (ret != 0 && sqlite3_errcode(s->db) != SQLITE_OK &&
+	    sqlite3_errcode(s->db) != SQLITE_DONE &&
+	    sqlite3_errcode(s->db) != SQLITE_ROW)
 		log_error("journal %s: reading clients: %s", s->path,
 		    sqlite3_errmsg(s->db));
 	sqlite3_finalize(st);
 	return ret;
 }
 
-/* The queue column is [["client","user"], ...], oldest waiter first. */
+/*
+ * Parse a queue column, [["client","user"], ...], oldest waiter first,
+ * into w (room for MQL_WAITERS_PER_LOCK), leaving out dropped clients.
+ * LT_OK, or LT_ERR_BAD_REQUEST for a malformed column.
+ */
+static enum lt_err
+parse_queue(const cJSON *q, const struct dropped *dr, struct lt_waiter_rec *w,
+    size_t *n, bool *repaired)
+{
+	const cJSON *e;
+
+	*n = 0;
+	if (!cJSON_IsArray(q) || cJSON_GetArraySize(q) > MQL_WAITERS_PER_LOCK)
+		return LT_ERR_BAD_REQUEST;
+	cJSON_ArrayForEach(e, q)
+	{
+		const cJSON *c = cJSON_GetArrayItem(e, 0);
+		const cJSON *u = cJSON_GetArrayItem(e, 1);
+
+		if (!cJSON_IsString(c) || !cJSON_IsString(u))
+			return LT_ERR_BAD_REQUEST;
+		if (idmap_get(dr->clients, c->valuestring) != NULL) {
+			*repaired = true;
+			continue;
+		}
+		w[*n].client = c->valuestring;
+		w[(*n)++].user = u->valuestring;
+	}
+	return LT_OK;
+}
+
 static int
-load_locks(struct store *s, struct locktab *t)
+load_locks(struct store *s, struct locktab *t, struct dropped *dr)
 {
 	sqlite3_stmt *st = NULL;
+	struct lt_waiter_rec *w = calloc(MQL_WAITERS_PER_LOCK, sizeof(*w));
 	int rc, ret = -1;
 
-	if (sqlite3_prepare_v2(s->db,
-		"SELECT id, holder, holder_user, token, since, idle_deadline,"
-		" warned, queue FROM locks",
+	if (w == NULL ||
+	    sqlite3_prepare_v2(s->db,
+		"SELECT id, holder, holder_user, token, since,"
+		" idle_deadline, warned, queue FROM locks",
 		-1, &st, NULL) != SQLITE_OK)
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -316,40 +438,41 @@ load_locks(struct store *s, struct locktab *t)
 		    .since = sqlite3_column_int64(st, 4),
 		    .idle_deadline = sqlite3_column_int64(st, 5),
 		    .warned = sqlite3_column_int(st, 6) != 0,
+		    .waiters = w,
 		};
 		const char *qtext = col_text(st, 7);
 		/* Most locks have nobody waiting: no parser for those. */
 		bool empty = qtext != NULL && strcmp(qtext, "[]") == 0;
 		cJSON *q = empty ? NULL : cJSON_Parse(qtext);
-		struct lt_waiter_rec *w =
-		    calloc((size_t)cJSON_GetArraySize(q) + 1, sizeof(*w));
-		size_t n = 0;
-		const cJSON *e;
-		enum lt_err err = LT_ERR_BAD_REQUEST;
+		enum lt_err err = LT_OK;
 
-		if (w != NULL && empty) {
-			err = LT_OK;
-		} else if (w != NULL && cJSON_IsArray(q) &&
-		    cJSON_GetArraySize(q) <= MQL_WAITERS_PER_LOCK) {
-			err = LT_OK;
-			cJSON_ArrayForEach(e, q)
-			{
-				const cJSON *c = cJSON_GetArrayItem(e, 0);
-				const cJSON *u = cJSON_GetArrayItem(e, 1);
-
-				if (!cJSON_IsString(c) || !cJSON_IsString(u)) {
-					err = LT_ERR_BAD_REQUEST;
-					break;
-				}
-				w[n].client = c->valuestring;
-				w[n++].user = u->valuestring;
-			}
+		if (rec.id != NULL &&
+		    !codec_lock_id_valid(rec.id, strlen(rec.id))) {
+			cJSON_Delete(q);
+			if (drop_lock(s, dr, rec.id) != 0)
+				goto out;
+			continue;
 		}
-		rec.waiters = w;
-		rec.nwaiters = n;
+		if (rec.holder != NULL &&
+		    idmap_get(dr->clients, rec.holder) != NULL) {
+			rec.holder = rec.holder_user = NULL;
+			rec.repaired = true;
+		}
+		if (!empty)
+			err =
+			    parse_queue(q, dr, w, &rec.nwaiters, &rec.repaired);
+		/* Only dropped clients held or awaited it: nothing left. */
+		if (err == LT_OK && rec.holder == NULL && rec.nwaiters == 0 &&
+		    rec.repaired) {
+			cJSON_Delete(q);
+			if (drop_lock(s, dr, rec.id) != 0)
+				goto out;
+			continue;
+		}
 		if (err == LT_OK)
 			err = locktab_restore_lock(t, &rec);
-		free(w);
+		/* The waiters' strings live in q until the table copied them.
+		 */
 		cJSON_Delete(q);
 		if (err != LT_OK) {
 			log_error("journal %s: bad lock row %s", s->path,
@@ -365,17 +488,57 @@ out:
 	    sqlite3_errcode(s->db) != SQLITE_ROW)
 		log_error("journal %s: reading locks: %s", s->path,
 		    sqlite3_errmsg(s->db));
+	free(w);
 	sqlite3_finalize(st);
 	return ret;
+}
+
+static int
+delete_dropped_client_cb(const char *key, void *value, void *arg)
+{
+	struct store *s = arg;
+	sqlite3_stmt *st = s->st[DEL_CLIENT];
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	return step(s, st);
+}
+
+/* Delete what load_*() dropped, in one transaction. */
+static int
+delete_dropped(struct store *s, const struct dropped *dr)
+{
+	if (idmap_count(dr->clients) == 0 && dr->nlocks == 0)
+		return 0;
+	if (exec(s, "BEGIN IMMEDIATE") != 0)
+		return -1;
+	if (idmap_foreach(dr->clients, delete_dropped_client_cb, s) != 0)
+		goto err;
+	for (size_t i = 0; i < dr->nlocks; i++) {
+		sqlite3_stmt *st = s->st[DEL_LOCK];
+
+		sqlite3_bind_text(st, 1, dr->locks[i], -1, SQLITE_STATIC);
+		if (step(s, st) != 0)
+			goto err;
+	}
+	return exec(s, "COMMIT");
+err:
+	exec(s, "ROLLBACK");
+	return -1;
 }
 
 int
 store_load(struct store *s, struct locktab *t)
 {
+	struct mql_hasher h = siphash_hasher();
+	struct dropped dr = {idmap_new(&h), NULL, 0, 0};
 	int64_t last = 0;
+	int rc = -1;
 
-	if (load_clients(s, t) != 0 || load_locks(s, t) != 0 ||
-	    get_meta(s, "last_token", &last) != 0)
+	if (dr.clients != NULL && load_clients(s, t, &dr) == 0 &&
+	    load_locks(s, t, &dr) == 0 && delete_dropped(s, &dr) == 0)
+		rc = 0;
+	dropped_free(&dr);
+	if (rc != 0 || get_meta(s, "last_token", &last) != 0)
 		return -1;
 	if (last < 0) {
 		log_error("journal %s: negative token counter", s->path);
@@ -489,9 +652,11 @@ write_client(struct store *s, const struct locktab *t, size_t i)
 	st = s->st[PUT_CLIENT];
 	sqlite3_bind_text(st, 1, rec.id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, rec.session, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, rec.connected);
+	sqlite3_bind_int(st, 3, rec.state != LT_CS_GONE);
 	sqlite3_bind_int64(st, 4, rec.max_conn);
 	sqlite3_bind_int64(st, 5, rec.grace_deadline);
+	if (rec.uid != NULL)
+		sqlite3_bind_text(st, 6, rec.uid, -1, SQLITE_STATIC);
 	return step(s, st);
 }
 

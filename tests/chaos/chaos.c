@@ -564,7 +564,16 @@ rec_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	r.at = at;
 	r.retained = m->retained;
 	r.topic = malloc(tl + 1);
-	r.json = cJSON_ParseWithLength(m->payload, (size_t)m->payloadlen);
+	/*
+	 * An empty owner message: the lock is free and nobody waits (mqlockd
+	 * deletes the retained copy).  Recorded as the free state it means.
+	 */
+	if (m->payloadlen == 0)
+		r.json = cJSON_Parse("{\"owner\":null,\"token\":null,"
+				     "\"waiting\":0,\"queue\":[]}");
+	else
+		r.json =
+		    cJSON_ParseWithLength(m->payload, (size_t)m->payloadlen);
 	if (r.topic != NULL) {
 		memcpy(r.topic, topic, tl);
 		r.topic[tl] = '\0';

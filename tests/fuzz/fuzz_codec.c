@@ -5,9 +5,11 @@
  * topic, the bytes after it the payload (without a NUL, the whole input is
  * both).  The topic is classified under two prefixes and checked against
  * a second, independent reading of topics.md's naming rules; the payload
- * goes to codec_decode_request() (with a valid lock and with none),
- * codec_decode_will() (with a valid and an invalid client) and
- * codec_decode_break().
+ * goes to codec_decode_request() (with a valid lock and with none, on the
+ * unbound topic and on a bound one), codec_decode_will() (with a valid and
+ * an invalid client) and codec_decode_admin().  Topic text is checked
+ * against the broker's own rule (mosquitto refuses C0 and C1 controls and
+ * non-characters in topics).
  *
  * What is decoded must be within limits.h and valid UTF-8 (checked by a
  * validator written here, not the codec's), must say what a plain cJSON
@@ -31,7 +33,7 @@
 
 #define LOCK_OK "doc-42"
 #define CLIENT_OK "ed-7f3a"
-#define PARSE_MAX 65536 /* topics.md: larger payloads are not parsed */
+#define PARSE_MAX MQL_PAYLOAD_MAX    /* topics.md: larger ones are not read */
 #define EXACT_MAX 9007199254740992.0 /* 2^53: doubles hold integers exactly */
 
 static void fail(const char *fmt, ...)
@@ -106,8 +108,37 @@ ref_utf8(const char *s, size_t len)
 	return true;
 }
 
-/* One topic level of 1..max bytes: no control characters, wildcards or
- * separators, not starting with '$', valid UTF-8. */
+/*
+ * Text the broker takes in a topic (mosquitto_validate_utf8): valid UTF-8
+ * without C0 or C1 controls (U+0000-U+001F, U+007F-U+009F) and without
+ * non-characters (U+FDD0-U+FDEF, and any whose low 16 bits are FFFE or
+ * FFFF).
+ */
+static bool
+ref_topic_text(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < len) {
+		size_t n = utf8_seq(p + i, len - i);
+		unsigned long cp;
+
+		if (n == 0)
+			return false;
+		cp = n == 1 ? p[i] : (unsigned long)(p[i] & (0xff >> (n + 1)));
+		for (size_t k = 1; k < n; k++)
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0) ||
+		    (cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xffff) >= 0xfffe)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* One topic level of 1..max bytes: topic text without wildcards or
+ * separators, not starting with '$'. */
 static bool
 ref_level(const char *s, size_t len, size_t max)
 {
@@ -115,11 +146,7 @@ ref_level(const char *s, size_t len, size_t max)
 		return false;
 	if (memchr(s, '/', len) || memchr(s, '+', len) || memchr(s, '#', len))
 		return false;
-	for (size_t i = 0; i < len; i++) {
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return false;
-	}
-	return ref_utf8(s, len);
+	return ref_topic_text(s, len);
 }
 
 static bool
@@ -265,25 +292,38 @@ ref_payload(const char *payload, size_t len, const cJSON *j)
 	    !spells_nul(payload, len);
 }
 
-/* Whether topics.md accepts the request (its lock being valid). */
 static bool
-ref_request(const char *payload, size_t len, const cJSON *j)
+ref_bool(const cJSON *o, const char *name)
+{
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return f == NULL || cJSON_IsBool(f);
+}
+
+/*
+ * Whether topics.md accepts the request (its lock being valid; bound:
+ * published on the topic of that client id, or NULL).
+ */
+static bool
+ref_request(const char *payload, size_t len, const cJSON *j, const char *bound)
 {
 	const char *op, *client;
-	const cJSON *w;
+	bool query;
 
 	if (!ref_payload(payload, len, j))
 		return false;
 	op = plain_str(j, "op");
 	client = plain_str(j, "client");
-	w = cJSON_GetObjectItemCaseSensitive(j, "wait");
+	query = op != NULL && strcmp(op, "query") == 0;
 	return op != NULL &&
 	    (strcmp(op, "acquire") == 0 || strcmp(op, "release") == 0 ||
-		strcmp(op, "activity") == 0) &&
+		strcmp(op, "activity") == 0 || query) &&
 	    client != NULL && ref_client_id(client, strlen(client)) &&
-	    ref_string(j, "session", MQL_SESSION_MIN, MQL_SESSION_MAX, false) &&
+	    (bound == NULL || strcmp(client, bound) == 0) &&
+	    ref_string(j, "session", MQL_SESSION_MIN, MQL_SESSION_MAX, query) &&
 	    ref_string(j, "user", 0, MQL_USER_MAX, true) && ref_conn(j) &&
-	    (w == NULL || cJSON_IsBool(w));
+	    ref_bool(j, "wait") && ref_bool(j, "takeover") &&
+	    ref_string(j, "ticket", 1, MQL_TICKET_MAX, true);
 }
 
 /* The field must be a string equal to want (absent: want is dflt). */
@@ -336,7 +376,7 @@ check_topic(const char *prefix, const char *topic, struct codec_topic *out)
 	enum codec_topic_kind kind = CODEC_T_OTHER;
 	const char *lv[4] = {NULL};
 	size_t ll[4] = {0}, n = 0;
-	bool id_valid = false;
+	bool id_valid = false, bound = false, client_valid = false;
 	const char *id = "";
 	size_t idlen = 0;
 	char buf[MQL_PREFIX_MAX + MQL_CLIENT_ID_MAX + 32];
@@ -362,12 +402,12 @@ check_topic(const char *prefix, const char *topic, struct codec_topic *out)
 		}
 	}
 #define IS(i, w) (ll[i] == strlen(w) && memcmp(lv[i], w, ll[i]) == 0)
-	if (n == 2 && IS(1, "request")) {
+	if ((n == 2 || n == 3) && IS(1, "request")) {
 		kind = CODEC_T_REQUEST;
 		id_valid = ref_lock_id(lv[0], ll[0]);
 		id = lv[0];
 		idlen = ll[0];
-	} else if (n == 2 && IS(0, "_admin") && IS(1, "command")) {
+	} else if ((n == 2 || n == 3) && IS(0, "_admin") && IS(1, "command")) {
 		kind = CODEC_T_ADMIN;
 	} else if (n == 3 && IS(0, "_clients") && IS(2, "will")) {
 		kind = CODEC_T_WILL;
@@ -379,6 +419,20 @@ check_topic(const char *prefix, const char *topic, struct codec_topic *out)
 	if (out->kind != kind)
 		fail("topic '%s' under '%s': kind %d, expected %d", topic,
 		    prefix, (int)out->kind, (int)kind);
+	/* A third level after request or command: the sender's client id. */
+	if (kind != CODEC_T_OTHER && kind != CODEC_T_WILL && n == 3) {
+		bound = true;
+		client_valid = ref_client_id(lv[2], ll[2]);
+	}
+	if (out->bound != bound || out->client_valid != client_valid)
+		fail("topic '%s': bound %d client_valid %d, expected %d %d",
+		    topic, out->bound, out->client_valid, bound, client_valid);
+	if (client_valid &&
+	    (strlen(out->client) != ll[2] ||
+		memcmp(out->client, lv[2], ll[2]) != 0))
+		fail("topic '%s': client '%s'", topic, out->client);
+	if (!client_valid && out->client[0] != '\0')
+		fail("topic '%s': a client from an invalid level", topic);
 	if (out->id_valid != id_valid)
 		fail("topic '%s': id_valid %d, expected %d", topic,
 		    out->id_valid, id_valid);
@@ -391,6 +445,8 @@ check_topic(const char *prefix, const char *topic, struct codec_topic *out)
 	if (strlen(out->id) != idlen || memcmp(out->id, id, idlen) != 0)
 		fail("topic '%s': id '%s'", topic, out->id);
 	/* Writing the topic again gives the same text. */
+	if (bound)
+		return;
 	if (kind == CODEC_T_REQUEST &&
 	    codec_topic(buf, sizeof(buf), prefix, out->id, "request") != 0)
 		fail("codec_topic: no room for '%s'", topic);
@@ -436,7 +492,9 @@ request_equal(const struct lt_request *a, const struct lt_request *b)
 	return a->op == b->op && strcmp(a->lock, b->lock) == 0 &&
 	    strcmp(a->client, b->client) == 0 &&
 	    strcmp(a->session, b->session) == 0 &&
-	    strcmp(a->user, b->user) == 0 && a->conn == b->conn && wait_same;
+	    strcmp(a->user, b->user) == 0 && a->conn == b->conn &&
+	    a->takeover == b->takeover && strcmp(a->ticket, b->ticket) == 0 &&
+	    wait_same;
 }
 
 static void
@@ -461,7 +519,7 @@ static void
 check_decoded_request(const struct lt_request *rq, const char *lock)
 {
 	if (rq->op != LT_OP_ACQUIRE && rq->op != LT_OP_RELEASE &&
-	    rq->op != LT_OP_ACTIVITY)
+	    rq->op != LT_OP_ACTIVITY && rq->op != LT_OP_QUERY)
 		fail("request: op %d", (int)rq->op);
 	if (strcmp(rq->lock, lock) != 0)
 		fail("request: lock '%s', not '%s'", rq->lock, lock);
@@ -469,8 +527,13 @@ check_decoded_request(const struct lt_request *rq, const char *lock)
 	    MQL_CLIENT_ID_MAX);
 	if (!ref_client_id(rq->client, strlen(rq->client)))
 		fail("request: invalid client '%s'", rq->client);
-	check_str("request session", rq->session, sizeof(rq->session),
-	    MQL_SESSION_MIN, MQL_SESSION_MAX);
+	if (rq->op != LT_OP_QUERY || rq->session[0] != '\0')
+		check_str("request session", rq->session, sizeof(rq->session),
+		    MQL_SESSION_MIN, MQL_SESSION_MAX);
+	check_str("request ticket", rq->ticket, sizeof(rq->ticket), 0,
+	    MQL_TICKET_MAX);
+	if (rq->uid[0] != '\0')
+		fail("request: the codec set a uid");
 	check_str("request user", rq->user, sizeof(rq->user), 0, MQL_USER_MAX);
 	if (rq->conn < -1 || rq->conn > MQL_CONN_MAX)
 		fail("request: conn %lld", (long long)rq->conn);
@@ -491,7 +554,7 @@ round_trip_request(const struct lt_request *rq)
 	if ((j = plain_parse(s, strlen(s))) == NULL)
 		fail("codec_encode_request wrote no JSON object: %s", s);
 	cJSON_Delete(j);
-	rc = codec_decode_request(s, strlen(s), rq->lock, &again, &err);
+	rc = codec_decode_request(s, strlen(s), rq->lock, NULL, &again, &err);
 	if (rc != LT_OK)
 		fail("re-encoded request refused (%d, %s): %s", (int)rc,
 		    err.message, s);
@@ -503,22 +566,35 @@ round_trip_request(const struct lt_request *rq)
 static void
 check_request(const char *payload, size_t len, const char *lock)
 {
-	struct lt_request rq, rq2;
-	struct codec_error err, err2;
-	enum lt_err rc, rc2;
+	struct lt_request rq, rq2, rq3;
+	struct codec_error err, err2, err3;
+	enum lt_err rc, rc2, rc3;
 	cJSON *j;
 	bool nul_escape;
 
 	j = plain_parse(payload, len);
 	nul_escape = j != NULL && spells_nul(payload, len);
-	rc = codec_decode_request(payload, len, lock, &rq, &err);
+	rc = codec_decode_request(payload, len, lock, NULL, &rq, &err);
 	check_refusal("codec_decode_request", rc, &err);
-	rc2 = codec_decode_request(payload, len, NULL, &rq2, &err2);
+	rc2 = codec_decode_request(payload, len, NULL, NULL, &rq2, &err2);
 	check_refusal("codec_decode_request (no lock)", rc2, &err2);
+	rc3 = codec_decode_request(payload, len, lock, CLIENT_OK, &rq3, &err3);
+	check_refusal("codec_decode_request (bound)", rc3, &err3);
+
+	/* On a bound topic: only that client's, and it is always named. */
+	if (rc3 != LT_ERR_INTERNAL &&
+	    (rc3 == LT_OK) != ref_request(payload, len, j, CLIENT_OK))
+		fail("bound request %s, topics.md says %s",
+		    rc3 == LT_OK ? "accepted" : err3.message,
+		    rc3 == LT_OK ? "refuse" : "accept");
+	if (rc3 != LT_OK && strcmp(err3.client, CLIENT_OK) != 0)
+		fail("a bound refusal names '%s'", err3.client);
+	if (rc3 == LT_OK && (rc != LT_OK || !request_equal(&rq, &rq3)))
+		fail("bound and unbound decodings differ");
 
 	/* The codec decides as topics.md does. */
 	if (rc != LT_ERR_INTERNAL &&
-	    (rc == LT_OK) != ref_request(payload, len, j))
+	    (rc == LT_OK) != ref_request(payload, len, j, NULL))
 		fail("request %s, topics.md says %s",
 		    rc == LT_OK ? "accepted" : err.message,
 		    rc == LT_OK ? "refuse" : "accept");
@@ -557,14 +633,19 @@ check_request(const char *payload, size_t len, const char *lock)
 		fail("err->client differs from the request's client");
 	expect_str(j, "op", codec_op_name(rq.op), NULL);
 	expect_str(j, "client", rq.client, NULL);
-	expect_str(j, "session", rq.session, NULL);
+	expect_str(j, "session", rq.session, "");
 	expect_str(j, "user", rq.user, "");
+	expect_str(j, "ticket", rq.ticket, "");
 	expect_conn(j, rq.conn);
 	{
 		const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "wait");
+		const cJSON *t =
+		    cJSON_GetObjectItemCaseSensitive(j, "takeover");
 
 		if (rq.wait != (w == NULL || cJSON_IsTrue(w)))
 			fail("wait decoded as %d", rq.wait);
+		if (rq.takeover != (t != NULL && cJSON_IsTrue(t)))
+			fail("takeover decoded as %d", rq.takeover);
 	}
 	cJSON_Delete(j);
 	round_trip_request(&rq);
@@ -622,60 +703,67 @@ check_will(const char *payload, size_t len, const char *client)
 /* ---- admin commands ---- */
 
 static void
-check_break(const char *payload, size_t len)
+check_admin(const char *payload, size_t len)
 {
-	struct lt_break b, again;
+	struct lt_admin b, again;
 	struct codec_error err;
-	enum lt_err rc = codec_decode_break(payload, len, &b, &err);
+	enum lt_event_kind kind = LT_EV_TICK, kind2 = LT_EV_TICK;
+	enum lt_err rc = codec_decode_admin(payload, len, &kind, &b, &err);
 	cJSON *j, *o;
 	char *s;
 
 	const char *op, *lock;
 	enum lt_err want = LT_ERR_BAD_REQUEST;
 
-	check_refusal("codec_decode_break", rc, &err);
+	check_refusal("codec_decode_admin", rc, &err);
 	j = plain_parse(payload, len);
 	op = j != NULL ? plain_str(j, "op") : NULL;
 	lock = j != NULL ? plain_str(j, "lock") : NULL;
 	if (ref_payload(payload, len, j) && op != NULL &&
-	    strcmp(op, "break") == 0 && lock != NULL) {
+	    (strcmp(op, "break") == 0 || strcmp(op, "purge") == 0) &&
+	    lock != NULL) {
 		if (!ref_lock_id(lock, strlen(lock)))
 			want = LT_ERR_INVALID_LOCK;
 		else if (ref_string(j, "reason", 0, MQL_REASON_MAX, true))
 			want = LT_OK;
 	}
 	if (rc != want)
-		fail("break: %d (%s), topics.md says %d", (int)rc,
+		fail("admin: %d (%s), topics.md says %d", (int)rc,
 		    rc != LT_OK ? err.message : "accepted", (int)want);
 	if (rc != LT_OK) {
 		if (err.client[0] != '\0')
-			fail("a refused break names client '%s'", err.client);
+			fail("a refused admin command names client '%s'",
+			    err.client);
 		cJSON_Delete(j);
 		return;
 	}
-	check_str("break lock", b.lock, sizeof(b.lock), 1, MQL_LOCK_ID_MAX);
+	if (kind != (strcmp(op, "break") == 0 ? LT_EV_BREAK : LT_EV_PURGE))
+		fail("admin op '%s' decoded as %d", op, (int)kind);
+	check_str("admin lock", b.lock, sizeof(b.lock), 1, MQL_LOCK_ID_MAX);
 	if (!ref_lock_id(b.lock, strlen(b.lock)))
-		fail("break: invalid lock '%s'", b.lock);
-	check_str("break reason", b.reason, sizeof(b.reason), 0,
+		fail("admin: invalid lock '%s'", b.lock);
+	check_str("admin reason", b.reason, sizeof(b.reason), 0,
 	    MQL_REASON_MAX);
-	expect_str(j, "op", "break", NULL);
 	expect_str(j, "lock", b.lock, NULL);
 	expect_str(j, "reason", b.reason, "");
 	cJSON_Delete(j);
 
 	/* There is no encoder for admin commands: write one with cJSON. */
 	o = cJSON_CreateObject();
-	if (o == NULL || cJSON_AddStringToObject(o, "op", "break") == NULL ||
+	if (o == NULL ||
+	    cJSON_AddStringToObject(o, "op",
+		kind == LT_EV_BREAK ? "break" : "purge") == NULL ||
 	    cJSON_AddStringToObject(o, "lock", b.lock) == NULL ||
 	    cJSON_AddStringToObject(o, "reason", b.reason) == NULL ||
 	    (s = cJSON_PrintUnformatted(o)) == NULL)
 		fail("out of memory");
 	cJSON_Delete(o);
-	if (codec_decode_break(s, strlen(s), &again, &err) != LT_OK)
-		fail("re-encoded break refused (%s): %s", err.message, s);
-	if (strcmp(again.lock, b.lock) != 0 ||
+	if (codec_decode_admin(s, strlen(s), &kind2, &again, &err) != LT_OK)
+		fail("re-encoded admin command refused (%s): %s", err.message,
+		    s);
+	if (kind2 != kind || strcmp(again.lock, b.lock) != 0 ||
 	    strcmp(again.reason, b.reason) != 0)
-		fail("break changed in a round trip: %s", s);
+		fail("admin command changed in a round trip: %s", s);
 	free(s);
 }
 
@@ -780,12 +868,16 @@ expect_bool(const cJSON *o, const char *name, bool v)
 
 static void
 expect_party(const cJSON *p, const char *client, const char *user,
-    bool connected)
+    const char *uid, bool connected)
 {
 	if (!cJSON_IsObject(p))
 		fail("a party is not an object");
 	expect_str(p, "client", client, NULL);
 	expect_str(p, "user", user != NULL ? user : "", NULL);
+	if (uid != NULL)
+		expect_str(p, "uid", uid, NULL);
+	else
+		expect_absent(p, "uid");
 	expect_bool(p, "connected", connected);
 }
 
@@ -801,18 +893,20 @@ check_event(struct src *s, const char *lock, const char *client,
 
 	memset(&fx, 0, sizeof(fx));
 	fx.kind = LT_FX_EVENT;
-	fx.what.event = (enum lt_event_type)(next8(s) % 6);
+	fx.what.event = (enum lt_event_type)(next8(s) % 7);
 	snprintf(fx.client, sizeof(fx.client), "%s", client);
 	snprintf(fx.lock, sizeof(fx.lock), "%s", lock);
 	fx.token = (uint64_t)next53(s) & (uint64_t)MQL_CONN_MAX;
 	fx.position = (uint32_t)next64(s);
 	fx.deadline = next53(s);
-	fx.reason = (enum lt_reason)(next8(s) % 3);
-	fx.code = (enum lt_err)(next8(s) % 6);
+	fx.reason = (enum lt_reason)(next8(s) % 4);
+	fx.code = (enum lt_err)(next8(s) % (LT_ERR_INTERNAL + 1));
 	fx.message = messages[next8(s) % 4];
+	fx.now = next53(s);
 	snprintf(fx.detail, sizeof(fx.detail), "%s", detail);
 
 	j = parse_encoded("codec_encode_event", codec_encode_event(&fx));
+	expect_int(j, "now", (double)fx.now);
 	expect_str(j, "event", codec_event_name(fx.what.event), NULL);
 	if (lock[0] == '\0')
 		expect_null(j, "lock");
@@ -834,6 +928,13 @@ check_event(struct src *s, const char *lock, const char *client,
 		else
 			expect_absent(j, "message");
 		break;
+	case LT_E_DROPPED:
+		expect_str(j, "reason", codec_reason_name(fx.reason), NULL);
+		if (fx.reason == LT_REASON_ADMIN)
+			expect_str(j, "message", detail, NULL);
+		else
+			expect_absent(j, "message");
+		break;
 	case LT_E_IDLE_WARNING:
 		expect_int(j, "deadline", (double)fx.deadline);
 		break;
@@ -843,7 +944,7 @@ check_event(struct src *s, const char *lock, const char *client,
 		break;
 	case LT_E_BUSY:
 	default:
-		if (cJSON_GetArraySize(j) != 2)
+		if (cJSON_GetArraySize(j) != 3)
 			fail("busy event with extra fields");
 		break;
 	}
@@ -858,13 +959,16 @@ check_reply(struct src *s, const char *lock, const char *client)
 
 	memset(&fx, 0, sizeof(fx));
 	fx.kind = LT_FX_REPLY;
-	fx.what.result = (enum lt_result)(next8(s) % 8);
+	fx.what.result = (enum lt_result)(next8(s) % (LT_R_ERROR + 1));
+	if (fx.what.result == LT_R_STATE) /* codec_encode_state's */
+		fx.what.result = LT_R_PURGED;
 	snprintf(fx.client, sizeof(fx.client), "%s", client);
 	snprintf(fx.lock, sizeof(fx.lock), "%s", lock);
 	fx.token = (uint64_t)next53(s) & (uint64_t)MQL_CONN_MAX;
 	fx.position = (uint32_t)next64(s);
-	fx.code = (enum lt_err)(next8(s) % 6);
+	fx.code = (enum lt_err)(next8(s) % (LT_ERR_INTERNAL + 1));
 	fx.message = messages[next8(s) % 4];
+	fx.count = (uint32_t)next64(s);
 
 	j = parse_encoded("codec_encode_reply", codec_encode_reply(&fx));
 	if (fx.what.result == LT_R_ERROR) {
@@ -889,6 +993,10 @@ check_reply(struct src *s, const char *lock, const char *client)
 		expect_int(j, "position", (double)fx.position);
 	else
 		expect_absent(j, "position");
+	if (fx.what.result == LT_R_PURGED)
+		expect_int(j, "count", (double)fx.count);
+	else
+		expect_absent(j, "count");
 	cJSON_Delete(j);
 }
 
@@ -908,6 +1016,7 @@ check_owner(struct src *s, const char *lock, const char *a, const char *b)
 	if (flags & 1) {
 		rec.holder = a;
 		rec.holder_user = (flags & 2) ? b : NULL;
+		rec.holder_uid = (flags & 16) ? b : NULL;
 		rec.holder_connected = (flags & 4) != 0;
 		rec.token = (uint64_t)next53(s) & (uint64_t)MQL_CONN_MAX;
 		rec.idle_deadline = next53(s);
@@ -919,6 +1028,7 @@ check_owner(struct src *s, const char *lock, const char *a, const char *b)
 
 		w[i].client = (f & 1) ? a : b;
 		w[i].user = (f & 2) ? a : (f & 4) ? NULL : b;
+		w[i].uid = (f & 16) ? a : NULL;
 		w[i].connected = (f & 8) != 0;
 	}
 	rec.waiters = w;
@@ -929,7 +1039,8 @@ check_owner(struct src *s, const char *lock, const char *a, const char *b)
 	expect_int(j, "since", (double)rec.since);
 	if (rec.holder != NULL) {
 		expect_party(cJSON_GetObjectItemCaseSensitive(j, "owner"),
-		    rec.holder, rec.holder_user, rec.holder_connected);
+		    rec.holder, rec.holder_user, rec.holder_uid,
+		    rec.holder_connected);
 		expect_int(j, "token", (double)rec.token);
 		expect_int(j, "idle_deadline", (double)rec.idle_deadline);
 	} else {
@@ -948,28 +1059,45 @@ check_owner(struct src *s, const char *lock, const char *a, const char *b)
 		    rec.nwaiters);
 	for (int i = 0; i < cJSON_GetArraySize(q); i++)
 		expect_party(cJSON_GetArrayItem(q, i), w[i].client, w[i].user,
-		    w[i].connected);
+		    w[i].uid, w[i].connected);
 	cJSON_Delete(j);
 }
 
 static void
 check_status(struct src *s, const char *version, const char *error)
 {
-	bool online = next8(s) & 1;
-	bool with_error = next8(s) & 1;
-	lt_ms since = next53(s);
-	uint64_t epoch = next64(s);
+	static const char *const tickets[] = {"off", "optional", "required"};
+	struct codec_status st;
+	bool with_error;
 	cJSON *j;
 
-	j = parse_encoded("codec_encode_status",
-	    codec_encode_status(online, version, since, epoch,
-		with_error ? error : NULL));
-	expect_str(j, "state", online ? "online" : "offline", NULL);
+	memset(&st, 0, sizeof(st));
+	st.online = next8(s) & 1;
+	with_error = next8(s) & 1;
+	st.since = next53(s);
+	st.epoch = next64(s);
+	st.version = version;
+	st.error = with_error ? error : NULL;
+	st.grace = next53(s);
+	st.idle_timeout = next53(s);
+	st.idle_warning = next53(s);
+	st.idle_policy = (enum lt_idle_policy)(next8(s) % 2);
+	st.keepalive = next53(s);
+	st.tickets = (enum codec_tickets)(next8(s) % 3);
+	j = parse_encoded("codec_encode_status", codec_encode_status(&st));
+	expect_str(j, "state", st.online ? "online" : "offline", NULL);
 	expect_str(j, "version", version, NULL);
 	expect_int(j, "protocol", MQL_PROTOCOL_VERSION);
-	expect_int(j, "since", (double)since);
-	if ((double)epoch < EXACT_MAX)
-		expect_int(j, "epoch", (double)epoch);
+	expect_int(j, "since", (double)st.since);
+	if ((double)st.epoch < EXACT_MAX)
+		expect_int(j, "epoch", (double)st.epoch);
+	expect_int(j, "grace", (double)st.grace);
+	expect_int(j, "idle_timeout", (double)st.idle_timeout);
+	expect_int(j, "idle_warning", (double)st.idle_warning);
+	expect_str(j, "idle_policy",
+	    st.idle_policy == LT_IDLE_ALWAYS ? "always" : "contended", NULL);
+	expect_int(j, "keepalive", (double)st.keepalive);
+	expect_str(j, "tickets", tickets[st.tickets], NULL);
 	if (with_error)
 		expect_str(j, "error", error, NULL);
 	else
@@ -986,7 +1114,7 @@ check_request_encoders(struct src *s, const char *a, const char *b)
 	cJSON *j;
 
 	memset(&rq, 0, sizeof(rq));
-	rq.op = (enum lt_op)(f % 3);
+	rq.op = (enum lt_op)(f % 4);
 	snprintf(rq.client, sizeof(rq.client), "%s", a);
 	snprintf(rq.session, sizeof(rq.session), "%s", b);
 	snprintf(rq.user, sizeof(rq.user), "%s", (f & 4) ? a : "");
@@ -994,10 +1122,17 @@ check_request_encoders(struct src *s, const char *a, const char *b)
 	if (rq.conn < -1)
 		rq.conn = -rq.conn;
 	rq.wait = (f & 16) != 0;
+	rq.takeover = (f & 32) != 0;
+	snprintf(rq.ticket, sizeof(rq.ticket), "%s", (f & 64) ? b : "");
 	j = parse_encoded("codec_encode_request", codec_encode_request(&rq));
 	expect_str(j, "op", codec_op_name(rq.op), NULL);
 	expect_str(j, "client", rq.client, NULL);
-	expect_str(j, "session", rq.session, NULL);
+	expect_str(j, "session", rq.session, "");
+	expect_str(j, "ticket", rq.ticket, "");
+	if (rq.takeover)
+		expect_bool(j, "takeover", true);
+	else
+		expect_absent(j, "takeover");
 	expect_str(j, "user", rq.user, "");
 	expect_conn(j, rq.conn);
 	if (rq.op == LT_OP_ACQUIRE && !rq.wait)
@@ -1073,9 +1208,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (tlen <= MQL_CLIENT_ID_MAX)
 		check_topic_sizes("locks", topic, tlen % 2 ? "request" : NULL);
 
+	if (codec_topic_text_valid(topic, tlen) != ref_topic_text(topic, tlen))
+		fail("codec_topic_text_valid differs on the topic");
+	if (codec_topic_text_valid(payload, plen) !=
+	    ref_topic_text(payload, plen))
+		fail("codec_topic_text_valid differs on the payload");
 	check_request(payload, plen, lock);
 	check_will(payload, plen, client);
-	check_break(payload, plen);
+	check_admin(payload, plen);
 	check_encoders(pstart, plen);
 
 	free(topic);

@@ -38,6 +38,9 @@
 #include "core/limits.h"
 #include "core/locktab.h"
 #include "fuzz.h"
+#include "io/siphash.h"
+
+static const unsigned char fuzz_hash_key[16] = "mqlock-fuzz-key";
 
 #define NC 6 /* clients */
 #define NL 5 /* locks */
@@ -224,10 +227,10 @@ rec_to_sclient(int c, const struct lt_client_rec *r, struct sclient *s)
 	memset(s, 0, sizeof(*s));
 	s->present = true;
 	s->session = session_index(c, r->session);
-	s->connected = r->connected;
-	s->unconfirmed = r->unconfirmed;
+	s->connected = r->state != LT_CS_GONE;
+	s->unconfirmed = r->state == LT_CS_OWES;
 	s->max_conn = r->max_conn;
-	s->grace = r->connected ? 0 : r->grace_deadline;
+	s->grace = r->state != LT_CS_GONE ? 0 : r->grace_deadline;
 }
 
 static void
@@ -605,7 +608,7 @@ rebuild(struct fz *f)
 		struct lt_client_rec r = {
 		    .id = client_ids[i],
 		    .session = sessions[i][c->session],
-		    .connected = c->connected,
+		    .state = c->connected ? LT_CS_LIVE : LT_CS_GONE,
 		    .max_conn = c->max_conn,
 		    .grace_deadline = c->grace,
 		};
@@ -847,8 +850,8 @@ check_effects(struct fz *f, const struct lt_event *ev, bool malformed)
 				break;
 			case LT_REASON_ADMIN:
 				if (ev->kind != LT_EV_BREAK ||
-				    lock_index(ev->u.brk.lock) != l ||
-				    strcmp(e->detail, ev->u.brk.reason) != 0)
+				    lock_index(ev->u.admin.lock) != l ||
+				    strcmp(e->detail, ev->u.admin.reason) != 0)
 					fail("revoked %s as admin", e->lock);
 				break;
 			default:
@@ -972,6 +975,11 @@ expected_error(const struct fz *f, const struct lt_request *rq, int c, int l,
 		return LT_ERR_SESSION_MISMATCH;
 	if (malformed == M_OP)
 		return LT_ERR_BAD_REQUEST;
+	/* From a connection already gone: an older one, or the will's. */
+	if (c >= 0 && b->c[c].present && rq->conn >= 0 &&
+	    (rq->conn < b->c[c].max_conn ||
+		(rq->conn == b->c[c].max_conn && !b->c[c].connected)))
+		return LT_ERR_STALE;
 	if (rq->op != LT_OP_ACQUIRE || holds_or_waits(b, c, l))
 		return LT_OK;
 	if (b->l[l].present && b->l[l].holder >= 0 && !rq->wait)
@@ -1007,10 +1015,27 @@ check_request(struct fz *f, const struct lt_request *rq, enum lt_err err,
 
 	if (err != want)
 		fail("request returned %d, expected %d", (int)err, (int)want);
-	if (err != LT_OK) {
+	if (err == LT_ERR_STALE) {
 		const struct lt_fx *v = f->fx.v;
 
-		if (f->fx.n != 2 || !is_event(&v[0], LT_E_ERROR) ||
+		if (f->fx.n != 2 || !is_note(&v[0], LT_N_STALE) ||
+		    v[1].kind != LT_FX_REPLY ||
+		    v[1].what.result != LT_R_ERROR || v[1].code != err)
+			fail("stale: not one note and one reply");
+		same_snap("stale request", b, a, true);
+		return;
+	}
+	if (err != LT_OK) {
+		const struct lt_fx *v = f->fx.v;
+		size_t n = f->fx.n;
+
+		/* A full queue or table also asks for a roll call. */
+		if (err == LT_ERR_LIMIT && n == 3 &&
+		    is_note(&v[0], LT_N_FULL)) {
+			v++;
+			n--;
+		}
+		if (n != 2 || !is_event(&v[0], LT_E_ERROR) ||
 		    v[0].code != err || v[1].kind != LT_FX_REPLY ||
 		    v[1].what.result != LT_R_ERROR || v[1].code != err)
 			fail("refusal: not one error event and one reply");
@@ -1128,7 +1153,7 @@ check_will(struct fz *f, const struct lt_will *w)
 }
 
 static void
-check_break(struct fz *f, const struct lt_break *brk)
+check_break(struct fz *f, const struct lt_admin *brk)
 {
 	const struct snap *b = &f->before;
 	int l = lock_index(brk->lock);
@@ -1230,7 +1255,7 @@ describe(const struct fz *f, const struct lt_event *ev, int malformed)
 	case LT_EV_BREAK:
 		snprintf(cur_what, sizeof(cur_what),
 		    "t+%" PRId64 " break %.8s reason %.10s", f->now - T0,
-		    ev->u.brk.lock, ev->u.brk.reason);
+		    ev->u.admin.lock, ev->u.admin.reason);
 		break;
 	case LT_EV_TICK:
 		snprintf(cur_what, sizeof(cur_what), "t+%" PRId64 " tick",
@@ -1334,7 +1359,7 @@ apply(struct fz *f, const struct lt_event *ev, int malformed)
 		check_will(f, &ev->u.will);
 		break;
 	case LT_EV_BREAK:
-		check_break(f, &ev->u.brk);
+		check_break(f, &ev->u.admin);
 		break;
 	case LT_EV_TICK:
 		check_tick(f);
@@ -1420,7 +1445,7 @@ request(struct fz *f, struct reader *r, enum lt_op op)
 		rq->conn = MQL_CONN_MAX + 1;
 		break;
 	case M_OP:
-		rq->op = (enum lt_op)3;
+		rq->op = (enum lt_op)7;
 		break;
 	case M_NO_CLIENT:
 		rq->client[0] = '\0';
@@ -1533,9 +1558,10 @@ step(struct fz *f, struct reader *r)
 		a = rd(r);
 		memset(&ev, 0, sizeof(ev));
 		ev.kind = LT_EV_BREAK;
-		memcpy(ev.u.brk.lock, lock_ids[a % NL], sizeof(ev.u.brk.lock));
-		memcpy(ev.u.brk.reason, reasons[a / NL % 3],
-		    sizeof(ev.u.brk.reason));
+		memcpy(ev.u.admin.lock, lock_ids[a % NL],
+		    sizeof(ev.u.admin.lock));
+		memcpy(ev.u.admin.reason, reasons[a / NL % 3],
+		    sizeof(ev.u.admin.reason));
 		apply(f, &ev, M_NONE);
 		break;
 	}
@@ -1598,6 +1624,7 @@ setup(struct fz *f, struct reader *r)
 	    .tick_batch = h3 / 6 % 4,
 	    .max_clients = (h3 / 24 % 4) & 1 ? 4 : 0,
 	    .max_locks = (h3 / 24 % 4) & 2 ? 3 : 0,
+	    .hasher = {siphash_str, fuzz_hash_key},
 	};
 	f->t = locktab_new(&f->cfg);
 	if (f->t == NULL)

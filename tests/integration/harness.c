@@ -627,6 +627,12 @@ h_reply_topic(const struct h_client *c)
 	return c->reply;
 }
 
+const char *
+h_reply_for(const char *client)
+{
+	return h_fmt("replies/%s", client);
+}
+
 void
 h_sub(struct h_client *c, const char *filter)
 {
@@ -732,7 +738,11 @@ h_request(struct h_client *c, const char *lock, const char *op,
 	    extra != NULL ? extra : "");
 	if (n < 0 || (size_t)n >= sizeof(body))
 		h_fail("h_request: request too long");
-	h_publish(c, topic, body, (size_t)n, 0, corr);
+	if (corr != NULL)
+		h_publish5(c, topic, body, (size_t)n, 0, h_reply_for(client),
+		    corr, strlen(corr));
+	else
+		h_publish(c, topic, body, (size_t)n, 0, NULL);
 }
 
 static void
@@ -808,6 +818,17 @@ value_matches(const cJSON *j, const char *want)
 	return eq;
 }
 
+/* One key/value pair of a match; H_EMPTY's key: an empty payload. */
+static int
+pair_matches(const struct h_msg *m, const char *k, const char *v)
+{
+	if (k[0] == '\0')
+		return 1;
+	if (strcmp(k, "@empty") == 0)
+		return m->len == 0;
+	return v != NULL && value_matches(h_get(m, k), v);
+}
+
 static int
 msg_matches(const struct h_msg *m, const char *topic, const struct h_match *mt)
 {
@@ -816,9 +837,7 @@ msg_matches(const struct h_msg *m, const char *topic, const struct h_match *mt)
 	if (strcmp(m->topic, topic) != 0)
 		return 0;
 	for (i = 0; i < mt->n; i++) {
-		if (mt->key[i][0] == '\0')
-			continue;
-		if (!value_matches(h_get(m, mt->key[i]), mt->val[i]))
+		if (!pair_matches(m, mt->key[i], mt->val[i]))
 			return 0;
 	}
 	return mt->fn == NULL || mt->fn(m, mt->arg);
@@ -832,9 +851,7 @@ h_vmatches(const struct h_msg *m, const char *topic, va_list ap)
 
 	while (ok && (k = va_arg(ap, const char *)) != NULL) {
 		v = va_arg(ap, const char *);
-		if (k[0] != '\0' &&
-		    (v == NULL || !value_matches(h_get(m, k), v)))
-			ok = 0;
+		ok = pair_matches(m, k, v);
 	}
 	return ok;
 }
@@ -1275,7 +1292,22 @@ h_world_new(void **state, const char *flags)
 			h_fail("mosquitto did not start: %s/mosquitto.out",
 			    w->dir);
 	}
-	w->ctl = h_client_new(w, "ctl");
+	/*
+	 * Replies go to the requester's space, and ctl asks for many
+	 * clients: it reads all of replies/ (its own reply topic included;
+	 * a second, overlapping subscription would deliver MQTT 5
+	 * duplicates).
+	 */
+	{
+		static const struct h_login anonymous;
+		struct h_client *ctl;
+
+		/* (ctl kicks others' connects: set it once it is up.) */
+		if (h_client_try(w, "ctl", &anonymous, &ctl) != 0)
+			h_fail("ctl: connect to %s failed", w->uri);
+		w->ctl = ctl;
+	}
+	h_sub(w->ctl, "replies/#");
 	h_sub(w->ctl, STATUS_TOPIC);
 	h_sub(w->ctl, H_PREFIX "/+/owner");
 	h_sub(w->ctl, H_PREFIX "/_clients/+/events");

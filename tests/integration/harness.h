@@ -41,6 +41,12 @@
 
 /* Matches any message in h_expect() and h_expect_none(). */
 #define H_ANY "", ""
+/*
+ * Matches an empty payload: the owner message of a lock nobody holds or
+ * waits for (mqlockd deletes the broker's retained copy).
+ */
+#define H_EMPTY "@empty", ""
+#define H_FREE H_EMPTY
 
 struct h_world;
 struct h_client;
@@ -152,6 +158,12 @@ struct h_client *h_ctl(struct h_world *w);
 /* The topic the client's MQTT 5 requests ask replies on: replies/<id>. */
 const char *h_reply_topic(const struct h_client *c);
 
+/*
+ * replies/<client>, in an h_fmt() buffer: where mqlockd sends the reply to
+ * a request naming client (the only space it may use); h_ctl() reads all.
+ */
+const char *h_reply_for(const char *client);
+
 /* h_sub(c, filter): subscribe at QoS 1 and wait for the SUBACK. */
 void h_sub(struct h_client *c, const char *filter);
 
@@ -188,8 +200,9 @@ void h_pub(struct h_client *c, const char *topic, const char *text);
 /*
  * h_request(c, lock, op, client, session, extra, corr): publish
  * {"op":op,"client":client,"session":session,EXTRA} to P/<lock>/request.
- * extra is a JSON fragment of more members ("\"conn\":2") or NULL; corr as
- * for h_publish().
+ * extra is a JSON fragment of more members ("\"conn\":2") or NULL; with
+ * corr, the request asks for a reply on h_reply_for(client) with that
+ * correlation data.
  */
 void h_request(struct h_client *c, const char *lock, const char *op,
     const char *client, const char *session, const char *extra,

@@ -237,39 +237,47 @@ expand(char *out, size_t size, const char *tmpl, const char *cid,
 }
 
 /*
- * Publishes payload to P/<lock>/request with a response topic and checks
- * the refusal: reply with code, error event when ev says so, and no owner
- * message for the lock.  Then cid acquires another lock with a fresh
- * session, which must work.  lock_known: the lock id is valid.
+ * Publishes payload to P/<lock>/request (bound: P/<lock>/request/<cid>)
+ * asking for a reply on replies/<cid>, and checks the refusal: where the
+ * request names cid (always on the bound topic; on the unbound one when
+ * its payload is an object with "client" cid, ev EV_ERROR) a reply with
+ * code and an error event; where it names nobody, neither (checked by
+ * no_reply() at the end).  No owner message appears for the lock.  Then
+ * cid acquires another lock with a fresh session, which must work.
+ * lock_known: the lock id is valid.
  */
 static void
-refused(struct h_client *ctl, const char *lock, int lock_known,
+refused_on(struct h_client *ctl, int bound, const char *lock, int lock_known,
     const void *payload, size_t len, const char *cid, enum ev ev,
     const char *code, const char *what)
 {
 	char topic[512], corr[64], okl[64];
 	struct h_msg *m;
 
-	print_message("  %s\n", what);
-	snprintf(topic, sizeof(topic), "%s/%s/request", H_PREFIX, lock);
+	print_message("  %s%s\n", what, bound ? " (bound)" : "");
+	snprintf(topic, sizeof(topic), "%s/%s/request%s%s", H_PREFIX, lock,
+	    bound ? "/" : "", bound ? cid : "");
 	snprintf(corr, sizeof(corr), "corr-%s", cid);
 	snprintf(okl, sizeof(okl), "ok-%s", cid);
-	h_publish(ctl, topic, payload, len, 0, corr);
+	h_publish5(ctl, topic, payload, len, 0, h_reply_for(cid), corr,
+	    strlen(corr));
 
-	m = h_expect(ctl, h_reply_topic(ctl), H_WAIT_MS, "ok", "#false");
-	if (m->corr == NULL || strcmp(m->corr, corr) != 0)
-		fail_msg("%s: reply %s has correlation %s, expected %s", what,
-		    m->payload, m->corr != NULL ? m->corr : "(none)", corr);
-	if (strcmp(h_str(m, "code"), code) != 0)
-		fail_msg("%s: reply %s, expected code %s", what, m->payload,
-		    code);
-	h_str(m, "message");
-	if (lock_known)
-		assert_string_equal(h_str(m, "lock"), lock);
+	if (bound || ev == EV_ERROR) {
+		m = h_expect(ctl, h_reply_for(cid), H_WAIT_MS, "ok", "#false");
+		if (m->corr == NULL || strcmp(m->corr, corr) != 0)
+			fail_msg("%s: reply %s has correlation %s, expected "
+				 "%s",
+			    what, m->payload,
+			    m->corr != NULL ? m->corr : "(none)", corr);
+		if (strcmp(h_str(m, "code"), code) != 0)
+			fail_msg("%s: reply %s, expected code %s", what,
+			    m->payload, code);
+		h_str(m, "message");
+		if (lock_known)
+			assert_string_equal(h_str(m, "lock"), lock);
 
-	if (ev == EV_ERROR) {
 		m = h_expect(ctl, h_events(cid), H_WAIT_MS, "event", "error");
-		h_keys(m, "", "event,lock,code,message");
+		h_keys(m, "", "event,lock,code,message,now");
 		if (strcmp(h_str(m, "code"), code) != 0)
 			fail_msg("%s: event %s, expected code %s", what,
 			    m->payload, code);
@@ -283,10 +291,25 @@ refused(struct h_client *ctl, const char *lock, int lock_known,
 	h_request(ctl, okl, "acquire", cid, h_session(), NULL, NULL);
 	h_expect(ctl, h_events(cid), H_WAIT_MS, "event", "granted", "lock",
 	    okl);
-	if (ev != EV_ANY)
+	if (!bound && ev != EV_ANY && ev != EV_ERROR)
 		h_expect_none(ctl, h_events(cid), 0, "event", "error");
 	if (lock_known)
 		h_expect_none(ctl, h_owner(lock), 0, H_ANY);
+}
+
+static void
+refused(struct h_client *ctl, const char *lock, int lock_known,
+    const void *payload, size_t len, const char *cid, enum ev ev,
+    const char *code, const char *what)
+{
+	refused_on(ctl, 0, lock, lock_known, payload, len, cid, ev, code, what);
+}
+
+/* No reply reached cid: its request named nobody (checked after a wait). */
+static void
+no_reply(struct h_client *ctl, const char *cid, int wait)
+{
+	h_expect_none(ctl, h_reply_for(cid), wait ? H_QUIET_MS : 0, H_ANY);
 }
 
 static void
@@ -307,7 +330,24 @@ test_bad_requests(void **state)
 		refused(ctl, lock, 1, payload, len, cid, b->ev, "bad-request",
 		    b->name);
 	}
-	h_expect_none(ctl, h_reply_topic(ctl), H_QUIET_MS, H_ANY);
+	/* Unbound requests that named nobody got no reply either. */
+	for (i = 0; i < sizeof(bad_requests) / sizeof(bad_requests[0]); i++) {
+		if (bad_requests[i].ev == EV_ERROR)
+			continue;
+		snprintf(cid, sizeof(cid), "c%02zu", i);
+		no_reply(ctl, cid, i == 0);
+	}
+	/* On its bound topic, every bad request names its sender. */
+	for (i = 0; i < sizeof(bad_requests) / sizeof(bad_requests[0]); i++) {
+		const struct bad *b = &bad_requests[i];
+
+		snprintf(cid, sizeof(cid), "b%02zu", i);
+		snprintf(lock, sizeof(lock), "K%02zu", i);
+		len = expand(payload, sizeof(payload), b->payload, cid,
+		    h_session());
+		refused_on(ctl, 1, lock, 1, payload, len, cid, b->ev,
+		    "bad-request", b->name);
+	}
 	h_pass(w);
 }
 
@@ -336,7 +376,10 @@ test_oversized_requests(void **state)
 	h_expect(ctl, h_events("fit"), H_WAIT_MS, "event", "granted", "lock",
 	    "fit");
 
-	/* One byte more is refused, with an event: it is still parsed. */
+	/*
+	 * One byte more is refused unread: on the unbound topic nobody can
+	 * be told; on the bound topic the sender is.
+	 */
 	n = (size_t)snprintf(head, sizeof(head),
 	    "{\"op\":\"acquire\",\"client\":\"c4097\",\"session\":\"%s\","
 	    "\"pad\":\"",
@@ -344,10 +387,18 @@ test_oversized_requests(void **state)
 	memcpy(big, head, n);
 	memset(big + n, 'p', 4097 - n - 2);
 	memcpy(big + 4097 - 2, "\"}", 2);
-	refused(ctl, "L4097", 1, big, 4097, "c4097", EV_ERROR, "bad-request",
+	refused(ctl, "L4097", 1, big, 4097, "c4097", EV_NONE, "bad-request",
 	    "4097 bytes");
+	no_reply(ctl, "c4097", 1);
+	n = (size_t)snprintf(head, sizeof(head),
+	    "{\"op\":\"acquire\",\"client\":\"d4097\",\"session\":\"%s\","
+	    "\"pad\":\"",
+	    h_session());
+	memcpy(big, head, n);
+	refused_on(ctl, 1, "B4097", 1, big, 4097, "d4097", EV_ERROR,
+	    "bad-request", "4097 bytes");
 
-	/* Over 64 KiB: not parsed, only logged; the service goes on. */
+	/* Far larger: the same, and the service goes on. */
 	n = (size_t)snprintf(head, sizeof(head),
 	    "{\"op\":\"acquire\",\"client\":\"chuge\",\"session\":\"%s\","
 	    "\"pad\":\"",
@@ -556,7 +607,7 @@ test_waiter_limit(void **state)
 	m = h_expect(ctl, h_events("extra"), H_WAIT_MS, "event", "error");
 	assert_string_equal(h_str(m, "code"), "limit");
 	assert_string_equal(h_str(m, "lock"), "busy");
-	m = h_expect(ctl, h_reply_topic(ctl), H_WAIT_MS, "ok", "#false");
+	m = h_expect(ctl, h_reply_for("extra"), H_WAIT_MS, "ok", "#false");
 	assert_string_equal(h_str(m, "code"), "limit");
 	assert_string_equal(m->corr, "lim-1");
 	/* Try-lock is simply busy. */
@@ -600,7 +651,7 @@ test_locks_per_client_limit(void **state)
 	m = h_expect(ctl, h_events("many"), H_WAIT_MS, "event", "error");
 	assert_string_equal(h_str(m, "code"), "limit");
 	assert_string_equal(h_str(m, "lock"), "m255");
-	m = h_expect(ctl, h_reply_topic(ctl), H_WAIT_MS, "ok", "#false");
+	m = h_expect(ctl, h_reply_for("many"), H_WAIT_MS, "ok", "#false");
 	assert_string_equal(h_str(m, "code"), "limit");
 	assert_string_equal(m->corr, "lim-2");
 	h_expect_none(ctl, h_owner("m255"), 0, H_ANY);

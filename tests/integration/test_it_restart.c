@@ -42,7 +42,7 @@ test_kill9_restores_state(void **state)
 	/* Tokens used on another lock count as "before" too. */
 	td = acquire(ctl, "spare", "cl-d", sd, NULL, "granted");
 	h_request(ctl, "spare", "release", "cl-d", sd, NULL, NULL);
-	h_state(ctl, h_owner("spare"), H_WAIT_MS, "owner", "#null");
+	h_state(ctl, h_owner("spare"), H_WAIT_MS, H_FREE);
 	ta = acquire(ctl, "doc", "cl-a", sa, "\"user\":\"Alice\"", "granted");
 	acquire(ctl, "doc", "cl-b", sb, "\"user\":\"Bob\"", "queued");
 	acquire(ctl, "doc", "cl-c", sc, NULL, "queued");
@@ -137,12 +137,12 @@ test_requests_while_down_are_handled(void **state)
 	tb = h_int(m, "token");
 	assert_true(tc > ta);
 	assert_true(tb > tc);
-	m = h_expect(ctl, h_reply_topic(ctl), H_WAIT_MS, H_ANY);
+	m = h_expect(ctl, h_reply_for("cl-c"), H_WAIT_MS, H_ANY);
 	assert_string_equal(m->corr, "down-1");
-	m = h_expect(ctl, h_reply_topic(ctl), H_WAIT_MS, H_ANY);
+	m = h_expect(ctl, h_reply_for("cl-b"), H_WAIT_MS, H_ANY);
 	assert_string_equal(m->corr, "down-2");
 	assert_string_equal(h_str(m, "result"), "queued");
-	m = h_expect(ctl, h_reply_topic(ctl), H_WAIT_MS, H_ANY);
+	m = h_expect(ctl, h_reply_for("cl-a"), H_WAIT_MS, H_ANY);
 	assert_string_equal(m->corr, "down-3");
 	assert_string_equal(h_str(m, "result"), "released");
 	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-b");
@@ -263,7 +263,8 @@ static void
 test_deadline_passed_during_outage(void **state)
 {
 	struct h_world *w = h_world_start(state,
-	    "--grace 1.5 --keepalive 30 --idle-timeout 3 --idle-warning 0.5");
+	    "--idle-policy always --grace 1.5 --keepalive 30 --idle-timeout 3 "
+	    "--idle-warning 0.5");
 	struct h_client *ctl = h_ctl(w);
 	struct h_msg *m;
 	long long dl, before, floored, quiet, stale = 0;
@@ -295,7 +296,7 @@ test_deadline_passed_during_outage(void **state)
 	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "revoked");
 	assert_string_equal(h_str(m, "reason"), "idle");
 	assert_true(m->at_ms >= floored - 50);
-	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null");
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, H_FREE);
 	if (stale != 0)
 		fail_msg("the first owner message after the restart showed "
 			 "idle_deadline %lld, which had passed during the "
@@ -316,7 +317,9 @@ test_status_message(void **state)
 	h_sub(late, STATUS);
 	m = h_expect(late, STATUS, H_WAIT_MS, "state", "online");
 	assert_true(m->retained);
-	h_keys(m, "", "state,version,protocol,since,epoch");
+	h_keys(m, "",
+	    "state,version,protocol,since,epoch,grace,idle_timeout,"
+	    "idle_warning,idle_policy,keepalive,tickets");
 	h_str(m, "version");
 	assert_int_equal(h_int(m, "protocol"), 1);
 	assert_int_equal(h_int(m, "epoch"), h_coord_epoch(w));

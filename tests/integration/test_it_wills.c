@@ -86,7 +86,7 @@ test_will_without_conn(void **state)
 	    "owner.connected", "#false");
 	h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "revoked", "reason",
 	    "disconnect");
-	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null");
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, H_FREE);
 	h_pass(w);
 }
 
@@ -188,18 +188,25 @@ test_stale_will_ignored(void **state)
 	h_expect_none(ctl, h_events("cl-a"), 0, H_ANY);
 	h_expect_none(ctl, h_events("nobody"), 0, H_ANY);
 
-	/* A request with a lower conn is still served. */
-	h_request(ctl, "doc", "acquire", "cl-a", sa, "\"conn\":1", NULL);
+	/*
+	 * A request from an older connection is stale: that connection is
+	 * gone.  Only a reply says so; nothing changes.
+	 */
+	h_request(ctl, "doc", "release", "cl-a", sa, "\"conn\":1", "old");
+	m = h_expect(ctl, h_reply_for("cl-a"), H_WAIT_MS, "ok", "#false");
+	assert_string_equal(h_str(m, "code"), "stale");
+	h_expect_none(ctl, h_events("cl-a"), H_QUIET_MS, H_ANY);
+	h_request(ctl, "doc", "acquire", "cl-a", sa, "\"conn\":2", NULL);
 	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "granted");
 	assert_int_equal(h_int(m, "token"), ta);
 
-	/* conn only ranks wills: one as high as the highest seen counts. */
+	/* A will as high as the highest conn seen counts. */
 	h_pub(ctl, will, h_fmt("{\"session\":\"%s\",\"conn\":2}", sa));
 	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner.client", "cl-a",
 	    "owner.connected", "#false");
 	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "revoked");
 	assert_string_equal(h_str(m, "reason"), "disconnect");
-	h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null");
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, H_FREE);
 	h_pass(w);
 }
 
@@ -260,8 +267,7 @@ test_dead_waiter_dropped(void **state)
 	    "waiting", "#0");
 	/* ... and is never granted, even when the lock becomes free. */
 	h_request(ctl, "doc", "release", "cl-c", sc, NULL, NULL);
-	m = h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null");
-	assert_int_equal(h_int(m, "waiting"), 0);
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, H_FREE);
 	h_expect_none(ctl, h_events("cl-w"), H_QUIET_MS, "event", "granted");
 	h_pass(w);
 }
@@ -334,13 +340,52 @@ test_will_covers_every_lock(void **state)
 	m = h_expect(ctl, h_events("cl-a"), H_WAIT_MS, "event", "revoked",
 	    "lock", "two");
 	assert_int_equal(h_int(m, "token"), t2);
-	h_state(ctl, h_owner("one"), H_WAIT_MS, "owner", "#null");
-	h_state(ctl, h_owner("two"), H_WAIT_MS, "owner", "#null");
+	h_state(ctl, h_owner("one"), H_WAIT_MS, H_FREE);
+	h_state(ctl, h_owner("two"), H_WAIT_MS, H_FREE);
 	h_state(ctl, h_owner("three"), H_WAIT_MS, "owner.client", "cl-h",
 	    "waiting", "#0");
 
 	/* Holding and waiting for nothing, the id may bind a new session. */
 	grant(ctl, "one", "cl-a", h_session(), NULL);
+	h_pass(w);
+}
+
+/*
+ * A request that arrives after its own connection's will (a copy the
+ * broker kept, delivered late, or replayed by a broker restored from an
+ * old save) is stale: it must not bring the client back, answer a roll
+ * call or win it a lock (issue 10).  Deterministic: the stale copy is
+ * published by hand after the will.
+ */
+static void
+test_request_after_its_will_is_stale(void **state)
+{
+	struct h_world *w = h_world_start(state, "--grace 1");
+	struct h_client *ctl = h_ctl(w);
+	const char *sa = h_session(), *sb = h_session();
+	const char *will = h_fmt("%s/_clients/cl-b/will", H_PREFIX);
+	struct h_msg *m;
+
+	grant(ctl, "doc", "cl-a", sa, NULL);
+	h_request(ctl, "doc", "acquire", "cl-b", sb, "\"conn\":3", NULL);
+	h_expect(ctl, h_events("cl-b"), H_WAIT_MS, "event", "queued");
+	/* B's connection 3 dies. */
+	h_pub(ctl, will, h_fmt("{\"session\":\"%s\",\"conn\":3}", sb));
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, "queue.0.client", "cl-b",
+	    "queue.0.connected", "#false");
+	/* A copy of a request from that very connection arrives late. */
+	h_request(ctl, "doc", "acquire", "cl-b", sb, "\"conn\":3", "late");
+	m = h_expect(ctl, h_reply_for("cl-b"), H_WAIT_MS, "ok", "#false");
+	assert_string_equal(h_str(m, "code"), "stale");
+	/* B stays gone: the holder's release frees the lock. */
+	h_request(ctl, "doc", "release", "cl-a", sa, NULL, NULL);
+	m = h_state(ctl, h_owner("doc"), H_WAIT_MS, "owner", "#null");
+	assert_true(cJSON_IsFalse(h_get(m, "queue.0.connected")));
+	/* And after its grace B is gone from the queue, never granted. */
+	h_state(ctl, h_owner("doc"), H_WAIT_MS, H_FREE);
+	h_expect_none(ctl, h_events("cl-b"), 0, "event", "granted");
+	h_expect(ctl, h_events("cl-b"), H_WAIT_MS, "event", "dropped", "reason",
+	    "disconnect");
 	h_pass(w);
 }
 
@@ -357,6 +402,8 @@ main(void)
 	    cmocka_unit_test_teardown(test_activity_within_grace_reconnects,
 		h_teardown),
 	    cmocka_unit_test_teardown(test_stale_will_ignored, h_teardown),
+	    cmocka_unit_test_teardown(test_request_after_its_will_is_stale,
+		h_teardown),
 	    cmocka_unit_test_teardown(test_frozen_holder_released, h_teardown),
 	    cmocka_unit_test_teardown(test_dead_waiter_dropped, h_teardown),
 	    cmocka_unit_test_teardown(test_returning_waiter_granted_when_free,

@@ -27,10 +27,16 @@ struct s_world {
 	char conf[PATH_MAX]; /* the rewritten copy mosquitto runs with */
 	int port;
 	int ws_port;
+	int coord_port; /* 0: a profile without the coordinator's listener */
 	char uri[64];
+	char ws_uri[64];
+	char coord_uri[64];
+	char coord_id[160];
+	long nofile;
 	char flags[512];
 	char pw[S_ROLES][128];
 	struct h_proc *broker;
+	long broker_pid;
 	struct h_proc *coord;
 	long coord_pid;
 	struct h_client *mon;
@@ -63,6 +69,69 @@ s_port(const struct s_world *w)
 }
 
 const char *
+s_uri_of(const struct s_world *w, enum s_listener l)
+{
+	switch (l) {
+	case S_WS:
+		return w->ws_uri;
+	case S_COORD:
+		return w->coord_port != 0 ? w->coord_uri : w->uri;
+	case S_TLS:
+	default:
+		return w->uri;
+	}
+}
+
+int
+s_ws_port(const struct s_world *w)
+{
+	return w->ws_port;
+}
+
+int
+s_coord_port(const struct s_world *w)
+{
+	return w->coord_port != 0 ? w->coord_port : w->port;
+}
+
+const char *
+s_coord_id(const struct s_world *w)
+{
+	return w->coord_id;
+}
+
+long
+s_broker_pid(const struct s_world *w)
+{
+	return w->broker_pid;
+}
+
+long
+s_nofile(const struct s_world *w)
+{
+	return w->nofile;
+}
+
+int
+s_shipped_shape(const struct s_world *w)
+{
+	return w->coord_port != 0;
+}
+
+/* The listener a role uses in the profile. */
+static enum s_listener
+listener_of(const struct s_world *w, const char *user)
+{
+	if (w->coord_port == 0)
+		return S_TLS; /* an older profile: one set of users */
+	if (strcmp(user, "editors") == 0)
+		return S_WS;
+	if (strcmp(user, "coordinator") == 0)
+		return S_COORD;
+	return S_TLS;
+}
+
+const char *
 s_file(const struct s_world *w, const char *name)
 {
 	return h_fmt("%s/%s", w->dir, name);
@@ -89,11 +158,20 @@ s_pass(struct s_world *w)
 	h_pass(w->hw);
 }
 
+/* The setup.sh to run: $MQLOCK_SEC_SETUP, else the shipped one. */
+static const char *
+setup_sh(void)
+{
+	const char *e = getenv("MQLOCK_SEC_SETUP");
+
+	return e != NULL && *e != '\0' ? e : MQLOCK_SETUP_SH;
+}
+
 /* setup.sh into w->dir, and the passwords it generated. */
 static void
 run_setup(struct s_world *w)
 {
-	char *argv[4];
+	char *argv[6];
 	struct h_proc *p;
 	size_t len;
 	char *s;
@@ -101,9 +179,17 @@ run_setup(struct s_world *w)
 
 	snprintf(w->dir, sizeof(w->dir), "%s", h_path(w->hw, "broker"));
 	argv[0] = (char *)"/bin/bash";
-	argv[1] = (char *)MQLOCK_SETUP_SH;
-	argv[2] = w->dir;
-	argv[3] = NULL;
+	argv[1] = (char *)setup_sh();
+	if (strcmp(argv[1], MQLOCK_SETUP_SH) == 0) {
+		/* The plugin of this build. */
+		argv[2] = (char *)"--plugin";
+		argv[3] = (char *)MQLOCK_AUTH_SO;
+		argv[4] = w->dir;
+		argv[5] = NULL;
+	} else {
+		argv[2] = w->dir;
+		argv[3] = NULL;
+	}
 	p = h_spawn(w->hw, argv, "setup.out");
 	if (h_proc_wait(p, 60000) != 0)
 		s_fail("setup.sh failed; see %s", h_path(w->hw, "setup.out"));
@@ -117,6 +203,43 @@ run_setup(struct s_world *w)
 		snprintf(w->pw[i], sizeof(w->pw[i]), "%s", s);
 		free(s);
 	}
+	/* A profile without one keeps mqlockd's default id. */
+	s = tutil_slurp(s_file(w, "coordinator-id"), &len);
+	snprintf(w->coord_id, sizeof(w->coord_id), "%s",
+	    s != NULL ? s : "mqlockd");
+	w->coord_id[strcspn(w->coord_id, "\n")] = '\0';
+	free(s);
+}
+
+/*
+ * The file limit the shipped systemd drop-in gives the broker
+ * (mosquitto-limits.conf beside setup.sh), or, without one, systemd's
+ * default soft limit for services, 1024.
+ */
+static long
+shipped_nofile(void)
+{
+	char path[PATH_MAX];
+	char *text, *p, *end;
+	long n = 1024;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s", setup_sh());
+	if ((p = strrchr(path, '/')) != NULL)
+		*p = '\0';
+	snprintf(path + strlen(path), sizeof(path) - strlen(path),
+	    "/mosquitto-limits.conf");
+	if ((text = tutil_slurp(path, &len)) == NULL)
+		return n;
+	for (p = text; (p = strstr(p, "LimitNOFILE=")) != NULL; p++)
+		if (p == text || p[-1] == '\n') {
+			n = strtol(p + 12, &end, 10);
+			if (end == p + 12 || n < 64)
+				s_fail("%s: no usable LimitNOFILE", path);
+			break;
+		}
+	free(text);
+	return n;
 }
 
 /*
@@ -131,7 +254,7 @@ rewrite_conf(struct s_world *w)
 	char *text, *line, *next;
 	size_t len;
 	FILE *out;
-	int tls = 0, ws = 0, pers = 0;
+	int tls = 0, ws = 0, coord = 0, pers = 0;
 
 	snprintf(path, sizeof(path), "%s/mosquitto.conf", w->dir);
 	if ((text = tutil_slurp(path, &len)) == NULL)
@@ -150,6 +273,9 @@ rewrite_conf(struct s_world *w)
 		} else if (strcmp(line, "listener 8080 127.0.0.1") == 0) {
 			fprintf(out, "listener %d 127.0.0.1\n", w->ws_port);
 			ws++;
+		} else if (strcmp(line, "listener 8884 127.0.0.1") == 0) {
+			fprintf(out, "listener %d 127.0.0.1\n", w->coord_port);
+			coord++;
 		} else if (strncmp(line, "persistence_location ", 21) == 0) {
 			fprintf(out, "persistence_location %s/\n",
 			    h_dir(w->hw));
@@ -162,36 +288,64 @@ rewrite_conf(struct s_world *w)
 	free(text);
 	if (fclose(out) != 0)
 		s_fail("write %s: %s", w->conf, strerror(errno));
-	if (tls != 1 || ws != 1 || pers != 1)
+	if (tls != 1 || ws != 1 || coord > 1 || pers != 1)
 		s_fail("the production mosquitto.conf changed shape: expected "
-		       "one 'listener 8883', one 'listener 8080 127.0.0.1' and "
-		       "one persistence_location line (found %d, %d, %d)",
-		    tls, ws, pers);
+		       "one 'listener 8883', one 'listener 8080 127.0.0.1', at "
+		       "most one 'listener 8884 127.0.0.1' and one "
+		       "persistence_location line (found %d, %d, %d, %d)",
+		    tls, ws, coord, pers);
+	if (coord == 0)
+		w->coord_port = 0;
 }
 
-/* Starts mosquitto; 0, or -1 if it died at once (a port was taken). */
+/* A free port other than the ones in taken[0..n-1]. */
+static int
+other_port(const int *taken, int n)
+{
+	int p, again;
+
+	do {
+		if ((p = tutil_free_port()) == -1)
+			s_fail("no free port: %s", strerror(errno));
+		again = 0;
+		for (int i = 0; i < n; i++)
+			again |= p == taken[i];
+	} while (again);
+	return p;
+}
+
+/*
+ * Starts mosquitto with the file limit the shipped unit gives it; 0, or -1
+ * if it died at once (a port was taken).
+ */
 static int
 broker_try(struct s_world *w)
 {
-	char *argv[4], log[PATH_MAX];
+	char *argv[9], log[PATH_MAX], nofile[32];
+	int taken[3];
 	long long end;
 	FILE *f;
 
 	snprintf(log, sizeof(log), "%s",
 	    h_path(w->hw, "production-mosquitto.log"));
-	if ((w->port = tutil_free_port()) == -1)
-		s_fail("no free port: %s", strerror(errno));
-	do
-		w->ws_port = tutil_free_port();
-	while (w->ws_port == w->port);
-	if (w->ws_port == -1)
-		s_fail("no free port: %s", strerror(errno));
+	taken[0] = w->port = other_port(taken, 0);
+	taken[1] = w->ws_port = other_port(taken, 1);
+	taken[2] = w->coord_port = other_port(taken, 2);
 	snprintf(w->uri, sizeof(w->uri), "ssl://127.0.0.1:%d", w->port);
+	snprintf(w->ws_uri, sizeof(w->ws_uri), "ws://127.0.0.1:%d", w->ws_port);
+	snprintf(w->coord_uri, sizeof(w->coord_uri), "ssl://127.0.0.1:%d",
+	    w->coord_port);
 	rewrite_conf(w);
-	argv[0] = (char *)MOSQUITTO_BIN;
+	w->nofile = shipped_nofile();
+	snprintf(nofile, sizeof(nofile), "%ld", w->nofile);
+	argv[0] = (char *)"/bin/sh";
 	argv[1] = (char *)"-c";
-	argv[2] = w->conf;
-	argv[3] = NULL;
+	argv[2] = (char *)"ulimit -n \"$1\" && exec \"$2\" -c \"$3\"";
+	argv[3] = (char *)"sh";
+	argv[4] = nofile;
+	argv[5] = (char *)MOSQUITTO_BIN;
+	argv[6] = w->conf;
+	argv[7] = NULL;
 	/* A new log per attempt: an earlier one may hold an "Error". */
 	if ((f = fopen(log, "w")) != NULL)
 		fclose(f);
@@ -202,11 +356,14 @@ broker_try(struct s_world *w)
 		if (tutil_file_contains(log, "Error"))
 			return -1; /* most likely a port was taken */
 		if (tutil_mono_ms() >= end)
-			s_fail("mosquitto did not start on ports %d and %d; "
-			       "see %s",
-			    w->port, w->ws_port, log);
+			s_fail(
+			    "mosquitto did not start on ports %d, %d and %d; "
+			    "see %s",
+			    w->port, w->ws_port, w->coord_port, log);
 		tutil_nap_ms(10);
 	}
+	if ((w->broker_pid = tutil_find_pid(w->conf)) < 0)
+		s_fail("mosquitto (%s) not found in /proc", w->conf);
 	return 0;
 }
 
@@ -222,13 +379,15 @@ coord_start(struct s_world *w)
 	snprintf(db, sizeof(db), "%s/mqlock.db", h_dir(w->hw));
 	snprintf(ca, sizeof(ca), "%s/ca.crt", w->dir);
 	snprintf(pwf, sizeof(pwf), "%s/passwords/coordinator", w->dir);
-	n = h_coord_argv(argv, wrap, sizeof(wrap), w->uri, db);
+	n = h_coord_argv(argv, wrap, sizeof(wrap), s_uri_of(w, S_COORD), db);
 	argv[n++] = (char *)"--cafile";
 	argv[n++] = ca;
 	argv[n++] = (char *)"--username";
 	argv[n++] = (char *)"coordinator";
 	argv[n++] = (char *)"--password-file";
 	argv[n++] = pwf;
+	argv[n++] = (char *)"--client-id";
+	argv[n++] = w->coord_id;
 	snprintf(flags, sizeof(flags), "%s", w->flags);
 	n = h_words(flags, argv, n, 94);
 	argv[n] = NULL;
@@ -242,6 +401,15 @@ coord_start(struct s_world *w)
 	}
 	h_expect(w->mon, H_PREFIX "/_coordinator/status", S_START_MS, "state",
 	    "online");
+}
+
+void
+s_coord_restart(struct s_world *w)
+{
+	if (w->coord_pid > 0 && tutil_proc_field(w->coord_pid, 0) != 'Z')
+		(void)tutil_stop_child(w->coord_pid, SIGKILL, S_STOP_MS);
+	w->coord_pid = -1;
+	coord_start(w);
 }
 
 struct s_world *
@@ -309,8 +477,9 @@ s_teardown(void **state)
 struct h_client *
 s_connect(struct s_world *w, const char *user, const char *id)
 {
-	struct h_login login = {w->uri, user, s_password(w, user),
-	    s_file(w, "ca.crt"), h_fmt("replies/%s/r", id)};
+	struct h_login login = {s_uri_of(w, listener_of(w, user)), user,
+	    s_password(w, user), s_file(w, "ca.crt"),
+	    h_fmt("replies/%s/r", id)};
 	struct h_client *c;
 	int rc = h_client_try(w->hw, id, &login, &c);
 
@@ -324,13 +493,48 @@ int
 s_try_connect(struct s_world *w, const char *user, const char *password,
     const char *id, const char *cafile)
 {
-	struct h_login login = {w->uri, user, password, cafile, NULL};
+	return s_try_at(w, S_TLS, user, password, id, cafile);
+}
+
+int
+s_try_at(struct s_world *w, enum s_listener l, const char *user,
+    const char *password, const char *id, const char *cafile)
+{
+	struct h_login login = {s_uri_of(w, l), user, password, cafile, NULL};
 	struct h_client *c;
 	int rc = h_client_try(w->hw, id, &login, &c);
 
 	if (rc == 0)
 		h_disconnect(c);
 	return rc;
+}
+
+struct h_client *
+s_connect_at(struct s_world *w, enum s_listener l, const char *user,
+    const char *id)
+{
+	struct h_login login = {s_uri_of(w, l), user, s_password(w, user),
+	    s_file(w, "ca.crt"), h_fmt("replies/%s/r", id)};
+	struct h_client *c;
+	int rc = h_client_try(w->hw, id, &login, &c);
+
+	if (rc != 0)
+		s_fail("%s: %s could not connect to %s: %d", id, user,
+		    login.uri, rc);
+	return c;
+}
+
+void
+s_request(struct h_client *c, const char *id, const char *lock, const char *op,
+    const char *session, const char *extra, const char *corr)
+{
+	char topic[512], body[4096];
+
+	snprintf(topic, sizeof(topic), "%s/%s/request/%s", H_PREFIX, lock, id);
+	snprintf(body, sizeof(body),
+	    "{\"op\":\"%s\",\"client\":\"%s\",\"session\":\"%s\"%s%s}", op, id,
+	    session, extra != NULL ? "," : "", extra != NULL ? extra : "");
+	h_publish(c, topic, body, strlen(body), 0, corr);
 }
 
 int

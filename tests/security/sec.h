@@ -5,16 +5,21 @@
  * s_world_start() builds on the integration harness (harness.h) for its
  * temporary directory, process handling and failure reports, then:
  *
- *   1. runs broker-config/production/setup.sh into <world>/broker, which
- *      writes the users and passwords, the ACL, a local CA with a server
- *      certificate, and its copy of the production mosquitto.conf;
+ *   1. runs broker-config/production/setup.sh into <world>/broker (or the
+ *      setup.sh named by $MQLOCK_SEC_SETUP, to try the attacks against
+ *      another profile), which writes the users and passwords, the ACLs,
+ *      the coordinator's client id, a local CA with a server certificate,
+ *      and its copy of the production mosquitto.conf;
  *   2. rewrites that copy only where a test must differ from a real host:
- *      the TLS and WebSocket listeners on free 127.0.0.1 ports, persistence
- *      in the world's directory, and "user root" when run as root (as the
- *      harness's own broker config does); anonymous access, password
- *      file, ACL, certificates and limits stay exactly as shipped;
- *   3. starts that mosquitto and an mqlockd connecting over TLS as the
- *      coordinator user (ssl://, --cafile, --username, --password-file);
+ *      the listeners on free 127.0.0.1 ports, persistence in the world's
+ *      directory, and "user root" when run as root (as the harness's own
+ *      broker config does); anonymous access, password files, ACLs,
+ *      plugin, certificates and limits stay exactly as shipped;
+ *   3. starts that mosquitto with the file limit the shipped systemd
+ *      drop-in sets (mosquitto-limits.conf beside setup.sh; systemd's
+ *      default 1024 without one), and an mqlockd connecting over TLS to
+ *      the coordinator's listener as the coordinator user with its client
+ *      id (ssl://, --cafile, --username, --password-file, --client-id);
  *   4. waits until a monitor sees the coordinator's online status.
  *
  * Test clients are the harness's clients (struct h_client: h_sub(),
@@ -49,6 +54,12 @@ struct s_world;
  */
 struct s_world *s_world_start(void **state, const char *flags);
 
+/*
+ * s_coord_restart(w): kill mqlockd (SIGKILL) and start it again, as its
+ * supervisor would; returns once a monitor sees it online again.
+ */
+void s_coord_restart(struct s_world *w);
+
 /* cmocka teardown for s_world_start(). */
 int s_teardown(void **state);
 
@@ -61,6 +72,32 @@ struct h_world *s_h(struct s_world *w);
 /* The TLS broker URI, "ssl://127.0.0.1:PORT", and its port. */
 const char *s_uri(const struct s_world *w);
 int s_port(const struct s_world *w);
+
+/*
+ * The profile's listeners: TLS (services, monitors, admins), WebSocket
+ * (editors) and the coordinator's own TLS listener on loopback.
+ */
+enum s_listener { S_TLS, S_WS, S_COORD };
+
+/* A listener's URI: ssl://127.0.0.1:PORT or ws://127.0.0.1:PORT. */
+const char *s_uri_of(const struct s_world *w, enum s_listener l);
+int s_ws_port(const struct s_world *w);
+int s_coord_port(const struct s_world *w);
+
+/*
+ * 1 for a profile of the shipped shape (three listeners, a coordinator
+ * id); 0 for an older one (one set of users on TLS and WebSocket alike),
+ * which s_world_start() also runs, so that each attack can be tried
+ * against it (MQLOCK_SEC_SETUP, below).
+ */
+int s_shipped_shape(const struct s_world *w);
+
+/* The coordinator's client id (DIR/coordinator-id, else "mqlockd"). */
+const char *s_coord_id(const struct s_world *w);
+
+/* The broker's pid, and the file limit it was started with. */
+long s_broker_pid(const struct s_world *w);
+long s_nofile(const struct s_world *w);
 
 /* Path of a file setup.sh wrote ("ca.crt", "passwords/editors" ...). */
 const char *s_file(const struct s_world *w, const char *name);
@@ -75,12 +112,16 @@ const char *s_password(const struct s_world *w, const char *user);
 struct h_client *s_mon(struct s_world *w);
 
 /*
- * s_connect(w, user, id): a TLS connection with client id id, logging in
- * as user (a role name) with its password; clean start, no will, subscribed
- * to nothing; its reply topic (h_reply_topic()) is replies/<id>/r.  Fails
- * the test if the broker refuses.  Owned by the world.
+ * s_connect(w, user, id): a connection with client id id to the listener
+ * of user's role (editors: WebSocket; coordinator: its own listener;
+ * others: TLS), logging in as user (a role name) with its password; clean
+ * start, no will, subscribed to nothing; its reply topic (h_reply_topic())
+ * is replies/<id>/r.  Fails the test if the broker refuses.  Owned by the
+ * world.  s_connect_at() connects to the listener l instead.
  */
 struct h_client *s_connect(struct s_world *w, const char *user, const char *id);
+struct h_client *s_connect_at(struct s_world *w, enum s_listener l,
+    const char *user, const char *id);
 
 /*
  * s_try_connect(w, user, password, id, cafile): one connection attempt
@@ -92,6 +133,18 @@ struct h_client *s_connect(struct s_world *w, const char *user, const char *id);
  */
 int s_try_connect(struct s_world *w, const char *user, const char *password,
     const char *id, const char *cafile);
+
+/* s_try_connect() on the listener l (cafile is ignored for WebSocket). */
+int s_try_at(struct s_world *w, enum s_listener l, const char *user,
+    const char *password, const char *id, const char *cafile);
+
+/*
+ * s_request(c, id, lock, op, session, extra, corr): as h_request(), on the
+ * topic bound to the sender, P/<lock>/request/<id>, with "client":id; id
+ * must be c's client id for the broker to let it through.
+ */
+void s_request(struct h_client *c, const char *id, const char *lock,
+    const char *op, const char *session, const char *extra, const char *corr);
 
 /*
  * s_pub(c, topic, payload, retained, resp): publish a string at QoS 1 and

@@ -188,18 +188,18 @@ scenario(struct s_world *w, const char **secrets)
 	secrets[2] = sc;
 	h_sub(ops, "replies/ops/#");
 
-	h_request(alice, "doc-a", "acquire", "ed-alice", sa,
+	s_request(alice, "ed-alice", "doc-a", "acquire", sa,
 	    "\"user\":\"Alice\",\"conn\":1", "c");
 	reply(alice, "result", "granted");
 	h_expect(alice, h_events("ed-alice"), H_WAIT_MS, "event", "granted");
-	h_request(bob, "doc-a", "acquire", "svc-bob", sb, "\"user\":\"Bob\"",
+	s_request(bob, "svc-bob", "doc-a", "acquire", sb, "\"user\":\"Bob\"",
 	    "c");
 	reply(bob, "result", "queued");
-	h_request(alice, "doc-a", "activity", "ed-alice", sa, NULL, "c");
+	s_request(alice, "ed-alice", "doc-a", "activity", sa, NULL, "c");
 	reply(alice, "result", "refreshed");
 
 	/* Carol holds doc-b through a connection whose will fires. */
-	walker = s_holder(w, "editors", "ed-carol", sc, 1, s_will("ed-carol"));
+	walker = s_holder(w, "services", "ed-carol", sc, 1, s_will("ed-carol"));
 	h_request(carol, "doc-b", "acquire", "ed-carol", sc,
 	    "\"user\":\"Carol\",\"conn\":1", "c");
 	reply(carol, "result", "granted");
@@ -209,17 +209,17 @@ scenario(struct s_world *w, const char **secrets)
 	h_state(mon, h_owner("doc-b"), H_WAIT_MS, "owner.client", "ed-carol",
 	    "owner.connected", "#false");
 
-	rc = s_pub(ops, H_PREFIX "/_admin/command",
+	rc = s_pub(ops, H_PREFIX "/_admin/command/ops",
 	    "{\"op\":\"break\",\"lock\":\"doc-a\",\"reason\":\"drill\"}", 0,
 	    h_reply_topic(ops));
 	assert_true(rc < 0x80);
 	reply(ops, "result", "revoked");
 	h_expect(bob, h_events("svc-bob"), H_WAIT_MS, "event", "granted");
-	h_request(bob, "doc-a", "release", "svc-bob", sb, NULL, "c");
+	s_request(bob, "svc-bob", "doc-a", "release", sb, NULL, "c");
 	reply(bob, "result", "released");
-	h_state(mon, h_owner("doc-a"), H_WAIT_MS, "owner", "#null");
+	h_state(mon, h_owner("doc-a"), H_WAIT_MS, H_FREE);
 	/* Carol's grace ends: her lock is free too. */
-	h_state(mon, h_owner("doc-b"), H_WAIT_MS, "owner", "#null");
+	h_state(mon, h_owner("doc-b"), H_WAIT_MS, H_FREE);
 }
 
 /* Without valid credentials nobody gets in; every role does with them. */
@@ -253,10 +253,13 @@ test_logins(void **state)
 	print_message("without the CA: %d\n", rc);
 	assert_int_equal(rc, -1);
 
+	/* Each role on its own listener; the coordinator with its id. */
+	static const enum s_listener at[] = {S_COORD, S_WS, S_TLS, S_TLS,
+	    S_TLS};
 	for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++)
-		assert_int_equal(s_try_connect(w, users[i],
-				     s_password(w, users[i]),
-				     h_fmt("ok-%zu", i), ca),
+		assert_int_equal(
+		    s_try_at(w, at[i], users[i], s_password(w, users[i]),
+			i == 0 ? s_coord_id(w) : h_fmt("ok-%zu", i), ca),
 		    0);
 	s_pass(w);
 }
@@ -279,7 +282,7 @@ test_hostile_cannot_release_refresh_or_take_over(void **state)
 	struct h_msg *m;
 	long long deadline;
 
-	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
+	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
 	h.token = h_int(reply(victim, "result", "granted"), "token");
 	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 	deadline = h_int(m, "idle_deadline");
@@ -303,7 +306,7 @@ test_hostile_cannot_release_refresh_or_take_over(void **state)
 	    S_RC_NOT_AUTHORIZED);
 
 	/* The victim still holds it, bound to its session, token unchanged. */
-	h_request(victim, "doc-1", "activity", "victim", sv, NULL, "c");
+	s_request(victim, "victim", "doc-1", "activity", sv, NULL, "c");
 	reply(victim, "result", "refreshed");
 	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 	assert_int_equal(h_int(m, "token"), h.token);
@@ -312,9 +315,9 @@ test_hostile_cannot_release_refresh_or_take_over(void **state)
 	    "an owner message naming another holder");
 
 	/* Legitimate use by the same client still works. */
-	h_request(hostile, "doc-1", "acquire", "hostile", sh, NULL, "c");
+	s_request(hostile, "hostile", "doc-1", "acquire", sh, NULL, "c");
 	reply(hostile, "result", "queued");
-	h_request(victim, "doc-1", "release", "victim", sv, NULL, "c");
+	s_request(victim, "victim", "doc-1", "release", sv, NULL, "c");
 	reply(victim, "result", "released");
 	m = h_expect(hostile, h_events("hostile"), H_WAIT_MS, "event",
 	    "granted");
@@ -422,7 +425,7 @@ test_hostile_cannot_forge_owner_status_or_events(void **state)
 
 	snprintf(revoked.topic, sizeof(revoked.topic), "%s",
 	    h_events("victim"));
-	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
+	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
 	h.token = h_int(reply(victim, "result", "granted"), "token");
 	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
 	h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
@@ -454,7 +457,7 @@ test_hostile_cannot_forge_owner_status_or_events(void **state)
 	h_expect(late, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim",
 	    "token", h_fmt("#%lld", h.token));
 	/* Control: the victim's own next event does arrive. */
-	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
+	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
 	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
 	h_forbidden(mon, 0, other_holder, &h, "a forged owner message");
 	h_forbidden(late, 0, other_holder, &h, "a forged owner message");
@@ -489,7 +492,7 @@ test_replies_cannot_reach_coordinator_topics(void **state)
 
 	snprintf(owner.topic, sizeof(owner.topic), "%s", h_owner("doc-1"));
 	snprintf(events.topic, sizeof(events.topic), "%s", h_events("victim"));
-	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
+	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
 	reply(victim, "result", "granted");
 	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
 	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
@@ -500,8 +503,9 @@ test_replies_cannot_reach_coordinator_topics(void **state)
 	    "\"wait\":false}",
 	    sh);
 	for (int i = 0; i < 3; i++)
-		assert_true(s_pub(hostile, h_fmt("%s/doc-1/request", H_PREFIX),
-				body, 0, targets[i]) < 0x80);
+		assert_true(
+		    s_pub(hostile, h_fmt("%s/doc-1/request/hostile", H_PREFIX),
+			body, 0, targets[i]) < 0x80);
 
 	/*
 	 * Markers: the coordinator handles requests in order, and the broker
@@ -509,11 +513,11 @@ test_replies_cannot_reach_coordinator_topics(void **state)
 	 * the victim's next owner message and event are in, a reply sent to
 	 * those topics would have come before them.
 	 */
-	h_request(victim, "doc-1", "activity", "victim", sv, NULL, "c");
+	s_request(victim, "victim", "doc-1", "activity", sv, NULL, "c");
 	reply(victim, "result", "refreshed");
 	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 	assert_true(h_int(m, "idle_deadline") >= deadline);
-	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
+	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
 	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
 	h_forbidden(mon, H_QUIET_MS, wrong_shape, &owner,
 	    "a reply on an owner topic");
@@ -542,17 +546,18 @@ test_reply_topic_cannot_cut_off_coordinator(void **state)
 	    H_PREFIX "/doc-1/request", H_PREFIX "/_admin/command", "$SYS/x"};
 	char body[512];
 
-	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
+	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
 	reply(victim, "result", "granted");
 	snprintf(body, sizeof(body),
 	    "{\"op\":\"acquire\",\"client\":\"hostile\",\"session\":\"%s\","
 	    "\"wait\":false}",
 	    sh);
 	for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
-		assert_true(s_pub(hostile, h_fmt("%s/doc-1/request", H_PREFIX),
-				body, 0, topics[i]) < 0x80);
+		assert_true(
+		    s_pub(hostile, h_fmt("%s/doc-1/request/hostile", H_PREFIX),
+			body, 0, topics[i]) < 0x80);
 	/* Served after them, in order, and the status never went offline. */
-	h_request(victim, "doc-1", "activity", "victim", sv, NULL, "c");
+	s_request(victim, "victim", "doc-1", "activity", sv, NULL, "c");
 	reply(victim, "result", "refreshed");
 	h_forbidden(mon, H_QUIET_MS, member_is, &offline,
 	    "the coordinator's offline status");
@@ -577,7 +582,7 @@ test_hostile_cannot_forge_wills(void **state)
 	char will[256];
 
 	/* The victim's connection carries its will, as a page's does. */
-	s_holder(w, "editors", "victim", sv, 1, s_will("victim"));
+	s_holder(w, "services", "victim", sv, 1, s_will("victim"));
 	h_request(req, "doc-1", "acquire", "victim", sv, "\"conn\":1", "c");
 	h.token = h_int(reply(req, "result", "granted"), "token");
 	h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim",
@@ -587,10 +592,10 @@ test_hostile_cannot_forge_wills(void **state)
 	snprintf(will, sizeof(will), "{\"session\":\"%s\",\"conn\":2}", sv);
 	assert_int_equal(attempt(w, "editors", s_will("victim"), will, 0, NULL),
 	    S_RC_NOT_AUTHORIZED);
-	forger = s_holder(w, "editors", "forger", sv, 2, s_will("victim"));
+	forger = s_holder(w, "services", "forger", sv, 2, s_will("victim"));
 
 	/* Control: Walker holds doc-2 with a will on its own topic. */
-	walker = s_holder(w, "editors", "walker", sw, 1, s_will("walker"));
+	walker = s_holder(w, "services", "walker", sw, 1, s_will("walker"));
 	h_request(req, "doc-2", "acquire", "walker", sw, "\"conn\":1", "c");
 	reply(req, "result", "granted");
 	h_state(mon, h_owner("doc-2"), H_WAIT_MS, "owner.client", "walker",
@@ -624,7 +629,7 @@ test_only_admins_break_locks(void **state)
 	struct h_msg *m;
 
 	h_sub(ops, "replies/ops/#");
-	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
+	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
 	token = h_int(reply(victim, "result", "granted"), "token");
 	for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++)
 		assert_int_equal(attempt(w, users[i],
@@ -642,7 +647,7 @@ test_only_admins_break_locks(void **state)
 	 * The admin's break finds the victim still holding the lock with
 	 * its token: none of the refused commands was acted on.
 	 */
-	assert_true(s_pub(ops, H_PREFIX "/_admin/command", cmd, 0,
+	assert_true(s_pub(ops, H_PREFIX "/_admin/command/ops", cmd, 0,
 			h_reply_topic(ops)) < 0x80);
 	m = reply(ops, "result", "revoked");
 	assert_int_equal(h_int(m, "token"), token);
@@ -674,7 +679,7 @@ test_wildcard_client_ids(void **state)
 		h_sub(hostile[i], "replies/#");
 		h_sub(hostile[i], H_PREFIX "/+/owner");
 	}
-	h_request(victim, "doc-1", "acquire", "victim", sv, NULL, "c");
+	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
 	reply(victim, "result", "granted");
 	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
 	snprintf(will, sizeof(will), "{\"session\":\"%s\"}", sv);

@@ -91,7 +91,7 @@ dec_len(const void *payload, size_t len, const char *lock,
     struct lt_request *out, struct codec_error *err)
 {
 	void *buf = exact(payload, len);
-	enum lt_err rc = codec_decode_request(buf, len, lock, out, err);
+	enum lt_err rc = codec_decode_request(buf, len, lock, NULL, out, err);
 
 	free(buf);
 	return rc;
@@ -115,13 +115,37 @@ dec_will(const char *json, const char *client, struct lt_will *out)
 }
 
 static enum lt_err
-dec_break(const char *json, struct lt_break *out, struct codec_error *err)
+dec_bound(const char *json, const char *bound, struct lt_request *out,
+    struct codec_error *err)
 {
 	size_t len = strlen(json);
 	void *buf = exact(json, len);
-	enum lt_err rc = codec_decode_break(buf, len, out, err);
+	enum lt_err rc = codec_decode_request(buf, len, LOCK, bound, out, err);
 
 	free(buf);
+	return rc;
+}
+
+static enum lt_err
+dec_admin(const char *json, enum lt_event_kind *kind, struct lt_admin *out,
+    struct codec_error *err)
+{
+	size_t len = strlen(json);
+	void *buf = exact(json, len);
+	enum lt_err rc = codec_decode_admin(buf, len, kind, out, err);
+
+	free(buf);
+	return rc;
+}
+
+static enum lt_err
+dec_break(const char *json, struct lt_admin *out, struct codec_error *err)
+{
+	enum lt_event_kind kind = LT_EV_TICK;
+	enum lt_err rc = dec_admin(json, &kind, out, err);
+
+	if (rc == LT_OK)
+		assert_int_equal(kind, LT_EV_BREAK);
 	return rc;
 }
 
@@ -573,13 +597,14 @@ test_parse_topic(void **state)
 
 	/* Too many levels. */
 	topic_is("locks", "locks/a/b/request", CODEC_T_OTHER, false, NULL);
-	topic_is("locks", "locks/doc-1/request/x", CODEC_T_OTHER, false, NULL);
-	topic_is("locks", "locks/doc-1/request/", CODEC_T_OTHER, false, NULL);
+	topic_is("locks", "locks/doc-1/request/x/y", CODEC_T_OTHER, false,
+	    NULL);
 	topic_is("locks", "locks/_clients/a/b/will", CODEC_T_OTHER, false,
 	    NULL);
 	topic_is("locks", "locks/_clients/a/will/x", CODEC_T_OTHER, false,
 	    NULL);
-	topic_is("locks", "locks/_admin/command/x", CODEC_T_OTHER, false, NULL);
+	topic_is("locks", "locks/_admin/command/x/y", CODEC_T_OTHER, false,
+	    NULL);
 	topic_is("locks", "locks/a/b/c/d/e/f/g/request", CODEC_T_OTHER, false,
 	    NULL);
 	topic_is("locks", "locks/_clients/will", CODEC_T_OTHER, false, NULL);
@@ -951,7 +976,11 @@ test_decode_request_lengths(void **state)
 	refused(buf, LT_ERR_BAD_REQUEST, NULL);
 	free(s);
 
-	/* The payload: 4096 bytes fine, 4097 refused but still named. */
+	/*
+	 * The payload: 4096 bytes fine; anything larger is refused unread,
+	 * so on the unbound topic nobody can be named (test_decode_bound:
+	 * the bound topic names its client).
+	 */
 	for (size_t total = 4095; total <= 4097; total++) {
 		json = padded(head, total);
 		if (total <= MQL_PAYLOAD_MAX)
@@ -959,14 +988,7 @@ test_decode_request_lengths(void **state)
 			    LT_OK);
 		else
 			refused_len(json, total, LOCK, LT_ERR_BAD_REQUEST,
-			    "ed-a");
-		free(json);
-	}
-	/* Up to 64 KiB the client is still told; beyond, only logged. */
-	for (size_t total = 65535; total <= 65537; total++) {
-		json = padded(head, total);
-		refused_len(json, total, LOCK, LT_ERR_BAD_REQUEST,
-		    total <= 65536 ? "ed-a" : NULL);
+			    NULL);
 		free(json);
 	}
 	json = padded(head, 1 << 20);
@@ -1174,7 +1196,7 @@ test_decode_will(void **state)
 static void
 break_refused(const char *json, enum lt_err code)
 {
-	struct lt_break b;
+	struct lt_admin b;
 	struct codec_error err;
 	enum lt_err rc = dec_break(json, &b, &err);
 
@@ -1188,7 +1210,7 @@ break_refused(const char *json, enum lt_err code)
 static void
 test_decode_break(void **state)
 {
-	struct lt_break b;
+	struct lt_admin b;
 	struct codec_error err;
 	char *s, buf[1024];
 	const char *full = "{\"op\":\"break\",\"lock\":\"doc-42\",\"reason\":"
@@ -1270,7 +1292,9 @@ test_decode_break(void **state)
 	for (size_t n = 0; n < strlen(full); n++) {
 		void *p = exact(full, n);
 
-		assert_int_equal(codec_decode_break(p, n, &b, &err),
+		enum lt_event_kind kind;
+
+		assert_int_equal(codec_decode_admin(p, n, &kind, &b, &err),
 		    LT_ERR_BAD_REQUEST);
 		free(p);
 	}
@@ -1316,6 +1340,7 @@ test_encode_owner(void **state)
 		snprintf(names[i], sizeof(names[i]), "w%02zu", i);
 		w[i].client = names[i];
 		w[i].user = i % 3 == 0 ? NULL : names[i];
+		w[i].uid = NULL;
 		w[i].connected = i % 2 == 0;
 	}
 	for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
@@ -1360,8 +1385,8 @@ test_encode_owner(void **state)
 	/* Free, with and without (disconnected) waiters. */
 	for (size_t n = 0; n <= 2; n += 2) {
 		struct lt_lock_rec r;
-		struct lt_waiter_rec ws[2] = {{"ed-b", "Bob", false},
-		    {"ed-c", "", false}};
+		struct lt_waiter_rec ws[2] = {{"ed-b", "Bob", NULL, false},
+		    {"ed-c", "", NULL, false}};
 		char *text;
 		cJSON *o;
 
@@ -1449,7 +1474,8 @@ test_encode_event(void **state)
 	e.token = 17;
 	e.deadline = 1764140600000;
 	o = event_json(&e, &text);
-	assert_keys(text, o, KEYS("event", "lock", "token", "idle_deadline"));
+	assert_keys(text, o,
+	    KEYS("event", "lock", "token", "idle_deadline", "now"));
 	assert_str_field(o, "event", "granted");
 	assert_str_field(o, "lock", "doc-42");
 	assert_int_field(o, "token", 17);
@@ -1464,7 +1490,7 @@ test_encode_event(void **state)
 	e = fx_of(LT_FX_EVENT, LT_E_QUEUED, "ed-a", "doc-42");
 	e.position = 3;
 	o = event_json(&e, &text);
-	assert_keys(text, o, KEYS("event", "lock", "position"));
+	assert_keys(text, o, KEYS("event", "lock", "position", "now"));
 	assert_str_field(o, "event", "queued");
 	assert_int_field(o, "position", 3);
 	cJSON_Delete(o);
@@ -1472,7 +1498,7 @@ test_encode_event(void **state)
 
 	e = fx_of(LT_FX_EVENT, LT_E_BUSY, "ed-a", "doc-42");
 	o = event_json(&e, &text);
-	assert_keys(text, o, KEYS("event", "lock"));
+	assert_keys(text, o, KEYS("event", "lock", "now"));
 	assert_str_field(o, "event", "busy");
 	cJSON_Delete(o);
 	free(text);
@@ -1482,7 +1508,8 @@ test_encode_event(void **state)
 		e.reason = (enum lt_reason)why;
 		e.token = 17;
 		o = event_json(&e, &text);
-		assert_keys(text, o, KEYS("event", "lock", "token", "reason"));
+		assert_keys(text, o,
+		    KEYS("event", "lock", "token", "reason", "now"));
 		assert_str_field(o, "event", "revoked");
 		assert_str_field(o, "reason",
 		    why == LT_REASON_IDLE ? "idle" : "disconnect");
@@ -1496,7 +1523,7 @@ test_encode_event(void **state)
 	snprintf(e.detail, sizeof(e.detail), "stuck \"since\" Friday");
 	o = event_json(&e, &text);
 	assert_keys(text, o,
-	    KEYS("event", "lock", "token", "reason", "message"));
+	    KEYS("event", "lock", "token", "reason", "message", "now"));
 	assert_str_field(o, "reason", "admin");
 	assert_str_field(o, "message", "stuck \"since\" Friday");
 	assert_contains(text, "\"token\":9007199254740991");
@@ -1506,7 +1533,7 @@ test_encode_event(void **state)
 	e = fx_of(LT_FX_EVENT, LT_E_IDLE_WARNING, "ed-a", "doc-42");
 	e.deadline = 1764140600000;
 	o = event_json(&e, &text);
-	assert_keys(text, o, KEYS("event", "lock", "deadline"));
+	assert_keys(text, o, KEYS("event", "lock", "deadline", "now"));
 	assert_str_field(o, "event", "idle-warning");
 	assert_int_field(o, "deadline", 1764140600000);
 	cJSON_Delete(o);
@@ -1517,7 +1544,8 @@ test_encode_event(void **state)
 		e.code = (enum lt_err)code;
 		e.message = "why it was refused";
 		o = event_json(&e, &text);
-		assert_keys(text, o, KEYS("event", "lock", "code", "message"));
+		assert_keys(text, o,
+		    KEYS("event", "lock", "code", "message", "now"));
 		assert_str_field(o, "event", "error");
 		assert_str_field(o, "code", codec_err_name(e.code));
 		assert_str_field(o, "message", "why it was refused");
@@ -1529,7 +1557,7 @@ test_encode_event(void **state)
 	e.code = LT_ERR_INVALID_LOCK;
 	e.message = "bad lock";
 	o = event_json(&e, &text);
-	assert_keys(text, o, KEYS("event", "lock", "code", "message"));
+	assert_keys(text, o, KEYS("event", "lock", "code", "message", "now"));
 	assert_null_field(o, "lock");
 	assert_str_field(o, "code", "invalid-lock");
 	cJSON_Delete(o);
@@ -1626,37 +1654,59 @@ test_encode_reply(void **state)
 static void
 test_encode_status(void **state)
 {
+	struct codec_status st = {
+	    .online = true,
+	    .version = "1.0.0",
+	    .since = 1764140000000,
+	    .epoch = 3,
+	    .grace = 10000,
+	    .idle_timeout = 600000,
+	    .idle_warning = 60000,
+	    .idle_policy = LT_IDLE_CONTENDED,
+	    .keepalive = 10,
+	    .tickets = CODEC_TICKETS_REQUIRED,
+	};
 	char *text;
 	cJSON *o;
 
 	(void)state;
-	text = codec_encode_status(true, "1.0.0", 1764140000000, 3, NULL);
+	text = codec_encode_status(&st);
 	o = parse(text);
 	assert_keys(text, o,
-	    KEYS("state", "version", "protocol", "since", "epoch"));
+	    KEYS("state", "version", "protocol", "since", "epoch", "grace",
+		"idle_timeout", "idle_warning", "idle_policy", "keepalive",
+		"tickets"));
 	assert_str_field(o, "state", "online");
 	assert_str_field(o, "version", "1.0.0");
 	assert_int_field(o, "protocol", 1);
 	assert_int_field(o, "since", 1764140000000);
 	assert_int_field(o, "epoch", 3);
+	assert_int_field(o, "grace", 10000);
+	assert_int_field(o, "idle_timeout", 600000);
+	assert_int_field(o, "idle_warning", 60000);
+	assert_str_field(o, "idle_policy", "contended");
+	assert_int_field(o, "keepalive", 10);
+	assert_str_field(o, "tickets", "required");
 	cJSON_Delete(o);
 	free(text);
 
-	text = codec_encode_status(false, "1.0.0", 1764140000001, (uint64_t)BIG,
-	    "journal write failed");
+	st.online = false;
+	st.since = 1764140000001;
+	st.epoch = (uint64_t)BIG;
+	st.error = "journal write failed";
+	st.idle_policy = LT_IDLE_ALWAYS;
+	st.tickets = CODEC_TICKETS_OFF;
+	text = codec_encode_status(&st);
 	o = parse(text);
 	assert_keys(text, o,
-	    KEYS("state", "version", "protocol", "since", "epoch", "error"));
+	    KEYS("state", "version", "protocol", "since", "epoch", "grace",
+		"idle_timeout", "idle_warning", "idle_policy", "keepalive",
+		"tickets", "error"));
 	assert_str_field(o, "state", "offline");
 	assert_str_field(o, "error", "journal write failed");
+	assert_str_field(o, "idle_policy", "always");
+	assert_str_field(o, "tickets", "off");
 	assert_contains(text, "\"epoch\":9007199254740991");
-	cJSON_Delete(o);
-	free(text);
-
-	text = codec_encode_status(false, "1.0.0", 0, 1, NULL);
-	o = parse(text);
-	assert_keys(text, o,
-	    KEYS("state", "version", "protocol", "since", "epoch"));
 	cJSON_Delete(o);
 	free(text);
 }
@@ -1737,6 +1787,347 @@ test_round_trips(void **state)
 	}
 }
 
+/* ---- the broker's topic rules, bound topics, new fields ---- */
+
+/* Code points mosquitto refuses in a topic, as UTF-8. */
+static const char *const poison[] = {
+    "\x01", "\x1f", "\x7f",                 /* C0, DEL */
+    "\xc2\x80", "\xc2\x85", "\xc2\x9f",     /* C1: U+0080, U+0085, U+009F */
+    "\xef\xb7\x90", "\xef\xb7\xaf",         /* U+FDD0, U+FDEF */
+    "\xef\xbf\xbe", "\xef\xbf\xbf",         /* U+FFFE, U+FFFF */
+    "\xf0\x9f\xbf\xbe", "\xf0\x9f\xbf\xbf", /* U+1FFFE, U+1FFFF */
+    "\xf4\x8f\xbf\xbf",                     /* U+10FFFF */
+};
+
+/* Their neighbours, which it accepts. */
+static const char *const fine[] = {
+    "\xc2\xa0",         /* U+00A0 */
+    "\xef\xb7\x8f",     /* U+FDCF */
+    "\xef\xb7\xb0",     /* U+FDF0 */
+    "\xef\xbf\xbd",     /* U+FFFD */
+    "\xf0\x9f\xbf\xbd", /* U+1FFFD */
+};
+
+static void
+test_topic_text(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(poison) / sizeof(poison[0]); i++) {
+		char *s = cat3("a", poison[i], "b");
+
+		if (codec_topic_text_valid(s, strlen(s)) || lock_ok(s) ||
+		    client_ok(s))
+			fail_msg("poison %zu accepted", i);
+		/* Valid UTF-8 all the same: payloads may carry it. */
+		assert_true(codec_utf8_valid(s, strlen(s)));
+		free(s);
+	}
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+		char *s = cat3("a", fine[i], "b");
+
+		if (!codec_topic_text_valid(s, strlen(s)) || !lock_ok(s) ||
+		    !client_ok(s))
+			fail_msg("fine %zu refused", i);
+		free(s);
+	}
+	assert_false(codec_topic_text_valid("a\0b", 3));
+	assert_false(codec_topic_text_valid("\xc0\x80", 2));
+	assert_true(codec_topic_text_valid("replies/ed-a/x", 14));
+}
+
+static void
+bound_is(const char *topic, enum codec_topic_kind kind, const char *id,
+    bool client_valid, const char *client)
+{
+	struct codec_topic t;
+
+	memset(&t, 0x5a, sizeof(t));
+	codec_parse_topic("locks", topic, &t);
+	if (t.kind != kind || !t.bound || t.client_valid != client_valid)
+		fail_msg("%s: kind %d bound %d client_valid %d", topic, t.kind,
+		    t.bound, t.client_valid);
+	if (kind == CODEC_T_REQUEST)
+		assert_string_equal(t.id, id);
+	assert_string_equal(t.client, client_valid ? client : "");
+}
+
+static void
+test_parse_bound_topic(void **state)
+{
+	struct codec_topic t;
+
+	(void)state;
+	bound_is("locks/doc-1/request/ed-a", CODEC_T_REQUEST, "doc-1", true,
+	    "ed-a");
+	bound_is("locks/doc-1/request/_svc", CODEC_T_REQUEST, "doc-1", true,
+	    "_svc");
+	bound_is("locks/doc-1/request/", CODEC_T_REQUEST, "doc-1", false, "");
+	bound_is("locks/doc-1/request/$x", CODEC_T_REQUEST, "doc-1", false, "");
+	bound_is("locks/doc-1/request/a\xc2\x85", CODEC_T_REQUEST, "doc-1",
+	    false, "");
+	bound_is("locks/doc-1/request/a\xef\xbf\xbf", CODEC_T_REQUEST, "doc-1",
+	    false, "");
+	bound_is("locks/_admin/command/ops", CODEC_T_ADMIN, NULL, true, "ops");
+	bound_is("locks/_admin/command/", CODEC_T_ADMIN, NULL, false, "");
+	/* The unbound forms are not bound. */
+	codec_parse_topic("locks", "locks/doc-1/request", &t);
+	assert_int_equal(t.kind, CODEC_T_REQUEST);
+	assert_false(t.bound);
+	codec_parse_topic("locks", "locks/_admin/command", &t);
+	assert_int_equal(t.kind, CODEC_T_ADMIN);
+	assert_false(t.bound);
+	/* A lock id the broker would refuse. */
+	codec_parse_topic("locks", "locks/a\xc2\x9f/request/ed-a", &t);
+	assert_int_equal(t.kind, CODEC_T_REQUEST);
+	assert_false(t.id_valid);
+	assert_true(t.client_valid);
+}
+
+static void
+test_decode_bound(void **state)
+{
+	struct lt_request rq;
+	struct codec_error err;
+	char *json;
+
+	(void)state;
+	/* The payload's client must be the topic's. */
+	assert_int_equal(dec_bound("{\"op\":\"acquire\",\"client\":\"ed-a\","
+				   "\"session\":\"0123456789abcdef\"}",
+			     "ed-a", &rq, &err),
+	    LT_OK);
+	assert_string_equal(rq.client, "ed-a");
+	assert_int_equal(dec_bound("{\"op\":\"acquire\",\"client\":\"ed-b\","
+				   "\"session\":\"0123456789abcdef\"}",
+			     "ed-a", &rq, &err),
+	    LT_ERR_BAD_REQUEST);
+	assert_string_equal(err.client, "ed-a");
+	assert_string_equal(err.message,
+	    "client differs from the request topic");
+	assert_int_equal(dec_bound("{\"op\":\"acquire\","
+				   "\"session\":\"0123456789abcdef\"}",
+			     "ed-a", &rq, &err),
+	    LT_ERR_BAD_REQUEST);
+	assert_string_equal(err.client, "ed-a");
+	/* Not JSON at all: the topic still names whom to tell. */
+	assert_int_equal(dec_bound("nonsense", "ed-a", &rq, &err),
+	    LT_ERR_BAD_REQUEST);
+	assert_string_equal(err.client, "ed-a");
+	/* Too large: refused unread, on either topic. */
+	json = padded("{\"op\":\"acquire\",\"client\":\"ed-a\",\"pad\":\"",
+	    MQL_PAYLOAD_MAX + 1);
+	assert_int_equal(dec_bound(json, "ed-a", &rq, &err),
+	    LT_ERR_BAD_REQUEST);
+	assert_string_equal(err.client, "ed-a");
+	assert_string_equal(err.message, "payload larger than 4096 bytes");
+	assert_int_equal(dec(json, &rq, &err), LT_ERR_BAD_REQUEST);
+	/* Unbound, an unread payload names nobody. */
+	assert_string_equal(err.client, "");
+	free(json);
+}
+
+static void
+test_decode_new_fields(void **state)
+{
+	struct lt_request rq;
+	struct codec_error err;
+	char *ticket = repeat("t", MQL_TICKET_MAX);
+	char *json;
+
+	(void)state;
+	/* query: no session needed. */
+	assert_int_equal(
+	    dec("{\"op\":\"query\",\"client\":\"ed-a\"}", &rq, &err), LT_OK);
+	assert_int_equal(rq.op, LT_OP_QUERY);
+	assert_string_equal(rq.session, "");
+	assert_int_equal(dec("{\"op\":\"query\",\"client\":\"ed-a\","
+			     "\"session\":\"short\"}",
+			     &rq, &err),
+	    LT_ERR_BAD_REQUEST);
+	assert_int_equal(
+	    dec("{\"op\":\"release\",\"client\":\"ed-a\"}", &rq, &err),
+	    LT_ERR_BAD_REQUEST);
+	/* takeover: a boolean. */
+	assert_int_equal(dec("{\"op\":\"acquire\",\"client\":\"ed-a\","
+			     "\"session\":\"0123456789abcdef\","
+			     "\"takeover\":true}",
+			     &rq, &err),
+	    LT_OK);
+	assert_true(rq.takeover);
+	assert_int_equal(dec("{\"op\":\"acquire\",\"client\":\"ed-a\","
+			     "\"session\":\"0123456789abcdef\","
+			     "\"takeover\":1}",
+			     &rq, &err),
+	    LT_ERR_BAD_REQUEST);
+	assert_string_equal(err.message, "takeover must be a boolean");
+	/* ticket: a string of at most MQL_TICKET_MAX bytes. */
+	json = malloc(strlen(ticket) + 128);
+	assert_non_null(json);
+	sprintf(json,
+	    "{\"op\":\"acquire\",\"client\":\"ed-a\","
+	    "\"session\":\"0123456789abcdef\",\"ticket\":\"%s\"}",
+	    ticket);
+	assert_int_equal(dec(json, &rq, &err), LT_OK);
+	assert_string_equal(rq.ticket, ticket);
+	assert_string_equal(rq.uid, "");
+	sprintf(json,
+	    "{\"op\":\"acquire\",\"client\":\"ed-a\","
+	    "\"session\":\"0123456789abcdef\",\"ticket\":\"%sx\"}",
+	    ticket);
+	assert_int_equal(dec(json, &rq, &err), LT_ERR_BAD_REQUEST);
+	assert_string_equal(err.message,
+	    "ticket must be a string of at most 2048 bytes");
+	assert_int_equal(dec("{\"op\":\"acquire\",\"client\":\"ed-a\","
+			     "\"session\":\"0123456789abcdef\","
+			     "\"ticket\":7}",
+			     &rq, &err),
+	    LT_ERR_BAD_REQUEST);
+	assert_int_equal(dec("{\"op\":\"steal\",\"client\":\"ed-a\","
+			     "\"session\":\"0123456789abcdef\"}",
+			     &rq, &err),
+	    LT_ERR_BAD_REQUEST);
+	assert_string_equal(err.message,
+	    "op must be acquire, release, activity or query");
+	free(json);
+	free(ticket);
+}
+
+static void
+test_decode_purge(void **state)
+{
+	struct lt_admin a;
+	struct codec_error err;
+	enum lt_event_kind kind = LT_EV_TICK;
+
+	(void)state;
+	assert_int_equal(
+	    dec_admin("{\"op\":\"purge\",\"lock\":\"doc-1\"}", &kind, &a, &err),
+	    LT_OK);
+	assert_int_equal(kind, LT_EV_PURGE);
+	assert_string_equal(a.lock, "doc-1");
+	assert_int_equal(dec_admin("{\"op\":\"purge\",\"lock\":\"a\xc2\x85\"}",
+			     &kind, &a, &err),
+	    LT_ERR_INVALID_LOCK);
+	assert_int_equal(
+	    dec_admin("{\"op\":\"wipe\",\"lock\":\"doc-1\"}", &kind, &a, &err),
+	    LT_ERR_BAD_REQUEST);
+	assert_string_equal(err.message, "op must be break or purge");
+}
+
+static void
+test_encode_new_events(void **state)
+{
+	struct lt_fx fx;
+	char *text;
+	cJSON *o;
+
+	(void)state;
+	memset(&fx, 0, sizeof(fx));
+	fx.kind = LT_FX_EVENT;
+	fx.what.event = LT_E_DROPPED;
+	fx.reason = LT_REASON_ADMIN;
+	fx.now = 1764140000123;
+	snprintf(fx.client, sizeof(fx.client), "ed-a");
+	snprintf(fx.lock, sizeof(fx.lock), "doc-1");
+	snprintf(fx.detail, sizeof(fx.detail), "queue of ghosts");
+	text = codec_encode_event(&fx);
+	o = parse(text);
+	assert_keys(text, o, KEYS("event", "lock", "reason", "message", "now"));
+	assert_str_field(o, "event", "dropped");
+	assert_str_field(o, "reason", "admin");
+	assert_str_field(o, "message", "queue of ghosts");
+	assert_int_field(o, "now", 1764140000123);
+	cJSON_Delete(o);
+	free(text);
+
+	fx.reason = LT_REASON_DISCONNECT;
+	text = codec_encode_event(&fx);
+	o = parse(text);
+	assert_keys(text, o, KEYS("event", "lock", "reason", "now"));
+	cJSON_Delete(o);
+	free(text);
+
+	fx.what.event = LT_E_REVOKED;
+	fx.reason = LT_REASON_TAKEOVER;
+	fx.token = 9;
+	text = codec_encode_event(&fx);
+	o = parse(text);
+	assert_keys(text, o, KEYS("event", "lock", "reason", "token", "now"));
+	assert_str_field(o, "reason", "takeover");
+	cJSON_Delete(o);
+	free(text);
+
+	memset(&fx, 0, sizeof(fx));
+	fx.kind = LT_FX_REPLY;
+	fx.what.result = LT_R_PURGED;
+	fx.count = 3;
+	snprintf(fx.lock, sizeof(fx.lock), "doc-1");
+	text = codec_encode_reply(&fx);
+	o = parse(text);
+	assert_keys(text, o, KEYS("ok", "lock", "result", "count"));
+	assert_str_field(o, "result", "purged");
+	assert_int_field(o, "count", 3);
+	cJSON_Delete(o);
+	free(text);
+}
+
+static void
+test_encode_uid_and_state(void **state)
+{
+	struct lt_waiter_rec ws[2] = {{"ed-b", "Bob", "u-2", true},
+	    {"ed-c", "Carol", NULL, false}};
+	struct lt_lock_rec r;
+	const cJSON *owner, *q;
+	char *text;
+	cJSON *o;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.id = "doc-1";
+	r.holder = "ed-a";
+	r.holder_user = "Alice";
+	r.holder_uid = "u-1";
+	r.holder_connected = true;
+	r.token = 7;
+	r.since = 1000;
+	r.idle_deadline = 2000;
+	r.nwaiters = 2;
+	r.waiters = ws;
+	text = codec_encode_owner(&r);
+	o = parse(text);
+	owner = field(o, "owner");
+	assert_keys("owner", owner, KEYS("client", "user", "uid", "connected"));
+	assert_str_field(owner, "uid", "u-1");
+	q = field(o, "queue");
+	assert_keys("waiter", cJSON_GetArrayItem(q, 0),
+	    KEYS("client", "user", "uid", "connected"));
+	assert_keys("waiter", cJSON_GetArrayItem(q, 1),
+	    KEYS("client", "user", "connected"));
+	cJSON_Delete(o);
+	free(text);
+
+	text = codec_encode_state("doc-1", &r, 1500);
+	o = parse(text);
+	assert_keys(text, o,
+	    KEYS("ok", "lock", "result", "owner", "token", "since",
+		"idle_deadline", "waiting", "queue", "now"));
+	assert_str_field(o, "result", "state");
+	assert_int_field(o, "token", 7);
+	assert_int_field(o, "now", 1500);
+	cJSON_Delete(o);
+	free(text);
+
+	text = codec_encode_state("doc-9", NULL, 1500);
+	o = parse(text);
+	assert_keys(text, o,
+	    KEYS("ok", "lock", "result", "owner", "token", "idle_deadline",
+		"waiting", "queue", "now"));
+	assert_true(cJSON_IsNull(field(o, "owner")));
+	assert_int_field(o, "waiting", 0);
+	cJSON_Delete(o);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -1762,6 +2153,13 @@ main(void)
 	    cmocka_unit_test(test_encode_reply),
 	    cmocka_unit_test(test_encode_status),
 	    cmocka_unit_test(test_round_trips),
+	    cmocka_unit_test(test_topic_text),
+	    cmocka_unit_test(test_parse_bound_topic),
+	    cmocka_unit_test(test_decode_bound),
+	    cmocka_unit_test(test_decode_new_fields),
+	    cmocka_unit_test(test_decode_purge),
+	    cmocka_unit_test(test_encode_new_events),
+	    cmocka_unit_test(test_encode_uid_and_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

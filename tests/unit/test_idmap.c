@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/idmap.h"
+#include "test_hash.h"
 
 #define KEY_SZ 24
 
@@ -53,7 +54,7 @@ pool_init(struct pool *p, size_t n, const char *prefix)
 	assert_non_null(p->present);
 	for (size_t i = 0; i < n; i++)
 		snprintf(p->keys[i], KEY_SZ, "%s%zu", prefix, i);
-	p->m = idmap_new();
+	p->m = idmap_new(&test_hasher);
 	assert_non_null(p->m);
 }
 
@@ -110,7 +111,7 @@ pool_verify(const struct pool *p)
 static void
 test_empty(void **state)
 {
-	struct idmap *m = idmap_new();
+	struct idmap *m = idmap_new(&test_hasher);
 
 	(void)state;
 	assert_non_null(m);
@@ -126,7 +127,7 @@ test_empty(void **state)
 static void
 test_put_get_del(void **state)
 {
-	struct idmap *m = idmap_new();
+	struct idmap *m = idmap_new(&test_hasher);
 	int a, b, c;
 
 	(void)state;
@@ -162,7 +163,7 @@ test_put_get_del(void **state)
 static void
 test_replace(void **state)
 {
-	struct idmap *m = idmap_new();
+	struct idmap *m = idmap_new(&test_hasher);
 	char k1[8] = "doc-1";
 	char k2[8] = "doc-1";
 	int a, b;
@@ -351,6 +352,105 @@ test_foreach(void **state)
 	pool_free(&p);
 }
 
+/* ---- hash flooding ---- */
+
+/*
+ * FNV-1a with its high half folded down: the unkeyed hash the maps used
+ * before they took a keyed one.  Anyone can compute it, so anyone can pick
+ * ids that land together.
+ */
+static uint64_t
+fnv_hash(const void *key, const char *s, size_t len)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	(void)key;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ULL;
+	}
+	return h ^ (h >> 32);
+}
+
+#define NCRAFTED 50000
+#define CRAFT_BITS 12
+
+/*
+ * Ids whose FNV-1a slot agrees in the low CRAFT_BITS bits: a prefix, then
+ * two bytes searched; each prefix's hash state is computed once.
+ */
+static char (*craft_ids(void))[24]
+{
+	char(*ids)[24] = calloc(NCRAFTED, sizeof(*ids));
+	const uint64_t mask = (1u << CRAFT_BITS) - 1;
+	size_t n = 0;
+
+	assert_non_null(ids);
+	for (unsigned p = 0; n < NCRAFTED; p++) {
+		char prefix[16];
+		int plen = snprintf(prefix, sizeof(prefix), "ed-%08x-", p);
+		uint64_t h0 = 1469598103934665603ULL;
+
+		for (int i = 0; i < plen; i++) {
+			h0 ^= (unsigned char)prefix[i];
+			h0 *= 1099511628211ULL;
+		}
+		for (unsigned a = 'a'; a <= 'z' && n < NCRAFTED; a++) {
+			uint64_t h1 = (h0 ^ a) * 1099511628211ULL;
+
+			for (unsigned b = 'a'; b <= 'z' && n < NCRAFTED; b++) {
+				uint64_t h = (h1 ^ b) * 1099511628211ULL;
+
+				if (((h ^ (h >> 32)) & mask) != 0)
+					continue;
+				snprintf(ids[n++], sizeof(ids[0]), "%s%c%c",
+				    prefix, (char)a, (char)b);
+			}
+		}
+	}
+	return ids;
+}
+
+/* Put every id, look every one up; the longest probe run. */
+static size_t
+flood(const struct mql_hasher *h, char (*ids)[24])
+{
+	struct idmap *m = idmap_new(h);
+	size_t run;
+
+	assert_non_null(m);
+	for (size_t i = 0; i < NCRAFTED; i++)
+		assert_int_equal(idmap_put(m, ids[i], ids[i]), 0);
+	for (size_t i = 0; i < NCRAFTED; i++)
+		assert_ptr_equal(idmap_get(m, ids[i]), ids[i]);
+	run = idmap_longest_run(m);
+	idmap_free(m);
+	return run;
+}
+
+/*
+ * 50,000 ids crafted to collide under the unkeyed hash: against it they
+ * pile up in a few probe runs (every lookup walks hundreds of slots); with
+ * the keyed hash they spread like any ids.  Counted in probes, not time.
+ */
+static void
+test_crafted_collisions(void **state)
+{
+	const struct mql_hasher fnv = {fnv_hash, NULL};
+	char(*ids)[24] = craft_ids();
+	size_t unkeyed, keyed;
+
+	(void)state;
+	unkeyed = flood(&fnv, ids);
+	keyed = flood(&test_hasher, ids);
+	print_message("longest probe run of %d crafted ids: %zu unkeyed, %zu "
+		      "keyed\n",
+	    NCRAFTED, unkeyed, keyed);
+	assert_true(unkeyed > 1000);
+	assert_true(keyed < 100);
+	free(ids);
+}
+
 int
 main(void)
 {
@@ -362,6 +462,7 @@ main(void)
 	    cmocka_unit_test(test_random_small),
 	    cmocka_unit_test(test_random_large),
 	    cmocka_unit_test(test_foreach),
+	    cmocka_unit_test(test_crafted_collisions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

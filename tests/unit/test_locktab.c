@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/locktab.h"
+#include "test_hash.h"
 
 #define T0 ((lt_ms)1764140000000)
 #define IDLE ((lt_ms)600000)
@@ -51,6 +52,7 @@ static const struct lt_config default_cfg = {
     .waiters_per_lock = MQL_WAITERS_PER_LOCK,
     .locks_per_client = MQL_LOCKS_PER_CLIENT,
     .tick_batch = 0,
+    .hasher = {siphash_str, test_hash_key},
 };
 
 /* ---- small utilities ---- */
@@ -246,11 +248,11 @@ static void
 fmt_client(struct sbuf *b, const struct lt_client_rec *r, bool with_unconf)
 {
 	sb_printf(b, "client %s session %s connected %d max_conn %" PRId64,
-	    nz(r->id), nz(r->session), r->connected, r->max_conn);
-	if (!r->connected)
+	    nz(r->id), nz(r->session), r->state != LT_CS_GONE, r->max_conn);
+	if (r->state == LT_CS_GONE)
 		sb_printf(b, " grace %" PRId64, r->grace_deadline);
 	if (with_unconf)
-		sb_printf(b, " unconfirmed %d", r->unconfirmed);
+		sb_printf(b, " unconfirmed %d", r->state == LT_CS_OWES);
 	sb_printf(b, "\n");
 }
 
@@ -388,9 +390,9 @@ journal_put_client(struct journal *j, const struct lt_client_rec *r)
 	}
 	c->id = xstrdup(r->id);
 	c->session = xstrdup(r->session);
-	c->connected = r->connected;
+	c->connected = r->state != LT_CS_GONE;
 	c->max_conn = r->max_conn;
-	c->grace_deadline = r->connected ? 0 : r->grace_deadline;
+	c->grace_deadline = r->state != LT_CS_GONE ? 0 : r->grace_deadline;
 }
 
 static void
@@ -444,7 +446,7 @@ jclient_rec(const struct jclient *c, struct lt_client_rec *r)
 	memset(r, 0, sizeof(*r));
 	r->id = c->id;
 	r->session = c->session;
-	r->connected = c->connected;
+	r->state = c->connected ? LT_CS_LIVE : LT_CS_GONE;
 	r->max_conn = c->max_conn;
 	r->grace_deadline = c->grace_deadline;
 }
@@ -822,6 +824,11 @@ fx_equal(const struct lt_fx *x, const struct lt_fx *y)
 		.kind = LT_FX_EVENT, .what = LT_E_IDLE_WARNING, .client = (c), \
 		.lock = (l), .deadline = (dl)                                  \
 	}
+#define X_DROPPED(c, l, why)                                              \
+	{                                                                 \
+		.kind = LT_FX_EVENT, .what = LT_E_DROPPED, .client = (c), \
+		.lock = (l), .reason = (why)                              \
+	}
 #define X_ERROR(c, l, err)                                              \
 	{                                                               \
 		.kind = LT_FX_EVENT, .what = LT_E_ERROR, .client = (c), \
@@ -927,7 +934,8 @@ check_generic(struct side *s, const struct lt_event *ev, enum lt_err err,
 	size_t replies = count_fx(fx, LT_FX_REPLY);
 
 	/* Exactly one reply per request and per admin command. */
-	if (ev->kind == LT_EV_REQUEST || ev->kind == LT_EV_BREAK)
+	if (ev->kind == LT_EV_REQUEST || ev->kind == LT_EV_BREAK ||
+	    ev->kind == LT_EV_PURGE)
 		assert_int_equal(replies, 1);
 	else
 		assert_int_equal(replies, 0);
@@ -964,19 +972,43 @@ check_generic(struct side *s, const struct lt_event *ev, enum lt_err err,
 
 	if (ev->kind != LT_EV_REQUEST)
 		return;
-	if (err != LT_OK) {
-		/* A refusal: one error event, one error reply, no change. */
+	if (err == LT_ERR_STALE) {
+		/* Its sender is gone: a note and a reply, no event. */
 		char *after = dump(s->t, NULL);
 
 		assert_int_equal(fx->n, 2);
-		assert_int_equal(fx->v[0].kind, LT_FX_EVENT);
-		assert_int_equal(fx->v[0].what.event, LT_E_ERROR);
-		assert_int_equal(fx->v[0].code, err);
-		assert_string_equal(fx->v[0].client, ev->u.req.client);
-		assert_string_equal(fx->v[0].lock, ev->u.req.lock);
+		assert_int_equal(fx->v[0].kind, LT_FX_NOTE);
+		assert_int_equal(fx->v[0].what.note, LT_N_STALE);
 		assert_int_equal(fx->v[1].kind, LT_FX_REPLY);
 		assert_int_equal(fx->v[1].what.result, LT_R_ERROR);
 		assert_int_equal(fx->v[1].code, err);
+		assert_string_equal(after, before);
+		free(after);
+		return;
+	}
+	if (err != LT_OK) {
+		/*
+		 * A refusal: one error event, one error reply, no change; a
+		 * full table also notes that a roll call could make room.
+		 */
+		char *after = dump(s->t, NULL);
+		size_t k = 0;
+
+		if (fx->n == 3) {
+			assert_int_equal(err, LT_ERR_LIMIT);
+			assert_int_equal(fx->v[0].kind, LT_FX_NOTE);
+			assert_int_equal(fx->v[0].what.note, LT_N_FULL);
+			k = 1;
+		}
+		assert_int_equal(fx->n, 2 + k);
+		assert_int_equal(fx->v[k].kind, LT_FX_EVENT);
+		assert_int_equal(fx->v[k].what.event, LT_E_ERROR);
+		assert_int_equal(fx->v[k].code, err);
+		assert_string_equal(fx->v[k].client, ev->u.req.client);
+		assert_string_equal(fx->v[k].lock, ev->u.req.lock);
+		assert_int_equal(fx->v[k + 1].kind, LT_FX_REPLY);
+		assert_int_equal(fx->v[k + 1].what.result, LT_R_ERROR);
+		assert_int_equal(fx->v[k + 1].code, err);
 		assert_string_equal(after, before);
 		free(after);
 		return;
@@ -986,7 +1018,7 @@ check_generic(struct side *s, const struct lt_event *ev, enum lt_err err,
 		struct lt_client_rec cr;
 
 		if (locktab_view_client(s->t, ev->u.req.client, &cr)) {
-			if (!cr.connected || cr.unconfirmed)
+			if (cr.state != LT_CS_LIVE)
 				fail_msg("client %s still marked gone after a "
 					 "served request",
 				    ev->u.req.client);
@@ -1141,8 +1173,8 @@ brk(const char *lock, const char *reason)
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = LT_EV_BREAK;
-	snprintf(ev.u.brk.lock, sizeof(ev.u.brk.lock), "%s", lock);
-	snprintf(ev.u.brk.reason, sizeof(ev.u.brk.reason), "%s", reason);
+	snprintf(ev.u.admin.lock, sizeof(ev.u.admin.lock), "%s", lock);
+	snprintf(ev.u.admin.reason, sizeof(ev.u.admin.reason), "%s", reason);
 	return ev;
 }
 
@@ -1294,6 +1326,45 @@ reset(struct fixture *f, const struct lt_config *cfg)
 		assert_string_equal(after_, before_);                    \
 		free(before_);                                           \
 		free(after_);                                            \
+	} while (0)
+
+/* A stale request: noted and answered, nothing else. */
+#define STEP_STALE(f, now, ev)                                                \
+	do {                                                                  \
+		const struct lt_event ev_ = (ev);                             \
+		const struct xfx want_[] = {                                  \
+		    N_(LT_N_STALE, ev_.u.req.client, ev_.u.req.lock),         \
+		    R_ERROR(ev_.u.req.client, ev_.u.req.lock, LT_ERR_STALE)}; \
+		char *before_ = dump((f)->s.t, NULL);                         \
+		char *after_;                                                 \
+		assert_int_equal(side_apply(&(f)->s, (now), &ev_),            \
+		    LT_ERR_STALE);                                            \
+		expect_fx(&(f)->s.fx, want_, 2, true);                        \
+		assert_int_equal(locktab_dirty_locks((f)->s.t), 0);           \
+		assert_int_equal(locktab_dirty_clients((f)->s.t), 0);         \
+		after_ = dump((f)->s.t, NULL);                                \
+		assert_string_equal(after_, before_);                         \
+		free(before_);                                                \
+		free(after_);                                                 \
+	} while (0)
+
+/* A refusal for a full queue or table: it also asks for a roll call. */
+#define STEP_FULL(f, now, ev)                                                 \
+	do {                                                                  \
+		const struct lt_event ev_ = (ev);                             \
+		const struct xfx want_[] = {                                  \
+		    N_(LT_N_FULL, ev_.u.req.client, ev_.u.req.lock),          \
+		    X_ERROR(ev_.u.req.client, ev_.u.req.lock, LT_ERR_LIMIT),  \
+		    R_ERROR(ev_.u.req.client, ev_.u.req.lock, LT_ERR_LIMIT)}; \
+		char *before_ = dump((f)->s.t, NULL);                         \
+		char *after_;                                                 \
+		assert_int_equal(side_apply(&(f)->s, (now), &ev_),            \
+		    LT_ERR_LIMIT);                                            \
+		expect_fx(&(f)->s.fx, want_, 3, true);                        \
+		after_ = dump((f)->s.t, NULL);                                \
+		assert_string_equal(after_, before_);                         \
+		free(before_);                                                \
+		free(after_);                                                 \
 	} while (0)
 
 /* Apply and flush, whatever the effects (to set a scene). */
@@ -1492,7 +1563,7 @@ test_acquire_free(void **state)
 	assert_int_equal(r.nwaiters, 0);
 	assert_true(dirty_client_rec(f, A, &c));
 	assert_string_equal(c.session, "sess:" A ":0123456789abcdef");
-	assert_true(c.connected);
+	assert_int_not_equal(c.state, LT_CS_GONE);
 	assert_int_equal(c.max_conn, -1);
 	side_flush(&f->s);
 
@@ -1803,14 +1874,15 @@ test_session_mismatch(void **state)
 
 	/* Refused requests do not bring a disconnected client back. */
 	run(f, T0 + 100, will(A, NULL, 1));
-	assert_false(view_client(f, A).connected);
+	assert_int_equal(view_client(f, A).state, LT_CS_GONE);
 	for (size_t i = 0; i < 4; i++)
 		STEP_ERR(f, T0 + 101, bad[i], LT_ERR_SESSION_MISMATCH);
-	assert_false(view_client(f, A).connected);
+	assert_int_equal(view_client(f, A).state, LT_CS_GONE);
 	/* ... so the grace still ends. */
 	STEP_ANY(f, T0 + 100 + GRACE, tick(),
 	    X_REVOKED(A, L1, 1, LT_REASON_DISCONNECT), N_(LT_N_FREED, "", L1),
-	    N_(LT_N_DROPPED, A, L2), X_MOVED(C, L2, 1));
+	    N_(LT_N_DROPPED, A, L2), X_DROPPED(A, L2, LT_REASON_DISCONNECT),
+	    X_MOVED(C, L2, 1));
 }
 
 static void
@@ -1877,7 +1949,7 @@ test_will_accepted(void **state)
 	assert_int_equal(r.nwaiters, 1);
 	assert_true(r.waiters[0].connected);
 	assert_true(dirty_client_rec(f, A, &c));
-	assert_false(c.connected);
+	assert_int_equal(c.state, LT_CS_GONE);
 	assert_int_equal(c.grace_deadline, t1 + GRACE);
 	side_flush(&f->s);
 	assert_int_equal(locktab_next_deadline(f->s.t), t1 + GRACE);
@@ -1919,7 +1991,7 @@ test_will_ignored(void **state)
 	unchanged(f, before);
 	/* The current connection's will is accepted. */
 	STEP(f, T0 + 6, will(A, NULL, 5), N_(LT_N_DISCONNECTED, A, ""));
-	assert_false(view_client(f, A).connected);
+	assert_int_equal(view_client(f, A).state, LT_CS_GONE);
 
 	/* A client that just released everything (not yet journaled). */
 	run(f, T0 + 7, acq(L2, C));
@@ -1940,22 +2012,34 @@ test_will_conn_ranking(void **state)
 	run(f, T0 + 1, acq(L1, B));
 	STEP(f, T0 + 2, will(A, NULL, 7), N_(LT_N_DISCONNECTED, A, ""));
 	assert_int_equal(view_client(f, A).max_conn, 7);
-	/* A request with a lower conn is still served (and A is back). */
-	STEP(f, T0 + 3, request(LT_OP_ACTIVITY, L1, A, NULL, 6, true),
+	/*
+	 * Connection 7 is gone, and so is every older one: a request from
+	 * any of them (a copy the broker delivers late) is stale.
+	 */
+	STEP_STALE(f, T0 + 3, request(LT_OP_ACTIVITY, L1, A, NULL, 6, true));
+	STEP_STALE(f, T0 + 3, request(LT_OP_ACQUIRE, L1, A, NULL, 7, true));
+	STEP_STALE(f, T0 + 3, request(LT_OP_RELEASE, L1, A, NULL, 1, true));
+	assert_int_equal(view_client(f, A).state, LT_CS_GONE);
+	/* A newer connection is A back. */
+	STEP(f, T0 + 4, request(LT_OP_ACTIVITY, L1, A, NULL, 8, true),
 	    N_(LT_N_RECONNECTED, A, ""), R_(LT_R_REFRESHED, A, L1));
-	assert_true(view_client(f, A).connected);
-	assert_int_equal(view_client(f, A).max_conn, 7);
-	/* ... but a will with that conn is stale now. */
-	STEP(f, T0 + 4, will(A, NULL, 6), N_(LT_N_WILL_IGNORED, A, ""));
-	assert_true(view_client(f, A).connected);
+	assert_int_equal(view_client(f, A).state, LT_CS_LIVE);
+	assert_int_equal(view_client(f, A).max_conn, 8);
+	/* A live client's older connections are stale too. */
+	STEP_STALE(f, T0 + 5, request(LT_OP_RELEASE, L1, A, NULL, 7, true));
+	assert_holder(f, L1, A, 1);
+	/* ... and so is a will of an older connection. */
+	STEP(f, T0 + 6, will(A, NULL, 7), N_(LT_N_WILL_IGNORED, A, ""));
+	assert_int_equal(view_client(f, A).state, LT_CS_LIVE);
 	/* Equal to the highest is not stale. */
-	STEP(f, T0 + 5, will(A, NULL, 7), N_(LT_N_DISCONNECTED, A, ""));
-	run(f, T0 + 6, request(LT_OP_ACQUIRE, L1, A, NULL, 8, true));
-	assert_int_equal(view_client(f, A).max_conn, 8);
-	STEP(f, T0 + 7, will(A, NULL, 7), N_(LT_N_WILL_IGNORED, A, ""));
-	/* A will without conn is never stale. */
-	STEP(f, T0 + 8, will(A, NULL, -1), N_(LT_N_DISCONNECTED, A, ""));
-	assert_int_equal(view_client(f, A).max_conn, 8);
+	STEP(f, T0 + 7, will(A, NULL, 8), N_(LT_N_DISCONNECTED, A, ""));
+	run(f, T0 + 8, request(LT_OP_ACQUIRE, L1, A, NULL, 9, true));
+	assert_int_equal(view_client(f, A).max_conn, 9);
+	/* A will without conn is never stale, nor a request without one. */
+	STEP(f, T0 + 9, will(A, NULL, -1), N_(LT_N_DISCONNECTED, A, ""));
+	assert_int_equal(view_client(f, A).max_conn, 9);
+	STEP(f, T0 + 10, request(LT_OP_ACTIVITY, L1, A, NULL, -1, true),
+	    N_(LT_N_RECONNECTED, A, ""), R_(LT_R_REFRESHED, A, L1));
 }
 
 static void
@@ -1982,7 +2066,7 @@ test_will_while_disconnected(void **state)
 		assert_int_not_equal(e->what.note, LT_N_DISCONNECTED);
 	}
 	side_flush(&f->s);
-	assert_false(view_client(f, A).connected);
+	assert_int_equal(view_client(f, A).state, LT_CS_GONE);
 	assert_int_equal(view_client(f, A).grace_deadline, t1 + GRACE);
 	assert_int_equal(locktab_next_deadline(f->s.t), t1 + GRACE);
 	STEP_NONE(f, t1 + GRACE - 1, tick());
@@ -2023,15 +2107,16 @@ test_grace_expiry(void **state)
 		grace_scene(f, t1);
 		STEP_NONE(f, t1 + GRACE - 1, tick());
 		assert_holder(f, L1, A, 1);
-		assert_false(view_client(f, A).connected);
+		assert_int_equal(view_client(f, A).state, LT_CS_GONE);
 		assert_queue(f, L2, A "-," D);
 
 		/* A loses everything: L1 goes on, A leaves both queues. */
 		STEP_ANY(f, now, tick(),
 		    X_REVOKED(A, L1, 1, LT_REASON_DISCONNECT),
 		    X_GRANTED(B, L1, 4, now + IDLE), N_(LT_N_DROPPED, A, L2),
-		    X_MOVED(D, L2, 1), N_(LT_N_DROPPED, A, L3),
-		    X_MOVED(E, L3, 1));
+		    X_DROPPED(A, L2, LT_REASON_DISCONNECT), X_MOVED(D, L2, 1),
+		    N_(LT_N_DROPPED, A, L3),
+		    X_DROPPED(A, L3, LT_REASON_DISCONNECT), X_MOVED(E, L3, 1));
 		assert_false(known_client(f, A));
 		assert_holder(f, L1, B, 4);
 		assert_queue(f, L1, "");
@@ -2052,7 +2137,7 @@ reconnect_scene(struct fixture *f, lt_ms t1)
 	run(f, T0 + 1, acq(L1, B));
 	run(f, T0 + 2, acq(L3, C));
 	run(f, t1, will(A, NULL, -1));
-	assert_false(view_client(f, A).connected);
+	assert_int_equal(view_client(f, A).state, LT_CS_GONE);
 }
 
 /* After A is back: it still holds L1 with token 1, and no grace runs. */
@@ -2061,7 +2146,7 @@ reconnect_check(struct fixture *f, lt_ms t1)
 {
 	struct lt_client_rec c = view_client(f, A);
 
-	assert_true(c.connected);
+	assert_int_not_equal(c.state, LT_CS_GONE);
 	assert_holder(f, L1, A, 1);
 	assert_true(view(f, L1).holder_connected);
 	assert_queue(f, L1, B);
@@ -2254,7 +2339,7 @@ test_free_lock_with_disconnected_waiter(void **state)
 	unchanged(f, before);
 	STEP_NONE(f, t1 + GRACE - 1, tick());
 	STEP(f, t1 + GRACE, tick(), N_(LT_N_DROPPED, B, L1),
-	    N_(LT_N_FREED, "", L1));
+	    X_DROPPED(B, L1, LT_REASON_DISCONNECT), N_(LT_N_FREED, "", L1));
 	assert_false(known_lock(f, L1));
 	assert_int_equal(locktab_nclients(f->s.t), 0);
 	assert_int_equal(locktab_next_deadline(f->s.t), LT_NEVER);
@@ -2550,7 +2635,7 @@ test_limits(void **state)
 	run(f, T0 + 3, acq(L1, D));
 
 	/* The queue is full. */
-	STEP_ERR(f, now++, acq(L1, E), LT_ERR_LIMIT);
+	STEP_FULL(f, now++, acq(L1, E));
 	assert_false(known_client(f, E));
 	/* A try-lock is still only busy. */
 	STEP(f, now, try_acq(L1, E), X_BUSY(E, L1), R_(LT_R_BUSY, E, L1));
@@ -2584,7 +2669,7 @@ test_limits(void **state)
 	run(f, now++, rel(L1, D));
 	STEP(f, now, acq(L1, E), X_QUEUED(E, L1, 3), R_QUEUED(E, L1, 3));
 	now++;
-	STEP_ERR(f, now++, acq(L1, F), LT_ERR_LIMIT);
+	STEP_FULL(f, now++, acq(L1, F));
 
 	/* Releasing one lock makes room for another. */
 	run(f, now++, rel(L3, A));
@@ -2610,7 +2695,7 @@ test_limits_free_lock_full_queue(void **state)
 	/* A newcomer takes the free lock: it does not join the queue. */
 	STEP(f, T0 + 8, acq(L1, E), X_GRANTED(E, L1, 2, T0 + 8 + IDLE),
 	    R_GRANTED(E, L1, 2));
-	STEP_ERR(f, T0 + 9, acq(L1, F), LT_ERR_LIMIT);
+	STEP_FULL(f, T0 + 9, acq(L1, F));
 }
 
 /* Caps on all clients and all locks: newcomers refused, members served. */
@@ -2622,10 +2707,10 @@ test_limits_total_clients_and_locks(void **state)
 	run(f, T0, acq(L1, A));
 	run(f, T0 + 1, acq(L2, B));
 	/* A third client, on a known lock or a new one. */
-	STEP_ERR(f, T0 + 2, acq(L1, C), LT_ERR_LIMIT);
+	STEP_FULL(f, T0 + 2, acq(L1, C));
 	assert_false(known_client(f, C));
 	/* A third lock, by a known client. */
-	STEP_ERR(f, T0 + 3, acq(L3, A), LT_ERR_LIMIT);
+	STEP_FULL(f, T0 + 3, acq(L3, A));
 	/* Known clients on known locks are fine. */
 	STEP(f, T0 + 4, acq(L2, A), X_QUEUED(A, L2, 1), R_QUEUED(A, L2, 1));
 	/* Room again once B and its lock are gone (after the flush). */
@@ -2730,7 +2815,7 @@ test_resume_floors_deadlines(void **state)
 	assert_true(dirty_lock_rec(f, L1, &lr));
 	assert_int_equal(lr.idle_deadline, r + GRACE);
 	assert_true(dirty_client_rec(f, C, &cr));
-	assert_false(cr.connected);
+	assert_int_equal(cr.state, LT_CS_GONE);
 	assert_int_equal(cr.grace_deadline, r + GRACE);
 	side_flush(&f->s);
 	assert_int_equal(view(f, L1).idle_deadline, r + GRACE);
@@ -2748,7 +2833,8 @@ test_resume_floors_deadlines(void **state)
 	assert_holder(f, L1, A, 1);
 	assert_queue(f, L2, C "-");
 	STEP_ANY(f, r + GRACE, tick(), X_REVOKED(A, L1, 1, LT_REASON_IDLE),
-	    N_(LT_N_FREED, "", L1), N_(LT_N_DROPPED, C, L2));
+	    N_(LT_N_FREED, "", L1), N_(LT_N_DROPPED, C, L2),
+	    X_DROPPED(C, L2, LT_REASON_DISCONNECT));
 	assert_holder(f, L2, B, 2);
 	assert_int_equal(view(f, L2).idle_deadline, l2dl);
 }
@@ -2776,7 +2862,7 @@ test_resume_rollcall(void **state)
 	assert_holder(f, L1, A, 1);
 	assert_queue(f, L1, B);
 	assert_holder(f, L3, D, 3);
-	assert_false(view_client(f, A).unconfirmed);
+	assert_int_not_equal(view_client(f, A).state, LT_CS_OWES);
 
 	/* A window shorter than the grace is extended to the grace. */
 	t2 = t1 + w + 1000;
@@ -2784,8 +2870,9 @@ test_resume_rollcall(void **state)
 	STEP_NONE(f, t2 + GRACE - 1, tick());
 	STEP(f, t2 + GRACE - 1, act(L1, A), R_(LT_R_REFRESHED, A, L1));
 	STEP_ANY(f, t2 + GRACE, tick(), N_(LT_N_SILENT, B, ""),
-	    N_(LT_N_DROPPED, B, L1), N_(LT_N_SILENT, D, ""),
-	    X_REVOKED(D, L3, 3, LT_REASON_DISCONNECT), N_(LT_N_FREED, "", L3));
+	    N_(LT_N_DROPPED, B, L1), X_DROPPED(B, L1, LT_REASON_DISCONNECT),
+	    N_(LT_N_SILENT, D, ""), X_REVOKED(D, L3, 3, LT_REASON_DISCONNECT),
+	    N_(LT_N_FREED, "", L3));
 	assert_queue(f, L1, "");
 }
 
@@ -2806,7 +2893,7 @@ test_rollcall_grants_skip_silent_waiters(void **state)
 	STEP(f, t1 + 10, acq(L1, C), X_QUEUED(C, L1, 2), R_QUEUED(C, L1, 2));
 	STEP(f, t1 + 20, rel(L1, A), N_(LT_N_RELEASED, A, L1),
 	    X_GRANTED(C, L1, 2, t1 + 20 + IDLE), R_(LT_R_RELEASED, A, L1));
-	assert_true(view_client(f, B).unconfirmed);
+	assert_int_equal(view_client(f, B).state, LT_CS_OWES);
 	assert_queue(f, L1, B);
 	/* B answers: still first in line, behind the holder. */
 	STEP(f, t1 + 30, acq(L1, B), X_QUEUED(B, L1, 1), R_QUEUED(B, L1, 1));
@@ -2885,7 +2972,8 @@ rp_event(struct rp *g)
 
 /* Events of one kind seen, so the run is known to cover them. */
 struct rp_stats {
-	size_t grants, queued, busy, revoked[3], warnings, errors[6];
+	size_t grants, queued, busy, revoked[4], warnings,
+	    errors[LT_ERR_INTERNAL + 1];
 	size_t disconnected, reconnected, dropped, will_ignored;
 };
 
@@ -3144,7 +3232,7 @@ crec(const char *id, const char *session)
 	memset(&r, 0, sizeof(r));
 	r.id = id;
 	r.session = session;
-	r.connected = true;
+	r.state = LT_CS_LIVE;
 	r.max_conn = -1;
 	return r;
 }
@@ -3197,12 +3285,13 @@ test_restore_validation(void **state)
 	char id128[MQL_CLIENT_ID_MAX + 1], id129[MQL_CLIENT_ID_MAX + 2];
 	char sess128[MQL_SESSION_MAX + 1], sess129[MQL_SESSION_MAX + 2];
 	struct lt_client_rec c;
-	const struct lt_waiter_rec w[4] = {{B, "b", false}, {C, "c", false},
-	    {D, "d", false}, {E, "e", false}};
-	const struct lt_waiter_rec twice[2] = {{B, "b", false},
-	    {B, "b", false}};
-	const struct lt_waiter_rec self[1] = {{A, "a", false}};
-	const struct lt_waiter_rec stranger[1] = {{F, "f", false}};
+	const struct lt_waiter_rec w[4] = {{B, "b", NULL, false},
+	    {C, "c", NULL, false}, {D, "d", NULL, false},
+	    {E, "e", NULL, false}};
+	const struct lt_waiter_rec twice[2] = {{B, "b", NULL, false},
+	    {B, "b", NULL, false}};
+	const struct lt_waiter_rec self[1] = {{A, "a", NULL, false}};
+	const struct lt_waiter_rec stranger[1] = {{F, "f", NULL, false}};
 	struct lt_lock_rec l;
 	char *before, *after;
 
@@ -3319,7 +3408,7 @@ test_restore_validation(void **state)
 	STEP(f, T0 + 2, acq(L2, C), X_GRANTED(C, L2, 21, T0 + 2 + IDLE),
 	    R_GRANTED(C, L2, 21));
 	/* A restart is a new epoch: grants wait for answers to the call. */
-	assert_true(view_client(f, B).unconfirmed);
+	assert_int_equal(view_client(f, B).state, LT_CS_OWES);
 	STEP(f, T0 + 2, act(L1, B), R_(LT_R_IGNORED, B, L1));
 	STEP(f, T0 + 2, act(L1, D), R_(LT_R_IGNORED, D, L1));
 	STEP(f, T0 + 3, rel(L1, A), N_(LT_N_RELEASED, A, L1),
@@ -3334,14 +3423,15 @@ test_restore_state(void **state)
 	struct fixture *f = *state;
 	const char *s16 = "0123456789abcdef";
 	struct lt_client_rec c;
-	const struct lt_waiter_rec w[2] = {{B, "b", false}, {C, "c", false}};
+	const struct lt_waiter_rec w[2] = {{B, "b", NULL, false},
+	    {C, "c", NULL, false}};
 	struct lt_lock_rec l;
 
 	c = crec(A, s16);
 	c.max_conn = 4;
 	assert_int_equal(restore_client(f, &c), LT_OK);
 	c = crec(B, s16);
-	c.connected = false;
+	c.state = LT_CS_GONE;
 	c.grace_deadline = T0 + 500;
 	assert_int_equal(restore_client(f, &c), LT_OK);
 	c = crec(C, s16);
@@ -3364,7 +3454,8 @@ test_restore_state(void **state)
 	STEP(f, T0 + 2, request(LT_OP_ACQUIRE, L1, C, s16, -1, true),
 	    X_QUEUED(C, L1, 2), R_QUEUED(C, L1, 2));
 	/* B's grace ends as journaled. */
-	STEP(f, T0 + 500, tick(), N_(LT_N_DROPPED, B, L1), X_MOVED(C, L1, 1));
+	STEP(f, T0 + 500, tick(), N_(LT_N_DROPPED, B, L1),
+	    X_DROPPED(B, L1, LT_REASON_DISCONNECT), X_MOVED(C, L1, 1));
 	/* Already warned: no second warning, revoked at the deadline. */
 	STEP_NONE(f, T0 + 999, tick());
 	STEP(f, T0 + 1000, tick(), X_REVOKED(A, L1, 3, LT_REASON_IDLE),
@@ -3381,7 +3472,7 @@ test_restore_free_lock_connected_waiter(void **state)
 	struct lt_config cfg = default_cfg;
 	struct locktab *t = locktab_new(&cfg);
 	struct lt_client_rec c = crec(B, "0123456789abcdef");
-	const struct lt_waiter_rec w[] = {{B, "b", true}};
+	const struct lt_waiter_rec w[] = {{B, "b", NULL, true}};
 	struct lt_lock_rec l = lrec(L1, NULL, 0, w, 1);
 	enum lt_err err;
 	const char *why;
@@ -3399,6 +3490,357 @@ test_restore_free_lock_connected_waiter(void **state)
 		    why);
 	if (err != LT_OK)
 		assert_int_equal(err, LT_ERR_BAD_REQUEST);
+}
+
+/* ---- every cell of the state machines, one row each ---- */
+
+/*
+ * The request cells of request_cell() in locktab.c, and the client cells
+ * of client_event(): for each, a scene built through the public API, one
+ * event, and what it must leave.  X is A (verified as "u1"), the other
+ * party B; A also holds L5 so that it exists with the state the row asks
+ * for.  Cells no scene can reach (a free lock with a holder; a live
+ * waiter of a free lock) are excluded by the table's invariants, which
+ * locktab_check() verifies after every row.
+ */
+enum xop { XO_ACQ, XO_TRY, XO_TAKE, XO_REL, XO_ACT };
+
+struct cell_row {
+	const char *cell;
+	enum xop op;
+	enum lt_lock_state ls;
+	enum lt_role role;
+	enum lt_client_state cs;
+	bool other_user; /* B is another user (takeover does not apply) */
+	/* After: */
+	enum lt_result reply;
+	enum lt_role role_after;
+	enum lt_lock_state ls_after;
+};
+
+static const struct cell_row cell_rows[] = {
+    {"acquire, FREE, none", XO_ACQ, LT_LS_FREE, LT_ROLE_NONE, LT_CS_LIVE, false,
+	LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, FREE, none, owing", XO_ACQ, LT_LS_FREE, LT_ROLE_NONE, LT_CS_OWES,
+	false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, FREE, none, gone", XO_ACQ, LT_LS_FREE, LT_ROLE_NONE, LT_CS_GONE,
+	false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, FREE, waiter (owing)", XO_ACQ, LT_LS_FREE, LT_ROLE_WAITER,
+	LT_CS_OWES, false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, FREE, waiter (gone)", XO_ACQ, LT_LS_FREE, LT_ROLE_WAITER,
+	LT_CS_GONE, false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, HELD, none", XO_ACQ, LT_LS_HELD, LT_ROLE_NONE, LT_CS_LIVE, false,
+	LT_R_QUEUED, LT_ROLE_WAITER, LT_LS_HELD},
+    {"acquire, HELD, holder", XO_ACQ, LT_LS_HELD, LT_ROLE_HOLDER, LT_CS_LIVE,
+	false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, HELD, holder (gone)", XO_ACQ, LT_LS_HELD, LT_ROLE_HOLDER,
+	LT_CS_GONE, false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"acquire, HELD, waiter", XO_ACQ, LT_LS_HELD, LT_ROLE_WAITER, LT_CS_LIVE,
+	false, LT_R_QUEUED, LT_ROLE_WAITER, LT_LS_HELD},
+    {"try-lock, HELD, none", XO_TRY, LT_LS_HELD, LT_ROLE_NONE, LT_CS_LIVE,
+	false, LT_R_BUSY, LT_ROLE_NONE, LT_LS_HELD},
+    {"takeover, HELD, none", XO_TAKE, LT_LS_HELD, LT_ROLE_NONE, LT_CS_LIVE,
+	false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"takeover, HELD, waiter", XO_TAKE, LT_LS_HELD, LT_ROLE_WAITER, LT_CS_LIVE,
+	false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"takeover, HELD, holder", XO_TAKE, LT_LS_HELD, LT_ROLE_HOLDER, LT_CS_LIVE,
+	false, LT_R_GRANTED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"takeover of another user: acquire", XO_TAKE, LT_LS_HELD, LT_ROLE_NONE,
+	LT_CS_LIVE, true, LT_R_QUEUED, LT_ROLE_WAITER, LT_LS_HELD},
+    {"release, FREE, none", XO_REL, LT_LS_FREE, LT_ROLE_NONE, LT_CS_LIVE, false,
+	LT_R_IGNORED, LT_ROLE_NONE, LT_LS_FREE},
+    {"release, FREE, waiter (won, gives back)", XO_REL, LT_LS_FREE,
+	LT_ROLE_WAITER, LT_CS_OWES, false, LT_R_RELEASED, LT_ROLE_NONE,
+	LT_LS_FREE},
+    {"release, HELD, none", XO_REL, LT_LS_HELD, LT_ROLE_NONE, LT_CS_LIVE, false,
+	LT_R_IGNORED, LT_ROLE_NONE, LT_LS_HELD},
+    {"release, HELD, holder", XO_REL, LT_LS_HELD, LT_ROLE_HOLDER, LT_CS_LIVE,
+	false, LT_R_RELEASED, LT_ROLE_NONE, LT_LS_FREE},
+    {"release, HELD, waiter", XO_REL, LT_LS_HELD, LT_ROLE_WAITER, LT_CS_LIVE,
+	false, LT_R_RELEASED, LT_ROLE_NONE, LT_LS_HELD},
+    {"activity, FREE, none", XO_ACT, LT_LS_FREE, LT_ROLE_NONE, LT_CS_LIVE,
+	false, LT_R_IGNORED, LT_ROLE_NONE, LT_LS_FREE},
+    {"activity, FREE, waiter (won it)", XO_ACT, LT_LS_FREE, LT_ROLE_WAITER,
+	LT_CS_GONE, false, LT_R_REFRESHED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"activity, HELD, none", XO_ACT, LT_LS_HELD, LT_ROLE_NONE, LT_CS_LIVE,
+	false, LT_R_IGNORED, LT_ROLE_NONE, LT_LS_HELD},
+    {"activity, HELD, holder", XO_ACT, LT_LS_HELD, LT_ROLE_HOLDER, LT_CS_LIVE,
+	false, LT_R_REFRESHED, LT_ROLE_HOLDER, LT_LS_HELD},
+    {"activity, HELD, waiter", XO_ACT, LT_LS_HELD, LT_ROLE_WAITER, LT_CS_LIVE,
+	false, LT_R_IGNORED, LT_ROLE_WAITER, LT_LS_HELD},
+};
+
+static struct lt_event
+as_user(struct lt_event ev, const char *uid)
+{
+	snprintf(ev.u.req.uid, sizeof(ev.u.req.uid), "%s", uid);
+	return ev;
+}
+
+/* A's client state becomes cs (it is LIVE and holds something). */
+static void
+make_state(struct fixture *f, lt_ms now, enum lt_client_state cs)
+{
+	if (cs == LT_CS_GONE)
+		run(f, now, will(A, NULL, -1));
+	else if (cs == LT_CS_OWES)
+		run(f, now, resume(true, 5000));
+	assert_int_equal(view_client(f, A).state, cs);
+}
+
+/* The scene of row r at now: returns the time after it. */
+static lt_ms
+cell_scene(struct fixture *f, const struct cell_row *r, lt_ms now)
+{
+	const char *ub = r->other_user ? "u2" : "u1";
+
+	run(f, now++, as_user(acq(L5, A), "u1"));
+	switch (r->ls) {
+	case LT_LS_HELD:
+		if (r->role == LT_ROLE_HOLDER) {
+			run(f, now++, as_user(acq(L1, A), "u1"));
+		} else {
+			run(f, now++, as_user(acq(L1, B), ub));
+			if (r->role == LT_ROLE_WAITER)
+				run(f, now++, as_user(acq(L1, A), "u1"));
+		}
+		make_state(f, now++, r->cs);
+		/* B stays alive through a roll call. */
+		if (r->cs == LT_CS_OWES && r->role != LT_ROLE_HOLDER)
+			run(f, now++, as_user(acq(L1, B), ub));
+		break;
+	case LT_LS_FREE:
+	default:
+		if (r->role == LT_ROLE_WAITER) {
+			/* Free with A waiting: A must not be alive. */
+			run(f, now++, as_user(acq(L1, B), ub));
+			run(f, now++, as_user(acq(L1, A), "u1"));
+			make_state(f, now++, r->cs);
+			run(f, now++, rel(L1, B));
+		} else {
+			make_state(f, now++, r->cs);
+		}
+		break;
+	}
+	return now;
+}
+
+static enum lt_role
+role_in(struct fixture *f, const char *lock, const char *client)
+{
+	struct lt_lock_rec rec;
+
+	if (!locktab_view(f->s.t, lock, &rec))
+		return LT_ROLE_NONE;
+	if (rec.holder != NULL && strcmp(rec.holder, client) == 0)
+		return LT_ROLE_HOLDER;
+	for (size_t i = 0; i < rec.nwaiters; i++) {
+		if (strcmp(rec.waiters[i].client, client) == 0)
+			return LT_ROLE_WAITER;
+	}
+	return LT_ROLE_NONE;
+}
+
+static void
+test_request_cells(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t i = 0; i < sizeof(cell_rows) / sizeof(cell_rows[0]); i++) {
+		const struct cell_row *r = &cell_rows[i];
+		lt_ms now;
+		struct lt_event ev;
+		struct lt_lock_rec rec;
+		const struct lt_fx *rep = NULL;
+
+		reset(f, &default_cfg);
+		now = cell_scene(f, r, T0);
+		/* The scene is the cell the row names. */
+		if (role_in(f, L1, A) != r->role ||
+		    (locktab_view(f->s.t, L1, &rec) && rec.holder != NULL) !=
+			(r->ls == LT_LS_HELD) ||
+		    view_client(f, A).state != r->cs)
+			fail_msg("%s: scene is not that cell", r->cell);
+		switch (r->op) {
+		case XO_TRY:
+			ev = try_acq(L1, A);
+			break;
+		case XO_TAKE:
+			ev = acq(L1, A);
+			ev.u.req.takeover = true;
+			break;
+		case XO_REL:
+			ev = rel(L1, A);
+			break;
+		case XO_ACT:
+			ev = act(L1, A);
+			break;
+		case XO_ACQ:
+		default:
+			ev = acq(L1, A);
+			break;
+		}
+		ev = as_user(ev, "u1");
+		if (side_apply(&f->s, now, &ev) != LT_OK)
+			fail_msg("%s: refused", r->cell);
+		for (size_t k = 0; k < f->s.fx.n; k++) {
+			if (f->s.fx.v[k].kind == LT_FX_REPLY)
+				rep = &f->s.fx.v[k];
+		}
+		if (rep == NULL || rep->what.result != r->reply)
+			fail_msg("%s: reply %d, expected %d", r->cell,
+			    rep != NULL ? (int)rep->what.result : -1,
+			    (int)r->reply);
+		side_flush(&f->s);
+		if (role_in(f, L1, A) != r->role_after)
+			fail_msg("%s: A's role %d, expected %d", r->cell,
+			    (int)role_in(f, L1, A), (int)r->role_after);
+		if ((locktab_view(f->s.t, L1, &rec) && rec.holder != NULL) !=
+		    (r->ls_after == LT_LS_HELD))
+			fail_msg("%s: lock state", r->cell);
+		/* Every served request proves the sender alive. */
+		if (view_client(f, A).state != LT_CS_LIVE)
+			fail_msg("%s: A not live after its request", r->cell);
+		assert_null(locktab_check(f->s.t));
+	}
+}
+
+/* client_event(): (state, event) -> state, one row each. */
+struct ccell_row {
+	const char *cell;
+	enum lt_client_state from;
+	int event; /* 0 request, 1 will, 2 roll call, 3 deadline */
+	enum lt_client_state to;
+	bool keeps;        /* A still holds L1 afterwards */
+	enum lt_note note; /* expected note, or -1 */
+};
+
+static const struct ccell_row ccell_rows[] = {
+    {"LIVE, request", LT_CS_LIVE, 0, LT_CS_LIVE, true, (enum lt_note) - 1},
+    {"LIVE, will", LT_CS_LIVE, 1, LT_CS_GONE, true, LT_N_DISCONNECTED},
+    {"LIVE, roll call", LT_CS_LIVE, 2, LT_CS_OWES, true, (enum lt_note) - 1},
+    {"OWES, request", LT_CS_OWES, 0, LT_CS_LIVE, true, (enum lt_note) - 1},
+    {"OWES, will", LT_CS_OWES, 1, LT_CS_GONE, true, LT_N_DISCONNECTED},
+    {"OWES, roll call", LT_CS_OWES, 2, LT_CS_OWES, true, (enum lt_note) - 1},
+    {"OWES, deadline", LT_CS_OWES, 3, LT_CS_LIVE, false, LT_N_SILENT},
+    {"GONE, request", LT_CS_GONE, 0, LT_CS_LIVE, true, LT_N_RECONNECTED},
+    {"GONE, will", LT_CS_GONE, 1, LT_CS_GONE, true, (enum lt_note) - 1},
+    {"GONE, roll call", LT_CS_GONE, 2, LT_CS_GONE, true, (enum lt_note) - 1},
+    {"GONE, deadline", LT_CS_GONE, 3, LT_CS_LIVE, false, (enum lt_note) - 1},
+};
+
+static void
+test_client_cells(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t i = 0; i < sizeof(ccell_rows) / sizeof(ccell_rows[0]);
+	     i++) {
+		const struct ccell_row *r = &ccell_rows[i];
+		lt_ms now = T0 + 1;
+		struct lt_event ev;
+		bool noted = false;
+
+		reset(f, &default_cfg);
+		run(f, T0, acq(L1, A));
+		make_state(f, now++, r->from);
+		switch (r->event) {
+		case 0:
+			ev = act(L1, A);
+			break;
+		case 1:
+			ev = will(A, NULL, -1);
+			break;
+		case 2:
+			ev = resume(true, 5000);
+			break;
+		default:
+			ev = tick();
+			now = locktab_next_deadline(f->s.t);
+			break;
+		}
+		assert_int_equal(side_apply(&f->s, now, &ev), LT_OK);
+		for (size_t k = 0; k < f->s.fx.n; k++) {
+			const struct lt_fx *e = &f->s.fx.v[k];
+
+			noted |=
+			    e->kind == LT_FX_NOTE && e->what.note == r->note;
+		}
+		if ((int)r->note >= 0 && !noted)
+			fail_msg("%s: note %d missing", r->cell, (int)r->note);
+		side_flush(&f->s);
+		if (r->keeps) {
+			if (view_client(f, A).state != r->to)
+				fail_msg("%s: state %d, expected %d", r->cell,
+				    (int)view_client(f, A).state, (int)r->to);
+			assert_int_equal(role_in(f, L1, A), LT_ROLE_HOLDER);
+		} else {
+			/* Gone for good: the lock was revoked. */
+			assert_false(known_client(f, A));
+			assert_int_equal(role_in(f, L1, A), LT_ROLE_NONE);
+		}
+		assert_null(locktab_check(f->s.t));
+	}
+}
+
+/* The idle timer's cells (idle_decide in locktab.c): policy x warned x
+ * whether a live client waits. */
+static void
+test_idle_cells(void **state)
+{
+	struct fixture *f = *state;
+	struct lt_config cfg = default_cfg;
+	lt_ms w0 = T0 + IDLE - WARN;
+
+	/* always, unwarned, nobody waits: warned at deadline - warning. */
+	cfg.idle_policy = LT_IDLE_ALWAYS;
+	reset(f, &cfg);
+	run(f, T0, acq(L1, A));
+	STEP(f, w0, tick(), X_WARN(A, L1, T0 + IDLE));
+	/* always, warned, nobody waits: revoked at the deadline. */
+	STEP(f, T0 + IDLE, tick(), X_REVOKED(A, L1, 1, LT_REASON_IDLE),
+	    N_(LT_N_FREED, "", L1));
+
+	/* contended, unwarned, nobody waits: the timer goes dormant. */
+	cfg.idle_policy = LT_IDLE_CONTENDED;
+	reset(f, &cfg);
+	run(f, T0, acq(L1, A));
+	STEP_NONE(f, w0, tick());
+	assert_int_equal(locktab_next_deadline(f->s.t), LT_NEVER);
+	/* ... a waiter past the deadline: warned now, a full period. */
+	STEP(f, T0 + IDLE + 5, acq(L1, B), X_QUEUED(B, L1, 1),
+	    R_QUEUED(B, L1, 1));
+	assert_true(locktab_next_deadline(f->s.t) <= T0 + IDLE + 5); /* due */
+	STEP(f, T0 + IDLE + 5, tick(), X_WARN(A, L1, T0 + IDLE + 5 + WARN));
+	/* contended, warned, someone waits: revoked, the waiter gets it. */
+	STEP(f, T0 + IDLE + 5 + WARN, tick(),
+	    X_REVOKED(A, L1, 1, LT_REASON_IDLE),
+	    X_GRANTED(B, L1, 2, T0 + IDLE + 5 + WARN + IDLE));
+
+	/* contended, unwarned, someone waits: warned at deadline - warning
+	 * exactly as under always. */
+	reset(f, &cfg);
+	run(f, T0, acq(L1, A));
+	run(f, T0 + 1, acq(L1, B));
+	STEP(f, w0, tick(), X_WARN(A, L1, T0 + IDLE));
+	/* contended, warned, the waiter left: dormant at the deadline. */
+	run(f, w0 + 1, rel(L1, B));
+	STEP_NONE(f, T0 + IDLE, tick());
+	assert_holder(f, L1, A, 1);
+	assert_int_equal(locktab_next_deadline(f->s.t), LT_NEVER);
+	/* A waiter returns after the deadline: a fresh warning. */
+	STEP(f, T0 + IDLE + 100, acq(L1, C), X_QUEUED(C, L1, 1),
+	    R_QUEUED(C, L1, 1));
+	STEP(f, T0 + IDLE + 100, tick(), X_WARN(A, L1, T0 + IDLE + 100 + WARN));
+	/*
+	 * Only live waiters count: C's will, then the end of its grace, and
+	 * at the deadline nobody waits: the timer sleeps again.
+	 */
+	run(f, T0 + IDLE + 200, will(C, NULL, -1));
+	STEP(f, T0 + IDLE + 200 + GRACE, tick(), N_(LT_N_DROPPED, C, L1),
+	    X_DROPPED(C, L1, LT_REASON_DISCONNECT));
+	STEP_NONE(f, T0 + IDLE + 100 + WARN, tick());
+	assert_holder(f, L1, A, 1);
 }
 
 int
@@ -3481,6 +3923,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_restore_state, setup,
 		teardown),
 	    cmocka_unit_test(test_restore_free_lock_connected_waiter),
+	    cmocka_unit_test_setup_teardown(test_request_cells, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_client_cells, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_idle_cells, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

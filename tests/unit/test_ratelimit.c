@@ -12,11 +12,12 @@
 #include <cmocka.h>
 
 #include "core/ratelimit.h"
+#include "test_hash.h"
 
 static void
 test_burst_then_rate(void **state)
 {
-	struct ratelimit *r = ratelimit_new(64, 10.0, 5.0);
+	struct ratelimit *r = ratelimit_new(64, 10.0, 5.0, &test_hasher);
 	int64_t t = 1000;
 
 	assert_non_null(r);
@@ -41,7 +42,7 @@ test_burst_then_rate(void **state)
 static void
 test_clock_going_back_does_not_refill(void **state)
 {
-	struct ratelimit *r = ratelimit_new(8, 1.0, 1.0);
+	struct ratelimit *r = ratelimit_new(8, 1.0, 1.0, &test_hasher);
 
 	assert_int_equal(ratelimit_take(r, "a", 5000), RL_ALLOW);
 	assert_int_equal(ratelimit_take(r, "a", 1000), RL_DENY_FIRST);
@@ -57,7 +58,7 @@ test_clock_going_back_does_not_refill(void **state)
 static void
 test_eviction_forgives_never_blames(void **state)
 {
-	struct ratelimit *r = ratelimit_new(1, 1.0, 2.0);
+	struct ratelimit *r = ratelimit_new(1, 1.0, 2.0, &test_hasher);
 	char key[16];
 
 	assert_int_equal(ratelimit_take(r, "busy", 0), RL_ALLOW);
@@ -81,11 +82,11 @@ test_eviction_forgives_never_blames(void **state)
 static void
 test_bad_arguments(void **state)
 {
-	assert_null(ratelimit_new(0, 1.0, 1.0));
-	assert_null(ratelimit_new(4, 0.0, 1.0));
-	assert_null(ratelimit_new(4, -1.0, 1.0));
-	assert_null(ratelimit_new(4, 1.0, 0.5));
-	assert_null(ratelimit_new(SIZE_MAX, 1.0, 1.0));
+	assert_null(ratelimit_new(0, 1.0, 1.0, &test_hasher));
+	assert_null(ratelimit_new(4, 0.0, 1.0, &test_hasher));
+	assert_null(ratelimit_new(4, -1.0, 1.0, &test_hasher));
+	assert_null(ratelimit_new(4, 1.0, 0.5, &test_hasher));
+	assert_null(ratelimit_new(SIZE_MAX, 1.0, 1.0, &test_hasher));
 	ratelimit_free(NULL);
 }
 

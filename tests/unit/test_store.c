@@ -18,6 +18,7 @@
 
 #include "core/locktab.h"
 #include "io/store.h"
+#include "test_hash.h"
 
 static const struct lt_config cfg = {
     .idle_timeout = 10000,
@@ -25,6 +26,7 @@ static const struct lt_config cfg = {
     .grace = 3000,
     .waiters_per_lock = MQL_WAITERS_PER_LOCK,
     .locks_per_client = MQL_LOCKS_PER_CLIENT,
+    .hasher = {siphash_str, test_hash_key},
 };
 
 struct fixture {
@@ -138,7 +140,8 @@ assert_same_client(struct locktab *a, struct locktab *b, const char *id)
 	assert_true(locktab_view_client(a, id, &ca));
 	assert_true(locktab_view_client(b, id, &cb));
 	assert_string_equal(ca.session, cb.session);
-	assert_int_equal(ca.connected, cb.connected);
+	assert_int_equal(ca.state == LT_CS_GONE, cb.state == LT_CS_GONE);
+	assert_true((ca.uid == NULL) == (cb.uid == NULL));
 	assert_int_equal(ca.max_conn, cb.max_conn);
 	assert_int_equal(ca.grace_deadline, cb.grace_deadline);
 }
@@ -353,7 +356,7 @@ test_schema_1_converted(void **state)
 	assert_int_equal(rec.nwaiters, 1);
 	assert_string_equal(rec.waiters[0].client, "bob");
 	assert_true(locktab_view_client(r, "bob", &cr));
-	assert_false(cr.connected);
+	assert_int_equal(cr.state, LT_CS_GONE);
 	assert_int_equal(cr.grace_deadline, 90000);
 	locktab_free(r);
 
@@ -363,9 +366,9 @@ test_schema_1_converted(void **state)
 	assert_int_equal(epoch, 8);
 	store_close(s);
 
-	/* Now schema 2, every table without rowid. */
+	/* Now schema 3, every table without rowid. */
 	assert_int_equal(
-	    db_int(f->path, "SELECT value FROM meta WHERE key = 'schema'"), 2);
+	    db_int(f->path, "SELECT value FROM meta WHERE key = 'schema'"), 3);
 	assert_int_equal(db_int(f->path,
 			     "SELECT count(*) FROM sqlite_schema WHERE type ="
 			     " 'table' AND sql NOT LIKE '%WITHOUT ROWID'"),
@@ -389,12 +392,12 @@ test_newer_schema_refused(void **state)
 	store_close(s);
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
-			     "UPDATE meta SET value = 3 WHERE key = 'schema'",
+			     "UPDATE meta SET value = 4 WHERE key = 'schema'",
 			     NULL, NULL, NULL),
 	    SQLITE_OK);
 	sqlite3_close(db);
 	assert_null(store_open(f->path, err, sizeof(err)));
-	assert_non_null(strstr(err, "schema 3"));
+	assert_non_null(strstr(err, "schema 4"));
 }
 
 static void
