@@ -37,7 +37,7 @@ import mqlock  # noqa: E402
 
 
 def mqlockd_bin() -> str:
-    return os.environ.get("MQLOCKD_BIN") or str(REPO / "build" / "mqlockd")
+    return os.path.abspath(os.environ.get("MQLOCKD_BIN") or str(REPO / "build" / "mqlockd"))
 
 
 def mosquitto_bin() -> str:
