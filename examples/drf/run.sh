@@ -4,10 +4,13 @@
 # Installs its Debian packages (docker/deps.sh build run drf web), builds
 # mqlockd, prepares the run directory and starts, all on 127.0.0.1:
 #
-#   mosquitto  MQTT on :$DRFDEMO_BROKER_PORT (1884) for mqlockd and Django,
-#              WebSocket on :$DRFDEMO_WS_PORT (8081) for nginx alone; the
-#              production profile's passwords and ACL
-#              (broker-config/production/setup.sh), no anonymous clients
+#   mosquitto  the production broker profile (broker-config/production:
+#              setup.sh's accounts, ACLs, certificates and plugin), its
+#              listeners moved to loopback ports: MQTT over TLS on
+#              :$DRFDEMO_BROKER_PORT (8885) for Django (user services), the
+#              coordinator's TLS listener on :$DRFDEMO_COORD_PORT (8886), and
+#              WebSocket on :$DRFDEMO_WS_PORT (8081), for nginx alone (user
+#              editors)
 #   mqlockd    --ticket-key run/ticket.key --require-ticket (and MQLOCKD-FLAGs)
 #   gunicorn   the Django app, two worker processes, on a Unix socket in the
 #              run directory (reachable only through nginx)
@@ -21,8 +24,9 @@
 #   --no-install   install nothing and build nothing (the tests use it)
 #
 # Environment: DRFDEMO_RUN (run directory, default examples/drf/run),
-# DRFDEMO_PORT, DRFDEMO_BROKER_PORT, DRFDEMO_WS_PORT, MQLOCKD_BIN (an
-# mqlockd to use instead of building build/mqlockd).
+# DRFDEMO_PORT, DRFDEMO_BROKER_PORT, DRFDEMO_COORD_PORT, DRFDEMO_WS_PORT,
+# MQLOCKD_BIN and MQLOCK_AUTH_PLUGIN (an mqlockd and a broker plugin to use
+# instead of building build/mqlockd and build/src/broker/mqlock_auth.so).
 #
 # Meant for root on Debian 12 (to install packages); once they are installed
 # an ordinary user can run it too.
@@ -38,7 +42,8 @@ if [ "${1:-}" = "--no-install" ]; then
 fi
 
 port=${DRFDEMO_PORT:-8000}
-broker_port=${DRFDEMO_BROKER_PORT:-1884}
+broker_port=${DRFDEMO_BROKER_PORT:-8885}
+coord_port=${DRFDEMO_COORD_PORT:-8886}
 ws_port=${DRFDEMO_WS_PORT:-8081}
 run=${DRFDEMO_RUN:-$here/run}
 
@@ -57,9 +62,10 @@ port_open() {
 
 check_ports() {
 	local p
-	for p in "$port" "$broker_port" "$ws_port"; do
+	for p in "$port" "$broker_port" "$coord_port" "$ws_port"; do
 		! port_open "$p" || die "port $p on 127.0.0.1 is in use; stop what listens there," \
-			"or choose others with DRFDEMO_PORT, DRFDEMO_BROKER_PORT, DRFDEMO_WS_PORT"
+			"or choose others with DRFDEMO_PORT, DRFDEMO_BROKER_PORT," \
+			"DRFDEMO_COORD_PORT, DRFDEMO_WS_PORT"
 	done
 }
 
@@ -70,15 +76,18 @@ if [ "$install" -eq 1 ]; then
 	"$root/docker/deps.sh" build run drf web
 fi
 mqlockd=${MQLOCKD_BIN:-}
-if [ -z "$mqlockd" ]; then
-	mqlockd=$root/build/mqlockd
+plugin=${MQLOCK_AUTH_PLUGIN:-}
+if [ -z "$mqlockd" ] || [ -z "$plugin" ]; then
 	if [ "$install" -eq 1 ]; then
-		say "building mqlockd in build/ (Release)"
+		say "building mqlockd and the broker plugin in build/ (Release)"
 		cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-		cmake --build "$root/build" -j2 --target mqlockd
+		cmake --build "$root/build" -j2 --target mqlockd mqlock_auth
 	fi
+	mqlockd=${mqlockd:-$root/build/mqlockd}
+	plugin=${plugin:-$root/build/src/broker/mqlock_auth.so}
 fi
 [ -x "$mqlockd" ] || die "$mqlockd not found (build it, or set MQLOCKD_BIN)"
+[ -f "$plugin" ] || die "$plugin not found (build it, or set MQLOCK_AUTH_PLUGIN)"
 js=$root/clients/js
 if [ ! -f "$js/node_modules/mqtt/dist/mqtt.esm.js" ]; then
 	[ "$install" -eq 1 ] || die "clients/js/node_modules is missing: npm ci in clients/js"
@@ -99,44 +108,45 @@ mkdir -p "$run"
 chmod 700 "$run"
 run=$(cd "$run" && pwd)
 case "$run" in
-*' '* | *'#'* | *'&'* | *'\'* | *';'* | *'{'* | *'}'* | *'"'* | *"'"*)
-	die "the run directory must not contain spaces or # & \\ ; { } quotes: $run" ;;
+*' '* | *'#'* | *'&'* | *'\'* | *';'* | *'{'* | *'}'* | *'|'* | *'"'* | *"'"*)
+	die "the run directory must not contain spaces or # & \\ ; { } | quotes: $run" ;;
 esac
 umask 077
 [ -s "$run/ticket.key" ] || openssl rand -hex 32 >"$run/ticket.key"
 [ -s "$run/secret.key" ] || openssl rand -base64 48 >"$run/secret.key"
-if [ ! -f "$run/broker/passwd" ]; then
-	say "making the broker's users and ACL in $run/broker"
+if [ ! -f "$run/broker/coordinator-id" ]; then
+	say "making the broker's accounts, ACLs and certificates in $run/broker"
 	rm -rf "$run/broker"
-	"$root/broker-config/production/setup.sh" "$run/broker" >/dev/null
+	"$root/broker-config/production/setup.sh" --plugin "$plugin" "$run/broker" >/dev/null
 fi
 mkdir -p "$run/nginx/tmp"
 
-# mosquitto: the production profile's password file and ACL, on loopback
-# listeners only. Checked against `man mosquitto.conf` of 2.0.11.
-cat >"$run/mosquitto.conf" <<EOF
-# Written by examples/drf/run.sh; changes are lost on the next run.
-listener $broker_port 127.0.0.1
-socket_domain ipv4
-# Only nginx connects here, for pages whose Django session it checked.
-listener $ws_port 127.0.0.1
-protocol websockets
-socket_domain ipv4
-allow_anonymous false
-password_file $run/broker/passwd
-acl_file $run/broker/acl
-max_packet_size 65536
-set_tcp_nodelay true
-max_queued_messages 0
-max_inflight_messages 1000
-persistence false
-# Started as root, mosquitto would drop to the mosquitto user, which may not
-# reach a checkout under /root: it keeps the privileges of whoever ran this
-# script (a loopback-only example).
-user $(id -un)
-log_dest file $run/mosquitto.log
-log_timestamp_format %Y-%m-%dT%H:%M:%S
-EOF
+# mosquitto: the production profile as setup.sh wrote it, with its three
+# listeners on this example's loopback ports, this build's plugin, and its
+# state and log in the run directory. Each line it changes must be there.
+edits=(
+	"^listener 8883\$|listener $broker_port 127.0.0.1"
+	"^listener 8080 127.0.0.1\$|listener $ws_port 127.0.0.1"
+	"^listener 8884 127.0.0.1\$|listener $coord_port 127.0.0.1"
+	"^plugin .*|plugin $plugin"
+	"^persistence_location .*|persistence_location $run/"
+	"^log_dest stderr\$|log_dest file $run/mosquitto.log"
+)
+sed_args=()
+for e in "${edits[@]}"; do
+	grep -q -- "${e%%|*}" "$run/broker/mosquitto.conf" ||
+		die "broker-config/production/mosquitto.conf has no line matching '${e%%|*}';" \
+			"examples/drf/run.sh needs updating"
+	sed_args+=(-e "s|$e|")
+done
+{
+	echo "# Written by examples/drf/run.sh from $run/broker/mosquitto.conf."
+	sed "${sed_args[@]}" "$run/broker/mosquitto.conf"
+	# Started as root, mosquitto would drop to the mosquitto user, which may
+	# not reach a checkout under /root: it keeps the privileges of whoever
+	# ran this script (a loopback-only example).
+	echo "user $(id -un)"
+} >"$run/mosquitto.conf"
 
 # nginx: the only way in. WebSocket upgrades on /mqtt pass to the broker only
 # after Django said 204 to the same cookies (auth_request).
@@ -252,8 +262,10 @@ check_ports
 pids+=($!)
 wait_until 10 mosquitto port_open "$broker_port"
 
-"$mqlockd" --broker "tcp://127.0.0.1:$broker_port" --db "$run/mqlock.db" \
+wait_until 10 "the coordinator's listener" port_open "$coord_port"
+"$mqlockd" --broker "ssl://127.0.0.1:$coord_port" --cafile "$run/broker/ca.crt" \
 	--username coordinator --password-file "$run/broker/passwords/coordinator" \
+	--client-id "$(cat "$run/broker/coordinator-id")" --db "$run/mqlock.db" \
 	--ticket-key "$run/ticket.key" --require-ticket "$@" 2>>"$run/mqlockd.log" &
 pids+=($!)
 # The backend's own view of the coordinator, with its own settings.

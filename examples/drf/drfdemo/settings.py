@@ -14,7 +14,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = Path(os.environ.get("DRFDEMO_RUN") or BASE_DIR / "run").resolve()
 BROKER_DIR = RUN_DIR / "broker"
-BROKER_PORT = int(os.environ.get("DRFDEMO_BROKER_PORT", "1884"))
+BROKER_PORT = int(os.environ.get("DRFDEMO_BROKER_PORT", "8885"))
 
 
 def _secret() -> str:
@@ -105,16 +105,18 @@ REST_FRAMEWORK = {
 
 # mqlock: see clients/python/mqlock/django/conf.py for every key.
 MQLOCK = {
-    "BROKER_URL": f"mqtt://127.0.0.1:{BROKER_PORT}",
+    "BROKER_URL": f"mqtts://127.0.0.1:{BROKER_PORT}",
     "WEBSOCKET_URL": "/mqtt",
     "TICKET_KEY_FILE": str(RUN_DIR / "ticket.key"),
     "TICKET_TTL": 3600,
     "QUERY_TIMEOUT": 2.0,
 }
 if (BROKER_DIR / "passwords").is_dir():
-    # The production broker profile: the backend logs in as "services",
-    # pages as "editors" (nginx lets only logged-in users reach them).
+    # The production broker profile: the backend logs in as "services" over
+    # TLS, pages as "editors" on the WebSocket listener (which nginx opens to
+    # logged-in users only).
     MQLOCK.update({
+        "BROKER_CAFILE": str(BROKER_DIR / "ca.crt"),
         "BROKER_USERNAME": "services",
         "BROKER_PASSWORD_FILE": str(BROKER_DIR / "passwords" / "services"),
         "PAGE_USERNAME": "editors",

@@ -2,7 +2,8 @@
 // nginx) on free loopback ports in a temporary run directory, for the
 // Node tests in this directory.
 //
-// Environment: MQLOCKD_BIN (default build/mqlockd), CHROMIUM_BIN (default
+// Environment: MQLOCKD_BIN (default build/mqlockd), MQLOCK_AUTH_PLUGIN
+// (default build/src/broker/mqlock_auth.so), CHROMIUM_BIN (default
 // /usr/bin/chromium), MQLOCK_ARTIFACTS (screenshots; default
 // test-artifacts/browser). Needs `npm ci` in clients/js and tests/browser.
 
@@ -61,14 +62,17 @@ function freePort() {
  */
 export async function startExample(mqlockdArgs = []) {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mqlock-drf-'));
-	const [port, brokerPort, wsPort] = [await freePort(), await freePort(), await freePort()];
+	const [port, brokerPort, coordPort, wsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
 	const env = {
 		...process.env,
 		DRFDEMO_RUN: path.join(dir, 'run'),
 		DRFDEMO_PORT: String(port),
 		DRFDEMO_BROKER_PORT: String(brokerPort),
+		DRFDEMO_COORD_PORT: String(coordPort),
 		DRFDEMO_WS_PORT: String(wsPort),
 		MQLOCKD_BIN: process.env.MQLOCKD_BIN || path.join(repoRoot, 'build', 'mqlockd'),
+		MQLOCK_AUTH_PLUGIN: process.env.MQLOCK_AUTH_PLUGIN ||
+			path.join(repoRoot, 'build', 'src', 'broker', 'mqlock_auth.so'),
 	};
 	const out = fs.openSync(path.join(dir, 'run.sh.log'), 'a');
 	// Its own process group, so that stop() (or our exit) ends all of it.
