@@ -35,6 +35,8 @@
 #define REFUSAL_EVENTS_BURST 1000
 /* A client may burst up to ten seconds' worth of its rate. */
 #define RATE_BURST_S 10
+/* QoS 1 publishes in flight at most, whatever the receive maximum. */
+#define OUT_WINDOW_MAX 1000
 /* Publishes waiting for the window beyond which no new input is read. */
 #define BACKLOG_HIGH (4 * BATCH_MAX)
 /* The broker's count of messages dropped for full queues ($SYS). */
@@ -103,7 +105,14 @@ on_connected(struct coord *d, const struct mqtt_in *in)
 	d->offline_since = 0;
 	d->backoff_ms = BACKOFF_MIN_MS;
 	d->sys_dropped_known = false;
+	/*
+	 * Below the broker's receive maximum (past it Paho holds publishes
+	 * back for about a second), and never so many that Paho's cost per
+	 * publish grows with its queue.
+	 */
 	d->window = in->receive_max > 1 ? in->receive_max - 1 : 1;
+	if (d->window > OUT_WINDOW_MAX)
+		d->window = OUT_WINDOW_MAX;
 	d->online_since = clock_wall_ms();
 	log_info("connected to %s (session %s), epoch %" PRIu64
 		 ", receive maximum %u",
