@@ -374,3 +374,20 @@ def test_broker_gone_longer_than_grace_fences():
             assert held.lost.code == "offline-expired" and held.lost.local
         finally:
             c.close(timeout=1)
+
+
+def test_queries_count_against_the_rate_limit():
+    # --rate 2: two requests a second, bursts of 20. A backend's queries are
+    # requests of its client id like any other.
+    with Stack(grace=1, extra=["--rate", "2"]) as st:
+        c = st.client()
+        try:
+            answered = 0
+            with pytest.raises(Refused) as e:
+                for _ in range(60):
+                    c.query("doc-rate")
+                    answered += 1
+            assert e.value.code == "limit"
+            assert 15 <= answered <= 30
+        finally:
+            c.close()
