@@ -129,8 +129,13 @@ class FencedSaveMixin:
     changes nothing.
     """
 
+    def mqlock_lock_id(self, instance: FencedModel) -> str:
+        """The lock id guarding `instance` (the permission uses it too):
+        ``lock_id_for(instance)`` unless overridden."""
+        return lock_id_for(instance)
+
     def _mqlock_token(self, instance: FencedModel) -> int:
-        lock_id = lock_id_for(instance)
+        lock_id = self.mqlock_lock_id(instance)
         tokens = getattr(self.request, "mqlock_tokens", None) or {}  # type: ignore[attr-defined]
         if lock_id not in tokens:
             # The permission did not run for this object: refuse rather than
@@ -152,7 +157,7 @@ class FencedSaveMixin:
                 serializer.save(**kwargs)
         except StaleWrite:
             raise conflict("stale-write", "Someone who got the lock after you has saved.",
-                           lock_id_for(instance), None) from None
+                           self.mqlock_lock_id(instance), None) from None
 
     def perform_destroy(self, instance: FencedModel) -> None:
         token = self._mqlock_token(instance)
@@ -160,4 +165,4 @@ class FencedSaveMixin:
             instance.fenced_delete(token)
         except StaleWrite:
             raise conflict("stale-write", "Someone who got the lock after you has saved.",
-                           lock_id_for(instance), None) from None
+                           self.mqlock_lock_id(instance), None) from None

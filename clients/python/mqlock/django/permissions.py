@@ -152,8 +152,10 @@ class HoldsEditLock(BasePermission):
     """Admit unsafe methods on an object only from its lock's holder.
 
     Safe methods (GET, HEAD, OPTIONS) pass. For the others the object's lock
-    id is ``lock_id_for(obj)`` (override :meth:`lock_id` for another
-    mapping) and :func:`check_save` decides. List-level writes (``create``)
+    id is ``view.mqlock_lock_id(obj)`` when the view has that method
+    (:class:`~mqlock.django.fencing.FencedSaveMixin` does: override it
+    there for another mapping), else ``lock_id_for(obj)``; then
+    :func:`check_save` decides. List-level writes (``create``)
     have no object and so no lock: combine with the permissions you already
     use, e.g. ``[IsAuthenticated, HoldsEditLock]``.
     """
@@ -169,4 +171,5 @@ class HoldsEditLock(BasePermission):
 
     def lock_id(self, request: Any, view: Any, obj: Any) -> str:
         """The lock id guarding `obj`."""
-        return lock_id_for(obj)
+        of_view = getattr(view, "mqlock_lock_id", None)
+        return of_view(obj) if callable(of_view) else lock_id_for(obj)
