@@ -525,6 +525,8 @@ class Client:
             self._closed = True
             pc = self._paho
             self._cv.notify_all()
+            for slot in self._replies.values():
+                slot[1].set()  # no answer will come: Unavailable
         if pc is not None:
             if ok:
                 pc.disconnect()
@@ -683,10 +685,11 @@ class Client:
             return
         with self._mu:
             slot = self._replies.get(bytes(corr))
-            if slot is not None and slot[0] is None:
-                slot[0] = parse_json_object(msg.payload) or {"ok": False, "code": "internal",
-                                                              "message": "unreadable reply"}
-                self._cv.notify_all()
+        if slot is not None and slot[0] is None:
+            slot[0] = parse_json_object(msg.payload) or {"ok": False, "code": "internal",
+                                                          "message": "unreadable reply"}
+            # Wakes only the thread waiting for this reply.
+            slot[1].set()
 
     def _on_status(self, st: Optional[dict]) -> None:
         with self._mu:
@@ -866,31 +869,27 @@ class Client:
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = f"{self._reply_base}/q"
         props.CorrelationData = corr
-        slot: List[Any] = [None]
+        slot: List[Any] = [None, threading.Event()]
+        payload = json.dumps(body, separators=(",", ":"))
+        topic = self._topic(lock_id, "request", self.client_id)
         with self._mu:
             self._replies[corr] = slot
-            try:
-                while True:
-                    if self._connected and self._paho is not None:
-                        self._paho.publish(
-                            self._topic(lock_id, "request", self.client_id),
-                            json.dumps(body, separators=(",", ":")), qos=1,
-                            properties=props)
-                        break
+        try:
+            with self._mu:
+                while not (self._connected and self._paho is not None):
                     left = end - time.monotonic()
                     if left <= 0 or self._closed:
                         raise Unavailable("no connection to the broker", lock=lock_id)
                     self._cv.wait(left)
-                while slot[0] is None:
-                    left = end - time.monotonic()
-                    if left <= 0 or self._closed:
-                        raise Unavailable(
-                            "no answer from the coordinator"
-                            + (" (it is offline)" if self._coordinator_offline() else ""),
-                            lock=lock_id)
-                    self._cv.wait(left)
-                return slot[0]
-            finally:
+                self._paho.publish(topic, payload, qos=1, properties=props)
+            if not slot[1].wait(max(end - time.monotonic(), 0)) or slot[0] is None:
+                raise Unavailable(
+                    "no answer from the coordinator"
+                    + (" (it is offline)" if self._coordinator_offline() else ""),
+                    lock=lock_id)
+            return slot[0]
+        finally:
+            with self._mu:
                 del self._replies[corr]
 
     def _coordinator_offline(self) -> bool:
