@@ -95,6 +95,8 @@ static const struct flag flags[] = {
 	"latency, throughput: exit 3 if a p50 is above US"},
     {"max-p99-us", T_DOUBLE, B(max_p99_us), 0, 0, "US",
 	"latency, throughput: exit 3 if a p99 is above US"},
+    {"max-us", T_DOUBLE, B(max_us), 0, 0, "US",
+	"latency, throughput: exit 3 if any mqlockd operation took over US"},
     {"inflight", T_INT, B(inflight), 1, 65535, "N",
 	"the broker's max_inflight_messages (receive maximum)"},
     {"spawn", T_TRUE, A(spawn), 0, 0, NULL,

@@ -71,6 +71,14 @@ limits_exceeded(const struct bench_opts *o, struct stats *const *lat)
 			    name, s.p99, o->max_p99_us);
 			over = 1;
 		}
+		/* The slowest operation: mqlockd's only (a stall check). */
+		if (o->max_us > 0 && c == W_MQLOCKD && s.max > o->max_us) {
+			fprintf(stderr,
+			    "bench: %s slowest operation %.0f us is over the "
+			    "limit of %.0f us\n",
+			    name, s.max, o->max_us);
+			over = 1;
+		}
 	}
 	return over;
 }

@@ -26,6 +26,7 @@ struct bench_opts {
 	int restart_timeout_s;
 	double max_p50_us; /* 0: none; else exit 3 when exceeded */
 	double max_p99_us; /* 0: none; else exit 3 when exceeded */
+	double max_us;     /* 0: none; else exit 3 when mqlockd's max exceeds */
 	int inflight;      /* broker max_inflight_messages */
 };
 

@@ -243,7 +243,11 @@ send_pump(struct coord *d)
 	 * Else sleep until acknowledgements make room: the adapter queues
 	 * one MQTT_IN_DRAINED once in flight falls below the mark.
 	 */
-	mark = d->outq != NULL ? d->window : (d->window + 1) / 2;
+	/*
+	 * Half the window: one wake-up then publishes a burst, rather than
+	 * one publish per acknowledgement.
+	 */
+	mark = (d->window + 1) / 2;
 	return mqtt_in_flight(d->mqtt, mark) < mark;
 }
 

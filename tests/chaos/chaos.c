@@ -42,7 +42,17 @@
  * and refused, exits, worst time to recovery.
  *
  * Environment: CHAOS_SEED repeats a fault plan (timing still differs);
- * CHAOS_KEEP keeps the directory; CHAOS_FAULT_S sets the fault phase.
+ * CHAOS_KEEP keeps the directory; CHAOS_FAULT_S sets the fault phase;
+ * CHAOS_LOAD=N runs N busy loops beside everything, for the whole run, to
+ * show the bound holds on a busy machine.
+ *
+ * The recovery bound is derived from what the run measures: the nominal
+ * bound (timers of the broker, mqlockd and mqlock) plus, for each of the
+ * RECOVERY_STEPS timer steps that may follow each other until a lock is
+ * handed on, the worst lateness of this process's own 50 ms sleeps after
+ * the faults stopped, plus every stall mqlockd reported ("stalled for N
+ * ms": it then floors deadlines by a grace period).  On an idle machine
+ * the extra is a few ms; both parts are printed.
  *
  * It does not use the integration harness: that one reports through
  * cmocka and runs one broker it cannot restart; here one process owns every
@@ -93,6 +103,13 @@
 #define RECOVERY_BOUND_MS                                    \
 	(1500 * CLIENT_KEEPALIVE_S + 6000 + GRACE_S * 1000 + \
 	    (GRACE_S + COORD_KEEPALIVE_S) * 1000 + BACKOFF_MAX_MS)
+/*
+ * Timer steps between a client going silent and its lock being handed on,
+ * each of which a busy machine may run late: the broker's keepalive scan,
+ * the will's delivery, mqlockd's grace timer, its roll-call timer.
+ */
+#define RECOVERY_STEPS 4
+#define PROBE_MS 50
 #define DRAIN_MS 60000       /* after the faults: every client must end */
 #define MAX_ITERS 4096       /* runs per slot */
 #define HARD_LIMIT_MS 178000 /* the whole run, start to verdict */
@@ -528,6 +545,88 @@ reap(long long now, int restart)
 	}
 }
 
+static long long log_time(const char *line);
+
+/* ---- load and lateness ---- */
+
+static pid_t hogs[16];
+static int nhogs;
+static volatile int probing = 1;
+static pthread_mutex_t late_mu = PTHREAD_MUTEX_INITIALIZER;
+static long long late_from;  /* count lateness from then on (wall ms) */
+static long long late_worst; /* worst lateness of a sleep since late_from */
+
+/* Sleeps of PROBE_MS again and again: how late does the machine wake us? */
+static void *
+probe_main(void *arg)
+{
+	(void)arg;
+	while (probing) {
+		long long before = tutil_mono_ms(), late;
+
+		tutil_nap_ms(PROBE_MS);
+		late = tutil_mono_ms() - before - PROBE_MS;
+		pthread_mutex_lock(&late_mu);
+		if (late_from > 0 && tutil_wall_ms() >= late_from &&
+		    late > late_worst)
+			late_worst = late;
+		pthread_mutex_unlock(&late_mu);
+	}
+	return NULL;
+}
+
+/* n busy loops, each ending on its own within the run's hard limit. */
+static void
+hogs_start(int n)
+{
+	for (nhogs = 0; nhogs < n && nhogs < 16; nhogs++) {
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			volatile unsigned long x = 0;
+			long long end = tutil_mono_ms() + HARD_LIMIT_MS;
+
+			while (tutil_mono_ms() < end)
+				for (int k = 0; k < 1000000; k++)
+					x++;
+			_exit(0);
+		}
+		if (pid < 0)
+			die("fork: %s", strerror(errno));
+		hogs[nhogs] = pid;
+	}
+}
+
+static void
+hogs_stop(void)
+{
+	for (int i = 0; i < nhogs; i++) {
+		kill(hogs[i], SIGKILL);
+		waitpid(hogs[i], NULL, 0);
+	}
+	nhogs = 0;
+}
+
+/* The stalls mqlockd reported (ms in all) in its log at or after from. */
+static long long
+coord_stalls_since(long long from)
+{
+	char *log = tutil_slurp(path("mqlockd.log"), NULL), *p;
+	long long sum = 0;
+
+	for (p = log; p != NULL && (p = strstr(p, "stalled for ")) != NULL;
+	     p++) {
+		const char *line = p;
+
+		while (line > log && line[-1] != '\n')
+			line--;
+		if (log_time(line) >= from)
+			sum += strtoll(p + strlen("stalled for "), NULL, 10);
+	}
+	free(log);
+	return sum;
+}
+
 static void
 kill_everything(void)
 {
@@ -544,6 +643,7 @@ kill_everything(void)
 		waitpid(coord.pid, &st, 0);
 		coord.pid = 0;
 	}
+	hogs_stop();
 	if (broker.pid > 0) {
 		kill(broker.pid, SIGKILL);
 		waitpid(broker.pid, &st, 0);
@@ -1349,6 +1449,9 @@ main(void)
 	const char *tmp = getenv("TMPDIR"), *env;
 	long long t0, now, fault_end, next_fault, t_end = 0, recovered = -1;
 	long long fault_ms = FAULT_MS_DEFAULT, last_bad = -1, worst;
+	long long bound, stalls;
+	pthread_t probe;
+	int load = 0;
 	int nplan = 0, next = 0, drained = 0, i, l, episodes = 0;
 	int final_done = 0;
 	int grants_log, owner_msgs = 0, events = 0, runs = 0, accepted = 0;
@@ -1375,9 +1478,16 @@ main(void)
 	env = getenv("CHAOS_FAULT_S");
 	if (env != NULL && atoi(env) > 0 && atoi(env) <= 120)
 		fault_ms = (long long)atoi(env) * 1000;
+	env = getenv("CHAOS_LOAD");
+	if (env != NULL && atoi(env) > 0)
+		load = atoi(env) > 16 ? 16 : atoi(env);
 	printf("chaos: seed %llu, directory %s, %d clients, %d locks, "
-	       "%lld s of faults\n",
-	    (unsigned long long)rng, dir, WORKERS, LOCKS, fault_ms / 1000);
+	       "%lld s of faults, %d busy loops beside\n",
+	    (unsigned long long)rng, dir, WORKERS, LOCKS, fault_ms / 1000,
+	    load);
+	hogs_start(load);
+	if (pthread_create(&probe, NULL, probe_main, NULL) != 0)
+		die("pthread_create failed");
 	fflush(stdout);
 
 	/*
@@ -1514,6 +1624,9 @@ main(void)
 			if (broker.state == S_UP && coord.state == S_UP) {
 				t_end = now;
 				note("faults stopped");
+				pthread_mutex_lock(&late_mu);
+				late_from = now;
+				pthread_mutex_unlock(&late_mu);
 			}
 		} else {
 			const cJSON *latest[LOCKS];
@@ -1628,12 +1741,17 @@ main(void)
 	    t_end > 0 ? (recovered > 0 ? recovered : tutil_wall_ms())
 		      : tutil_wall_ms(),
 	    &episodes);
-	if (t_end > 0 && last_bad >= 0 && last_bad - t_end > RECOVERY_BOUND_MS)
+	probing = 0;
+	pthread_join(probe, NULL);
+	stalls = t_end > 0 ? coord_stalls_since(t_end) : 0;
+	bound = RECOVERY_BOUND_MS + RECOVERY_STEPS * late_worst + stalls +
+	    (stalls > 0 ? GRACE_S * 1000 : 0);
+	if (t_end > 0 && last_bad >= 0 && last_bad - t_end > bound)
 		problem(C_RECOVERY,
 		    "a lock was held by a client that was not live, or "
 		    "free with a live client waiting, %lld ms after the "
-		    "faults stopped (bound %d ms)",
-		    last_bad - t_end, RECOVERY_BOUND_MS);
+		    "faults stopped (bound %lld ms)",
+		    last_bad - t_end, bound);
 
 	printf("faults injected:");
 	for (i = 0; i < NFAULTS; i++)
@@ -1650,12 +1768,15 @@ main(void)
 	       "(75), %d broker unreachable (69), %d killed by the test; "
 	       "%d runs in all\n",
 	    exits[0], exits[1], exits[2], exits[3], exits[4], nclients);
-	printf("recovery after the faults stopped: %lld ms (bound %d ms = "
-	       "1.5 x %d s + 6 s + grace %d s + roll call %d s + backoff "
-	       "%d s); all free and all clients ended after %lld ms\n",
-	    last_bad >= 0 && t_end > 0 ? last_bad - t_end : 0,
+	printf("recovery after the faults stopped: %lld ms (bound %lld ms = "
+	       "nominal %d ms [1.5 x %d s + 6 s + grace %d s + roll call %d "
+	       "s + backoff %d s] + %d steps x worst lateness %lld ms + "
+	       "mqlockd stalls %lld ms%s); all free and all clients ended "
+	       "after %lld ms\n",
+	    last_bad >= 0 && t_end > 0 ? last_bad - t_end : 0, bound,
 	    RECOVERY_BOUND_MS, CLIENT_KEEPALIVE_S, GRACE_S,
-	    GRACE_S + COORD_KEEPALIVE_S, BACKOFF_MAX_MS / 1000,
+	    GRACE_S + COORD_KEEPALIVE_S, BACKOFF_MAX_MS / 1000, RECOVERY_STEPS,
+	    late_worst, stalls, stalls > 0 ? " + a grace period" : "",
 	    recovered > 0 ? recovered - t_end : -1);
 	printf("worst time to recovery during the run: %lld ms (%d "
 	       "episodes of a lock held by a dead/frozen client or free "

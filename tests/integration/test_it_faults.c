@@ -539,7 +539,8 @@ struct pbroker {
 	char conf[1024];
 	struct h_proc *p;
 	int starts;
-	const char *acl; /* acl_file contents, NULL: none */
+	const char *acl;   /* acl_file contents, NULL: none */
+	const char *extra; /* more config lines, NULL: none */
 };
 
 /*
@@ -565,7 +566,7 @@ pbroker_start(struct h_world *w, struct pbroker *b)
 		    "listener %d 127.0.0.1\n"
 		    "allow_anonymous true\n"
 		    "set_tcp_nodelay true\n"
-		    "max_queued_messages 0\n"
+		    "%s"
 		    "max_inflight_messages 100\n"
 		    "persistence %s\n"
 		    "persistence_location %s/\n"
@@ -574,8 +575,11 @@ pbroker_start(struct h_world *w, struct pbroker *b)
 		    "log_type all\n"
 		    "log_timestamp_format %%H:%%M:%%S\n"
 		    "%s",
-		    b->port, b->persist ? "true" : "false", h_dir(w),
+		    b->port, b->extra != NULL ? "" : "max_queued_messages 0\n",
+		    b->persist ? "true" : "false", h_dir(w),
 		    geteuid() == 0 ? "user root\n" : "");
+		if (b->extra != NULL)
+			fputs(b->extra, f);
 		if (b->acl != NULL) {
 			fprintf(f, "acl_file %s/pbroker.acl\n", h_dir(w));
 			write_bytes(h_path(w, "pbroker.acl"), b->acl,
@@ -2181,6 +2185,178 @@ test_broker_sigkill_session_lost(void **state)
 	h_pass(w);
 }
 
+/* A publisher on broker b (not the world's), connected now. */
+static struct h_client *
+pub_on(struct h_world *w, const struct pbroker *b, const char *id)
+{
+	struct h_login login = {0};
+	struct h_client *c;
+
+	login.uri = b->uri;
+	assert_int_equal(h_client_try(w, id, &login, &c), 0);
+	return c;
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+	size_t len;
+	char *data = tutil_slurp(from, &len);
+
+	assert_non_null(data);
+	write_bytes(to, data, len);
+	free(data);
+}
+
+/*
+ * A broker restored from an older save hands mqlockd a request it had
+ * already handled, after that client's will (issue 10): the copy is
+ * stale (same conn as the will) and must not bring the client back,
+ * answer the roll call or win it the lock.  Fails on 1a4102a, where the
+ * replayed request marked cl-b connected and the release granted it.
+ */
+static void
+test_old_save_replays_request(void **state)
+{
+	struct h_world *w = h_world_new(state, NULL);
+	struct pbroker b = {.persist = 1};
+	const char *sa = h_session(), *sb = h_session(), *log;
+	const char *t_req = H_PREFIX "/doc/request";
+	const char *a_acq, *b_acq, *b_will;
+	struct h_client *pub;
+	struct h_proc *cd;
+	struct rec *r;
+	size_t at;
+
+	a_acq = h_fmt("{\"op\":\"acquire\",\"client\":\"cl-a\","
+		      "\"session\":\"%s\"}",
+	    sa);
+	b_acq = h_fmt("{\"op\":\"acquire\",\"client\":\"cl-b\","
+		      "\"session\":\"%s\",\"conn\":3}",
+	    sb);
+	b_will = h_fmt("{\"session\":\"%s\",\"conn\":3}", sb);
+	pbroker_start(w, &b);
+	r = rec_new(w, b.uri, "rec", H_PREFIX "/#");
+	cd = coord_spawn(w, b.uri, h_path(w, "p.db"),
+	    "--grace 8 --keepalive 2 --idle-timeout 600", "mqlockd.log");
+	log = h_path(w, "mqlockd.log");
+	at = rec_expect(r, 0, 2 * H_WAIT_MS, STATUS, "state", "online");
+	pub = pub_on(w, &b, "pub1");
+	h_pub(pub, t_req, a_acq);
+	rec_expect(r, at, H_WAIT_MS, h_events("cl-a"), "event", "granted");
+	h_pub(pub, t_req, b_acq);
+	rec_expect(r, at, H_WAIT_MS, h_events("cl-b"), "event", "queued");
+
+	/* mqlockd away: cl-b's acquire, re-sent, waits in its session. */
+	h_proc_kill(cd, SIGTERM);
+	assert_int_equal(h_proc_wait(cd, H_WAIT_MS), 0);
+	h_pub(pub, t_req, b_acq);
+	/* The broker saves its state with that request in it. */
+	h_proc_kill(b.p, SIGTERM);
+	assert_int_equal(h_proc_wait(b.p, H_WAIT_MS), 0);
+	copy_file(h_path(w, "pbroker.db"), h_path(w, "old.db"));
+
+	/* Back: mqlockd takes the request, then cl-b's connection 3 dies. */
+	pbroker_start(w, &b);
+	cd = coord_spawn(w, b.uri, h_path(w, "p.db"),
+	    "--grace 8 --keepalive 2 --idle-timeout 600", "mqlockd.log");
+	wait_file_has(log, "request lock=doc client=cl-b", 2 * H_WAIT_MS);
+	pub = pub_on(w, &b, "pub2");
+	h_pub(pub, t_req, a_acq); /* cl-a answers the restart's roll call */
+	h_pub(pub, H_PREFIX "/_clients/cl-b/will", b_will);
+	wait_file_has(log, "disconnected client=cl-b", H_WAIT_MS);
+
+	/*
+	 * The broker dies and comes back from the old save, which still
+	 * holds that request for mqlockd: it is delivered again.
+	 */
+	h_proc_kill(b.p, SIGKILL);
+	copy_file(h_path(w, "old.db"), h_path(w, "pbroker.db"));
+	pbroker_start(w, &b);
+	wait_file_has(log, "(session resumed)", 2 * H_WAIT_MS);
+	wait_file_has(log, "stale-request lock=doc client=cl-b", H_WAIT_MS);
+	assert_false(tutil_file_contains(log, "reconnected client=cl-b"));
+	/*
+	 * cl-a answers the new epoch's roll call, then lets go (once the
+	 * recorder is back: it sees the new epoch's status).
+	 */
+	rec_expect(r, 0, 2 * H_WAIT_MS, STATUS, "state", "online", "epoch",
+	    "#3");
+	pub = pub_on(w, &b, "pub3");
+	h_pub(pub, t_req, a_acq);
+	at = rec_count(r);
+	h_pub(pub, t_req,
+	    h_fmt("{\"op\":\"release\",\"client\":\"cl-a\","
+		  "\"session\":\"%s\"}",
+		sa));
+	/* Free, cl-b still waiting as disconnected, then gone: never held. */
+	rec_expect(r, at, H_WAIT_MS, h_owner("doc"), "owner", "#null",
+	    "queue.0.client", "cl-b", "queue.0.connected", "#false");
+	rec_expect(r, at, H_SLOW_MS, h_owner("doc"), H_FREE);
+	assert_false(tutil_file_contains(log, "grant lock=doc client=cl-b"));
+	h_pass(w);
+}
+
+/*
+ * The broker drops messages for a client whose queue is full; a dropped
+ * message may be a request for mqlockd, which never hears of it.  mqlockd
+ * watches the broker's drop counter ($SYS) and starts a roll call when it
+ * rises, so everyone who holds or waits says so again.  Here the drops are
+ * a frozen subscriber's: the counter is the broker's, not the client's.
+ */
+static void
+test_broker_drops_start_roll_call(void **state)
+{
+	struct h_world *w = h_world_new(state, NULL);
+	struct pbroker b = {.extra = "max_queued_messages 5\nsys_interval 1\n"};
+	const char *sa = h_session();
+	struct h_client *pub;
+	struct h_proc *cd, *slow;
+	struct rec *r;
+	char *argv[12];
+	size_t at;
+	long long epoch;
+	int n = 0, i;
+
+	pbroker_start(w, &b);
+	r = rec_new(w, b.uri, "rec", H_PREFIX "/#");
+	cd = coord_spawn(w, b.uri, h_path(w, "p.db"), "--grace 1 --keepalive 2",
+	    "mqlockd.log");
+	(void)cd;
+	at = rec_expect(r, 0, 2 * H_WAIT_MS, STATUS, "state", "online");
+	epoch = h_int(rec_at(r, at), "epoch");
+	pub = pub_on(w, &b, "pub");
+	h_pub(pub, H_PREFIX "/doc/request",
+	    h_fmt("{\"op\":\"acquire\",\"client\":\"cl-a\","
+		  "\"session\":\"%s\"}",
+		sa));
+	rec_expect(r, at, H_WAIT_MS, h_events("cl-a"), "event", "granted");
+
+	/* A subscriber that stops reading: its queue overflows. */
+	argv[n++] = (char *)MOSQUITTO_SUB_BIN;
+	argv[n++] = (char *)"-p";
+	argv[n++] = (char *)h_fmt("%d", b.port);
+	argv[n++] = (char *)"-q";
+	argv[n++] = (char *)"1";
+	argv[n++] = (char *)"-t";
+	argv[n++] = (char *)"noise/#";
+	argv[n] = NULL;
+	slow = h_spawn(w, argv, "slow.out");
+	tutil_nap_ms(300); /* (its SUBSCRIBE is in before the flood) */
+	h_proc_kill(slow, SIGSTOP);
+	for (i = 0; i < 200; i++)
+		h_pub(pub, "noise/x", "0123456789");
+	/* A new epoch: cl-a is asked to answer, and loses the lock if not. */
+	at = rec_expect(r, at, 2 * H_WAIT_MS, STATUS, "state", "online",
+	    "epoch", h_fmt("#%lld", epoch + 1));
+	wait_file_has(h_path(w, "mqlockd.log"), "the broker dropped",
+	    H_WAIT_MS);
+	rec_expect(r, at, H_SLOW_MS, h_events("cl-a"), "event", "revoked",
+	    "reason", "disconnect");
+	h_proc_kill(slow, SIGKILL);
+	h_pass(w);
+}
+
 int
 main(void)
 {
@@ -2205,6 +2381,10 @@ main(void)
 	    cmocka_unit_test_teardown(test_silent_clients_bounded_by_idle,
 		f_teardown),
 	    cmocka_unit_test_teardown(test_broker_sigterm_persistent,
+		f_teardown),
+	    cmocka_unit_test_teardown(test_old_save_replays_request,
+		f_teardown),
+	    cmocka_unit_test_teardown(test_broker_drops_start_roll_call,
 		f_teardown),
 	    cmocka_unit_test_teardown(test_broker_sigkill_session_lost,
 		f_teardown),
