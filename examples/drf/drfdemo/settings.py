@@ -108,7 +108,7 @@ MQLOCK = {
     "BROKER_URL": f"mqtts://127.0.0.1:{BROKER_PORT}",
     "WEBSOCKET_URL": "/mqtt",
     "TICKET_KEY_FILE": str(RUN_DIR / "ticket.key"),
-    "TICKET_TTL": 3600,
+    "TICKET_TTL": 300,
     "QUERY_TIMEOUT": 2.0,
 }
 if (BROKER_DIR / "passwords").is_dir():

@@ -13,7 +13,7 @@ WEBSOCKET_URL          ``/mqtt``                  what pages connect to: ``ws(s)
 PAGE_USERNAME          None                       broker login handed to pages (role editors)
 PAGE_PASSWORD_FILE     None                       file whose first line is its password
 TICKET_KEY_FILE        None                       the key shared with ``mqlockd --ticket-key``
-TICKET_TTL             3600                       seconds a page's ticket is valid
+TICKET_TTL             300                        seconds a ticket is valid (pages renew theirs)
 PREFIX                 ``locks``                  mqlockd's ``--prefix``
 REPLY_PREFIX           ``replies/``               mqlockd's ``--reply-prefix``
 QUERY_TIMEOUT          2.0                        seconds to wait for the coordinator's answer
@@ -49,7 +49,7 @@ DEFAULTS: Dict[str, Any] = {
     "PAGE_USERNAME": None,
     "PAGE_PASSWORD_FILE": None,
     "TICKET_KEY_FILE": None,
-    "TICKET_TTL": 3600,
+    "TICKET_TTL": 300,
     "PREFIX": "locks",
     "REPLY_PREFIX": "replies/",
     "QUERY_TIMEOUT": 2.0,
