@@ -45,11 +45,11 @@ pkgs_broker=(
 )
 pkgs_run=("${pkgs_libs[@]}" "${pkgs_broker[@]}")
 # The integration tests are C programs (Paho, cmocka) that start mosquitto
-# and mosquitto_sub; the sanitizer build needs gcc's libasan/libubsan, which
-# come with gcc.
+# and mosquitto_sub, and make a test CA with openssl (mqlock over wss://);
+# the sanitizer build needs gcc's libasan/libubsan, which come with gcc.
 pkgs_test=(
 	libcmocka-dev mosquitto mosquitto-clients
-	clang-format procps
+	clang-format procps openssl
 )
 # A Node.js installed another way (NodeSource's nodejs bundles npm and
 # conflicts with Debian's npm) is used as it is.

@@ -364,7 +364,7 @@ conn_publish(struct conn *c, const char *topic, const void *payload, size_t len,
 	rc = MQTTAsync_sendMessage(c->cli, topic, &m, &ro);
 	if (rc != MQTTASYNC_SUCCESS) {
 		atomic_fetch_add(&c->failures, 1);
-		log_limited(LOG_ERROR, "bench: publish %s to %s: %s (%d)",
+		log_limited(LOG_LEVEL_ERROR, "bench: publish %s to %s: %s (%d)",
 		    c->id, topic, MQTTAsync_strerror(rc), rc);
 		return -1;
 	}

@@ -177,8 +177,8 @@ on_message(void *arg, const char *topic, const char *payload, size_t len)
 			if (j >= 0)
 				complete(c, j, coord, k, token);
 			else if (k == PROTO_REFUSED) {
-				log_limited(LOG_ERROR, "bench: refused: %s",
-				    payload);
+				log_limited(LOG_LEVEL_ERROR,
+				    "bench: refused: %s", payload);
 				atomic_fetch_add(&cy->errors, 1);
 			}
 		}

@@ -83,7 +83,7 @@ on_message(void *arg, const char *topic, const char *payload, size_t len)
 
 	now = stats_now_ns();
 	if (k == PROTO_REFUSED) {
-		log_limited(LOG_ERROR, "bench: refused on %s: %s", topic,
+		log_limited(LOG_LEVEL_ERROR, "bench: refused on %s: %s", topic,
 		    payload);
 		atomic_fetch_add(&h->errors, 1);
 		return;

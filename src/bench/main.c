@@ -461,7 +461,7 @@ main(int argc, char **argv)
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN);
-	log_set_level(LOG_WARN);
+	log_set_level(LOG_LEVEL_WARN);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);
@@ -487,7 +487,7 @@ main(int argc, char **argv)
 			    "mqlock-bench: standin needs --broker\n");
 			return 64;
 		}
-		log_set_level(LOG_INFO);
+		log_set_level(LOG_LEVEL_INFO);
 		return standin_run(a.w.broker, a.w.prefix, a.client_id);
 	}
 	defaults(&a.b, &m->def);

@@ -126,7 +126,7 @@ on_fill_event(void *arg, const char *topic, const char *payload, size_t len)
 	/* Every acquire gets exactly one event: granted, queued or error. */
 	k = proto_event(payload, len, lock, sizeof(lock), &token);
 	if (k == PROTO_REFUSED) {
-		log_limited(LOG_ERROR, "bench: refused: %s", payload);
+		log_limited(LOG_LEVEL_ERROR, "bench: refused: %s", payload);
 		atomic_fetch_add(&f->errors, 1);
 	} else if (k != PROTO_MINE && k != PROTO_QUEUED)
 		return;

@@ -381,6 +381,9 @@ client_set_user(struct locktab *t, struct client *c, const char *uid)
 	u->nclients++;
 	c->user = u;
 	dirty_client(t, c);
+	/* Its owner messages show the uid from now on. */
+	for (size_t i = 0; i < c->nlocks; i++)
+		dirty_lock(t, c->locks[i]);
 }
 
 static void
@@ -808,12 +811,15 @@ client_event(struct locktab *t, lt_ms now, struct client *c,
 		set_client_deadline(t, c,
 		    now + window > floor ? now + window : floor);
 		break;
-	case CCELL(LT_CS_OWES, CEV_ROLLCALL): /* at least a full window */
-		if (c->deadline == LT_NEVER || c->deadline < now + window ||
-		    c->hidx == NOIDX)
-			set_client_deadline(t, c,
-			    now + window > floor ? now + window : floor);
+	case CCELL(LT_CS_OWES, CEV_ROLLCALL): { /* a full window, floored */
+		lt_ms d = now + window > floor ? now + window : floor;
+
+		if (c->hidx != NOIDX && c->deadline != LT_NEVER &&
+		    c->deadline > d)
+			d = c->deadline;
+		set_client_deadline(t, c, d);
 		break;
+	}
 	case CCELL(LT_CS_GONE, CEV_ROLLCALL):
 		/* Its will was heard: its own grace applies, floored. */
 		if (c->deadline < floor) {
@@ -893,6 +899,34 @@ event_queued(struct rq_ctx *x, uint32_t position)
  * Room for the sender to take one more place (holder or waiter) in x->l?
  * LT_OK, or the refusal (LT_N_FULL noted where a roll call can make room).
  */
+/*
+ * The user a request binds its client to anew: the request's uid when the
+ * client is new, unverified, or verified as another user while it holds
+ * and waits for nothing (its binding ended).  NULL: no new binding.
+ */
+static const char *
+binds(const struct rq_ctx *x)
+{
+	const char *uid = x->rq->uid;
+
+	if (uid[0] == '\0' ||
+	    (x->c != NULL && x->c->user != NULL &&
+		strcmp(x->c->user->uid, uid) == 0))
+		return NULL;
+	return uid;
+}
+
+/* Would binding the request's client take its user past the cap? */
+static bool
+user_full(const struct rq_ctx *x)
+{
+	const char *uid = binds(x);
+	const struct user *u = uid != NULL ? idmap_get(x->t->users, uid) : NULL;
+
+	return u != NULL && x->t->cfg.clients_per_user > 0 &&
+	    u->nclients >= x->t->cfg.clients_per_user;
+}
+
 static enum lt_err
 check_room(struct rq_ctx *x, bool new_waiter)
 {
@@ -901,15 +935,9 @@ check_room(struct rq_ctx *x, bool new_waiter)
 	const char *why = NULL;
 	bool full = false;
 
-	const struct user *u =
-	    rq->uid[0] != '\0' && (x->c == NULL || x->c->user == NULL)
-	    ? idmap_get(t->users, rq->uid)
-	    : NULL;
-
 	if (x->c != NULL && x->c->nlocks >= t->cfg.locks_per_client)
 		why = "client holds or waits for too many locks";
-	else if (u != NULL && t->cfg.clients_per_user > 0 &&
-	    u->nclients >= t->cfg.clients_per_user)
+	else if (user_full(x))
 		why = "too many clients for this user";
 	if (why == NULL) {
 		/* Full for everyone: a roll call may find room (LT_N_FULL). */
@@ -953,10 +981,10 @@ materialise(struct rq_ctx *x)
 static enum lt_err
 acquire_grant(struct rq_ctx *x)
 {
-	enum lt_err err = check_room(x, false);
+	enum lt_err err = materialise(x);
 	char *user;
 
-	if (err != LT_OK || (err = materialise(x)) != LT_OK)
+	if (err != LT_OK)
 		return err;
 	if ((user = dupstr(x->rq->user)) == NULL ||
 	    client_add_lock(x->t, x->c, x->l) != 0) {
@@ -985,8 +1013,7 @@ acquire_queue(struct rq_ctx *x)
 		fx_reply(t, x->fx, LT_R_BUSY, x->rq->client, x->rq->lock);
 		return LT_OK;
 	}
-	if ((err = check_room(x, true)) != LT_OK ||
-	    (err = materialise(x)) != LT_OK)
+	if ((err = materialise(x)) != LT_OK)
 		return err;
 	if (reserve((void **)&x->l->w, &x->l->capw, x->l->nw + 1,
 		sizeof(*x->l->w)) ||
@@ -1056,9 +1083,7 @@ takeover(struct rq_ctx *x)
 	enum lt_err err;
 	char *user;
 
-	if (pos < 0 &&
-	    ((err = check_room(x, false)) != LT_OK ||
-		(err = materialise(x)) != LT_OK))
+	if (pos < 0 && (err = materialise(x)) != LT_OK)
 		return err;
 	if ((user = dupstr(x->rq->user)) == NULL) {
 		t->oom = true;
@@ -1248,9 +1273,37 @@ touch_client(struct locktab *t, lt_ms now, struct client *c,
 		c->max_conn = rq->conn;
 		dirty_client(t, c);
 	}
+	/* Holding and waiting for nothing, it is bound to no user. */
+	if (c->nlocks == 0 && c->user != NULL &&
+	    strcmp(c->user->uid, rq->uid) != 0) {
+		client_drop_user(t, c);
+		dirty_client(t, c);
+	}
 	if (rq->uid[0] != '\0' && c->user == NULL)
 		client_set_user(t, c, rq->uid);
 	client_event(t, now, c, CEV_REQUEST, 0, fx);
+}
+
+/*
+ * The room a request needs, checked before it changes anything: a sender
+ * that joins the lock (acquires it free, queues for it, takes it over)
+ * needs room in the client, the lock, the user and the tables; any
+ * request that binds its client to a user needs room in the user.
+ */
+static enum lt_err
+admit(struct rq_ctx *x, enum cell_op op, enum lt_lock_state ls,
+    enum lt_role role)
+{
+	bool joins = role == LT_ROLE_NONE &&
+	    ((op == COP_ACQUIRE && (ls == LT_LS_FREE || x->rq->wait)) ||
+		op == COP_TAKEOVER);
+
+	if (joins)
+		return check_room(x, op == COP_ACQUIRE && ls == LT_LS_HELD);
+	if (user_full(x))
+		return refuse(x->t, x->rq->client, x->rq->lock, LT_ERR_LIMIT,
+		    "too many clients for this user", x->fx);
+	return LT_OK;
 }
 
 static enum lt_err
@@ -1261,6 +1314,7 @@ do_request(struct locktab *t, lt_ms now, const struct lt_request *rq,
 	enum lt_lock_state ls;
 	enum lt_role role;
 	enum cell_op op;
+	enum lt_err err;
 	struct lt_fx *e;
 
 	/* The codec validated everything; refuse what slipped past it. */
@@ -1299,6 +1353,9 @@ do_request(struct locktab *t, lt_ms now, const struct lt_request *rq,
 	ls = lock_state(x.l);
 	role = role_of(x.l, x.c);
 	op = cell_op(&x);
+	/* A refused request changes nothing: refusals come first. */
+	if ((err = admit(&x, op, ls, role)) != LT_OK)
+		return err;
 	if (x.c != NULL)
 		touch_client(t, now, x.c, rq, fx);
 	if (t->oom)

@@ -3,7 +3,7 @@
 #include <ctype.h>
 #include <time.h>
 
-#define YEAR_MS 31536000000LL
+#define YEAR_MS (CLOCK_SECONDS_MAX * 1000LL)
 
 static int64_t
 read_clock(clockid_t id)

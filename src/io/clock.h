@@ -22,9 +22,10 @@ struct timespec clock_mono_in(int ms);
 
 /*
  * clock_parse_seconds(s, &ms): "10", "0.5", "1.25" -> milliseconds.  Accepts
- * 0 .. 31536000 s (a year) with at most three decimals.  Returns 0, or -1 if
- * s is not such a number.
+ * 0 .. CLOCK_SECONDS_MAX s (a year) with at most three decimals.  Returns 0,
+ * or -1 if s is not such a number.
  */
+#define CLOCK_SECONDS_MAX 31536000
 int clock_parse_seconds(const char *s, int64_t *ms);
 
 #endif

@@ -1,12 +1,37 @@
 /*
  * log: one line per event on stderr, "2026-11-26T07:05:12.345Z level msg".
+ *
+ * Every line keeps that form whatever msg holds: names, ids and reasons
+ * that clients chose are written with their control characters (C0, DEL,
+ * C1, U+2028, U+2029) as \xNN or \uNNNN, bytes that are not UTF-8 as \xNN
+ * and a backslash as two, so that no input can start a line of its own or
+ * send a terminal escape.  A message is cut after 2048 bytes, marked
+ * "(truncated)".
+ *
+ * The levels are LOG_LEVEL_*: <syslog.h> has LOG_INFO and LOG_DEBUG.
  */
 #ifndef MQLOCK_IO_LOG_H
 #define MQLOCK_IO_LOG_H
 
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+#include <stddef.h>
 
-/* log_set_level(l): lines above l are dropped.  Default LOG_INFO. */
+enum log_level {
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG
+};
+
+/*
+ * log_escape(s, len, out, size): s[0..len) as log lines write it, escaped
+ * as above, NUL-terminated in out; what does not fit in size bytes is cut
+ * between characters (4 * len + 1 bytes always suffice).  Returns the
+ * length written.  For other text that shows what clients sent, such as
+ * mqlock's output on a terminal.
+ */
+size_t log_escape(const char *s, size_t len, char *out, size_t size);
+
+/* log_set_level(l): lines above l are dropped.  Default LOG_LEVEL_INFO. */
 void log_set_level(enum log_level l);
 
 /*
@@ -25,8 +50,9 @@ void log_msg(enum log_level l, const char *fmt, ...)
 /*
  * log_limited(l, fmt, ...): like log_msg, for lines that input from the
  * network can cause (rejected requests).  At most a burst of 20 such lines
- * and then 5 a second are written; the number suppressed is reported with
- * the next line that gets through, so a flood cannot fill the disk.
+ * and then 5 a second are written, so a flood cannot fill the disk; the
+ * next line that gets through comes after a line "N similar lines
+ * suppressed" at its level.
  */
 void log_limited(enum log_level l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -43,9 +69,9 @@ void log_hold(void);
 /* log_flush(): write the lines log_hold() kept waiting.  Thread-safe. */
 void log_flush(void);
 
-#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
 
 #endif

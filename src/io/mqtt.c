@@ -79,7 +79,7 @@ struct mqtt {
 	enum state state;
 	int sub_token;
 	int session_present;
-	int server_reason; /* reason of a DISCONNECT the broker sent, or 0 */
+	int early_report; /* gone() reported the loss before Paho's callback */
 	struct node *head;
 	struct node *tail;
 	size_t nmsgs;   /* MQTT_IN_MESSAGE items in the FIFO */
@@ -91,6 +91,54 @@ struct mqtt {
 	unsigned receive_max;
 	int disc_done;
 };
+
+/* Every scheme Paho's TLS build accepts (MQTTAsync.h, "serverURI"). */
+static const struct mqtt_scheme schemes[] = {
+    {"tcp://", 0, 0},
+    {"mqtt://", 0, 0},
+    {"ssl://", 1, 0},
+    {"mqtts://", 1, 0},
+    {"ws://", 0, 1},
+    {"wss://", 1, 1},
+};
+
+#define NSCHEMES (sizeof(schemes) / sizeof(schemes[0]))
+
+const struct mqtt_scheme *
+mqtt_scheme(const char *uri)
+{
+	for (size_t i = 0; i < NSCHEMES; i++) {
+		if (strncmp(uri, schemes[i].prefix,
+			strlen(schemes[i].prefix)) == 0)
+			return &schemes[i];
+	}
+	return NULL;
+}
+
+void
+mqtt_scheme_list(char *buf, size_t size, int tls_only)
+{
+	size_t used = 0, n = 0, k = 0, i;
+
+	if (size == 0)
+		return;
+	buf[0] = '\0';
+	for (i = 0; i < NSCHEMES; i++)
+		n += !tls_only || schemes[i].tls;
+	for (i = 0; i < NSCHEMES && used < size; i++) {
+		const char *sep = k == 0 ? "" : k + 1 == n ? " or " : ", ";
+		int w;
+
+		if (tls_only && !schemes[i].tls)
+			continue;
+		w = snprintf(buf + used, size - used, "%s%s", sep,
+		    schemes[i].prefix);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+		k++;
+	}
+}
 
 static char *
 dup_str(const char *s)
@@ -194,37 +242,41 @@ push_ctl(struct mqtt *m, enum mqtt_in_kind kind, int code, const char *reason)
  * (or disconnected by the owner) changes nothing.
  */
 
-static void
-on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes rc)
-{
-	struct mqtt *m = ctx;
+/* How gone() learnt that the connection is gone. */
+enum gone_by {
+	BY_LOST,       /* Paho's connection-lost callback */
+	BY_DISCONNECT, /* a DISCONNECT from the broker */
+	BY_PUBLISH     /* a publish failed for want of a connection */
+};
 
-	pthread_mutex_lock(&m->mu);
-	m->server_reason = (int)rc;
-	pthread_mutex_unlock(&m->mu);
-}
-
+/*
+ * The connection is gone: report it once, as MQTT_IN_LOST when it was up
+ * or MQTT_IN_CONNECT_FAILED during an attempt, and go idle.
+ *
+ * Paho 1.3.12 reports a broker's DISCONNECT only through its disconnected
+ * callback (it clears its "connected" flag before its own connection-lost
+ * logic runs, which then stays silent), and a connection that breaks under
+ * a publish fails the publish before it calls connection lost.  Whichever
+ * comes first is the report; early_report then makes a connection-lost call
+ * for the same connection, until the next CONNACK, change nothing (the
+ * owner may be connecting again by then).
+ */
 static void
-on_lost(void *ctx, char *cause)
+gone(struct mqtt *m, enum gone_by by, int code, const char *reason)
 {
-	struct mqtt *m = ctx;
 	enum state was;
-	char reason[128];
-	int code;
 
 	pthread_mutex_lock(&m->mu);
 	was = m->state;
-	code = m->server_reason;
-	if (was != ST_IDLE)
+	if ((by == BY_LOST && m->early_report) ||
+	    (by == BY_PUBLISH && was != ST_CONNECTED))
+		was = ST_IDLE; /* reported already, or an old publish */
+	if (was != ST_IDLE) {
 		m->state = ST_IDLE;
+		m->early_report = by != BY_LOST;
+	}
 	pthread_mutex_unlock(&m->mu);
 
-	if (code != 0)
-		snprintf(reason, sizeof(reason), "broker sent DISCONNECT: %s",
-		    MQTTReasonCode_toString((enum MQTTReasonCodes)code));
-	else
-		snprintf(reason, sizeof(reason), "%s",
-		    cause != NULL ? cause : "connection lost");
 	switch (was) {
 	case ST_CONNECTED:
 		log_warn("mqtt: %s: %s", m->uri, reason);
@@ -238,6 +290,22 @@ on_lost(void *ctx, char *cause)
 	default:
 		break;
 	}
+}
+
+static void
+on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes rc)
+{
+	char reason[128];
+
+	snprintf(reason, sizeof(reason), "broker sent DISCONNECT: %s",
+	    MQTTReasonCode_toString(rc));
+	gone(ctx, BY_DISCONNECT, (int)rc, reason);
+}
+
+static void
+on_lost(void *ctx, char *cause)
+{
+	gone(ctx, BY_LOST, 0, cause != NULL ? cause : "connection lost");
 }
 
 /* A connect attempt that got its CONNACK failed later: report it and drop
@@ -366,6 +434,8 @@ on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 	}
 	m->session_present = r != NULL ? r->alt.connect.sessionPresent : 0;
 	m->receive_max = receive_max_of(r);
+	/* Paho says nothing more of the previous connection after this. */
+	m->early_report = 0;
 	m->sub_token = 0;
 	m->state = m->nsubs > 0 ? ST_SUBSCRIBING : ST_CONNECTED;
 	pthread_mutex_unlock(&m->mu);
@@ -466,6 +536,11 @@ on_pub_fail(void *ctx, MQTTAsync_failureData5 *r)
 	else
 		log_warn("mqtt: publish failed");
 	pub_done(m, 1);
+	if (r != NULL &&
+	    (r->code == MQTTASYNC_OPERATION_INCOMPLETE ||
+		r->code == MQTTASYNC_DISCONNECTED))
+		gone(m, BY_PUBLISH, r->code,
+		    "a publish found the connection closed");
 }
 
 static void
@@ -583,7 +658,7 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
 		push_locked(m, n);
 	pthread_mutex_unlock(&m->mu);
 	if (first_drop)
-		log_limited(LOG_WARN,
+		log_limited(LOG_LEVEL_WARN,
 		    "mqtt: inbound queue full (%zu): dropping messages",
 		    m->inbound_max);
 	/* 1: handled; 0 would make Paho deliver the same message again. */
@@ -634,6 +709,8 @@ struct mqtt *
 mqtt_new(const struct mqtt_opts *o)
 {
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+	const struct mqtt_scheme *scheme;
+	char schemes_text[128];
 	pthread_condattr_t ca;
 	struct mqtt *m;
 	int rc, i;
@@ -679,8 +756,13 @@ mqtt_new(const struct mqtt_opts *o)
 		log_error("mqtt: out of memory");
 		goto err;
 	}
-	m->tls = strncmp(o->uri, "ssl://", 6) == 0 ||
-	    strncmp(o->uri, "mqtts://", 8) == 0;
+	if ((scheme = mqtt_scheme(o->uri)) == NULL) {
+		mqtt_scheme_list(schemes_text, sizeof(schemes_text), 0);
+		log_error("mqtt: %s: the URI must start with %s", o->uri,
+		    schemes_text);
+		goto err;
+	}
+	m->tls = scheme->tls;
 	m->keepalive = o->keepalive;
 	m->clean_start = o->clean_start != 0;
 	m->session_expiry = o->session_expiry;
@@ -822,7 +904,6 @@ mqtt_connect(struct mqtt *m)
 		return -1;
 	}
 	m->state = ST_CONNECTING;
-	m->server_reason = 0;
 	m->session_present = 0;
 	pthread_mutex_unlock(&m->mu);
 
@@ -1016,6 +1097,10 @@ mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len,
 			pub_done(m, 0); /* refused at once: reported here */
 		log_warn("mqtt: publish to %s: %s (%d)", topic,
 		    MQTTAsync_strerror(rc), rc);
+		/* Paho knows the connection is gone, whether or not it said. */
+		if (rc == MQTTASYNC_DISCONNECTED)
+			gone(m, BY_PUBLISH, rc,
+			    "a publish found the connection closed");
 		return -1;
 	}
 	return 0;

@@ -8,7 +8,11 @@
  *
  * There is no automatic reconnect: the owner calls mqtt_connect() again when
  * it sees MQTT_IN_LOST or MQTT_IN_CONNECT_FAILED, after whatever backoff it
- * likes, and may change the will in between (mqtt_set_will()).  The
+ * likes, and may change the will in between (mqtt_set_will()).  Every end
+ * of an established connection is one MQTT_IN_LOST: the socket failing or
+ * the keepalive running out, a DISCONNECT from the broker (Paho 1.3.12
+ * reports that only to its "disconnected" callback, e.g. after a publish the
+ * broker finds malformed), and a publish that finds the connection closed.  The
  * subscriptions given in the options are made on every successful connect;
  * MQTT_IN_CONNECTED is queued only once all of them are acknowledged, and
  * carries the broker's "session present" flag.
@@ -19,9 +23,11 @@
  * Paho MQTT C 1.3.12 quirks this relies on or works around: callbacks run on
  * Paho's threads, so everything is copied under a mutex; maxBufferedMessages
  * applies even while connected, so it is set far above any real backlog;
- * ssl:// needs the paho-mqtt3as library (mqlock_io links paho-mqtt3a, where
- * such a URI is refused at mqtt_new()).  With more than one client in a
- * process, connecting a second one waits out Paho's one-second socket poll.
+ * the TLS schemes need the TLS build of Paho, paho-mqtt3as, which mqlock_io
+ * links (paho-mqtt3a refuses such a URI at mqtt_new()).  Paho's threads wait
+ * up to PAHO_POLL_MS in each socket poll: a publish held back by the
+ * broker's receive maximum goes out at the next one, and with more than one
+ * client in a process, connecting a second one waits one out.
  */
 #ifndef MQLOCK_IO_MQTT_H
 #define MQLOCK_IO_MQTT_H
@@ -30,6 +36,30 @@
 #include <stdint.h>
 
 struct mqtt;
+
+/* The longest wait of Paho's threads in one socket poll (1.3.12: 1 s). */
+#define PAHO_POLL_MS 1000
+
+/* A broker URI scheme: what it starts with and how it connects. */
+struct mqtt_scheme {
+	const char *prefix; /* "tcp://" */
+	int tls;            /* TLS: the server certificate is checked */
+	int websocket;      /* MQTT over WebSocket */
+};
+
+/*
+ * mqtt_scheme(uri): the scheme uri starts with, or NULL when Paho speaks
+ * none such.  The one list of schemes mqlockd and mqlock accept, and what
+ * decides whether a connection uses TLS.
+ */
+const struct mqtt_scheme *mqtt_scheme(const char *uri);
+
+/*
+ * mqtt_scheme_list(buf, size, tls_only): "tcp://, mqtt://, ... or wss://",
+ * every accepted scheme (with tls_only, every TLS one) in words, for help
+ * and error texts.  Truncated to fit.
+ */
+void mqtt_scheme_list(char *buf, size_t size, int tls_only);
 
 struct mqtt_sub {
 	const char *filter;
@@ -40,7 +70,7 @@ struct mqtt_sub {
 };
 
 struct mqtt_opts {
-	const char *uri;         /* tcp://host:port, ssl://host:port */
+	const char *uri;         /* scheme://host:port, see mqtt_scheme() */
 	const char *client_id;   /* required */
 	const char *username;    /* NULL: none */
 	const char *password;    /* NULL: none */
@@ -51,7 +81,7 @@ struct mqtt_opts {
 	size_t nsubs;
 	size_t inbound_max;  /* FIFO bound; 0 = 65536 */
 	int connect_timeout; /* seconds; 0 = 5 */
-	/* TLS: used when uri starts with ssl:// or mqtts://; NULL = none. */
+	/* TLS files, for a scheme with tls set; NULL = none. */
 	const char *cafile;
 	const char *certfile;
 	const char *keyfile;
@@ -60,7 +90,7 @@ struct mqtt_opts {
 enum mqtt_in_kind {
 	MQTT_IN_MESSAGE,
 	MQTT_IN_CONNECTED,      /* subscriptions in place */
-	MQTT_IN_LOST,           /* connection lost after CONNECTED */
+	MQTT_IN_LOST,           /* connection gone after CONNECTED, once */
 	MQTT_IN_CONNECT_FAILED, /* this connect attempt failed */
 	MQTT_IN_OVERFLOW,       /* messages were dropped: the FIFO was full */
 	MQTT_IN_DRAINED /* in flight fell to the mark: mqtt_in_flight() */
@@ -82,7 +112,7 @@ struct mqtt_in {
 	/*
 	 * The broker's Receive Maximum: QoS 1 publishes it takes from us
 	 * unacknowledged.  Past it Paho holds further publishes back until its
-	 * next poll, about a second.  65535 when the broker names none.
+	 * next socket poll (PAHO_POLL_MS).  65535 when the broker names none.
 	 */
 	unsigned receive_max;
 	/* MQTT_IN_CONNECT_FAILED / MQTT_IN_LOST: */
@@ -147,8 +177,9 @@ void mqtt_drop(struct mqtt *m);
 /*
  * mqtt_publish(m, topic, payload, len, qos, retain, props): queue one
  * publish.  Returns 0, or -1 (logged) if Paho refused it, e.g. while
- * disconnected (no offline buffering).  The caller keeps ownership of every
- * argument: Paho copies them.
+ * disconnected (no offline buffering; if the connection turns out to be
+ * gone, MQTT_IN_LOST follows unless it was reported already).  The caller
+ * keeps ownership of every argument: Paho copies them.
  */
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload,
     size_t len, int qos, int retain, const struct mqtt_pub_props *props);

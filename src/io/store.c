@@ -1,9 +1,13 @@
 #include "io/store.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
@@ -60,12 +64,14 @@ static const char upgrade_1[] = TABLES(
 	   "ALTER TABLE meta_v2 RENAME TO meta;"
 	   "ALTER TABLE clients_v2 RENAME TO clients;"
 	   "ALTER TABLE locks_v2 RENAME TO locks;"
-	   "UPDATE meta SET value = 3 WHERE key = 'schema';";
+	   "UPDATE meta SET value = " MQL_STR(
+	       SCHEMA_VERSION) " WHERE key = 'schema';";
 
 /* Version 2 to 3: a column for the uid of verified clients. */
 static const char upgrade_2[] =
     "ALTER TABLE clients ADD COLUMN uid TEXT;"
-    "UPDATE meta SET value = 3 WHERE key = 'schema';";
+    "UPDATE meta SET value = " MQL_STR(SCHEMA_VERSION) " WHERE key = "
+						       "'schema';";
 
 enum stmt {
 	PUT_LOCK,
@@ -90,8 +96,43 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *st[NSTMT];
 	char *path;
+	int64_t schema;          /* the version opened */
+	bool readonly;           /* store_open_readonly(): never written */
+	char *wal_created;       /* read-only: the -wal file reading made */
 	uint64_t token_reserved; /* last_token as journaled */
 };
+
+/*
+ * Binding a value fails only on a programming error (index, statement in
+ * use) or when memory or sqlite's length limit runs out; either way the row
+ * must not be written with the value missing, so every bind is checked.
+ * Each returns 0, or -1 (logged) with the statement reset.
+ */
+static int
+bind_failed(struct store *s, sqlite3_stmt *st, int i, int rc)
+{
+	log_error("journal %s: binding parameter %d: %s", s->path, i,
+	    sqlite3_errstr(rc));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return -1;
+}
+
+static int
+bind_text(struct store *s, sqlite3_stmt *st, int i, const char *v)
+{
+	int rc = sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+
+	return rc == SQLITE_OK ? 0 : bind_failed(s, st, i, rc);
+}
+
+static int
+bind_int64(struct store *s, sqlite3_stmt *st, int i, int64_t v)
+{
+	int rc = sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+
+	return rc == SQLITE_OK ? 0 : bind_failed(s, st, i, rc);
+}
 
 static int
 exec(struct store *s, const char *sql)
@@ -107,43 +148,47 @@ exec(struct store *s, const char *sql)
 	return 0;
 }
 
+/*
+ * Step st, a statement about the meta row key, once; SQLITE_ROW (with the
+ * value into *out) or SQLITE_DONE is what it must give.  Returns 0, or -1
+ * (logged).
+ */
+static int
+meta_step(struct store *s, sqlite3_stmt *st, const char *key, int want,
+    int64_t *out)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW && out != NULL)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == want)
+		return 0;
+	log_error("journal %s: cannot %s %s: %s", s->path,
+	    want == SQLITE_ROW ? "read" : "write", key, sqlite3_errmsg(s->db));
+	return -1;
+}
+
 static int
 get_meta(struct store *s, const char *key, int64_t *out)
 {
 	sqlite3_stmt *st = s->st[GET_META];
-	int rc;
 
 	sqlite3_reset(st);
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW) {
-		log_error("journal %s: cannot read %s: %s", s->path, key,
-		    sqlite3_errmsg(s->db));
+	if (bind_text(s, st, 1, key) != 0)
 		return -1;
-	}
-	return 0;
+	return meta_step(s, st, key, SQLITE_ROW, out);
 }
 
 static int
 put_meta(struct store *s, const char *key, int64_t value)
 {
 	sqlite3_stmt *st = s->st[PUT_META];
-	int rc;
 
 	sqlite3_reset(st);
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, value);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		log_error("journal %s: cannot write %s: %s", s->path, key,
-		    sqlite3_errmsg(s->db));
+	if (bind_text(s, st, 1, key) != 0 || bind_int64(s, st, 2, value) != 0)
 		return -1;
-	}
-	return 0;
+	return meta_step(s, st, key, SQLITE_DONE, NULL);
 }
 
 /* The journal's schema version; SQLITE_OK, or an error code. */
@@ -164,49 +209,105 @@ schema_version(struct store *s, int64_t *version)
 	return rc;
 }
 
-struct store *
-store_open(const char *path, char *err, size_t errsz)
+/* A store for path with its database opened with flags; NULL with err. */
+static struct store *
+open_db(const char *path, int flags, char *err, size_t errsz)
 {
 	struct store *s = calloc(1, sizeof(*s));
-	int64_t version = 0, last = 0;
 	int rc;
 
-	if (s == NULL || (s->path = malloc(strlen(path) + 1)) == NULL) {
+	if (s == NULL || (s->path = strdup(path)) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		free(s);
 		return NULL;
 	}
-	memcpy(s->path, path, strlen(path) + 1);
-	rc = sqlite3_open_v2(path, &s->db,
-	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-	    NULL);
+	rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errsz, "cannot open %s: %s", path,
 		    s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-		goto err;
+		store_close(s);
+		return NULL;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
+	return s;
+}
+
+/* Why the last statement failed, in words, into err. */
+static void
+open_error(struct store *s, const char *doing, char *err, size_t errsz)
+{
+	int rc = sqlite3_extended_errcode(s->db) & 0xff;
+
+	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		snprintf(err, errsz,
+		    "%s is in use by another process (another mqlockd?)",
+		    s->path);
+	else if (rc == SQLITE_NOTADB)
+		snprintf(err, errsz, "%s is not an mqlock journal: %s", s->path,
+		    sqlite3_errmsg(s->db));
+	else
+		snprintf(err, errsz, "cannot %s %s: %s", doing, s->path,
+		    sqlite3_errmsg(s->db));
+}
+
+/*
+ * The statements and the token counter of a journal at version, which must
+ * be from oldest to SCHEMA_VERSION.
+ */
+static int
+finish_open(struct store *s, int64_t version, int64_t oldest, char *err,
+    size_t errsz)
+{
+	int64_t last = 0;
+
+	if (version < oldest || version > SCHEMA_VERSION) {
+		snprintf(err, errsz, "%s has journal schema %lld, expected %d",
+		    s->path, (long long)version, SCHEMA_VERSION);
+		return -1;
+	}
+	s->schema = version;
+	for (int i = 0; i < NSTMT; i++) {
+		/* A reader writes nothing (older schemas would refuse). */
+		if (s->readonly && i != GET_META)
+			continue;
+		if (sqlite3_prepare_v2(s->db, stmt_sql[i], -1, &s->st[i],
+			NULL) != SQLITE_OK) {
+			snprintf(err, errsz, "%s is not an mqlock journal: %s",
+			    s->path, sqlite3_errmsg(s->db));
+			return -1;
+		}
+	}
+	if (get_meta(s, "last_token", &last) != 0 || last < 0) {
+		snprintf(err, errsz, "%s has no valid token counter", s->path);
+		return -1;
+	}
+	s->token_reserved = (uint64_t)last;
+	return 0;
+}
+
+struct store *
+store_open(const char *path, char *err, size_t errsz)
+{
+	struct store *s = open_db(path,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errsz);
+	int64_t version = 0;
+	int rc;
+
+	if (s == NULL)
+		return NULL;
 	/*
 	 * EXCLUSIVE locking keeps the write lock from the first write until
 	 * close: a second mqlockd on the same file fails at once instead of
 	 * interleaving its decisions with ours.  With it, WAL needs no shared
 	 * memory file either.
 	 */
-	rc = sqlite3_exec(s->db,
-	    "PRAGMA locking_mode=EXCLUSIVE;"
-	    "PRAGMA journal_mode=WAL;"
-	    "PRAGMA synchronous=FULL;"
-	    "BEGIN IMMEDIATE;",
-	    NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		rc = sqlite3_extended_errcode(s->db);
-		if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-			snprintf(err, errsz,
-			    "%s is in use by another process (another mqlockd?)",
-			    path);
-		else
-			snprintf(err, errsz, "cannot use %s: %s", path,
-			    sqlite3_errmsg(s->db));
+	if (sqlite3_exec(s->db,
+		"PRAGMA locking_mode=EXCLUSIVE;"
+		"PRAGMA journal_mode=WAL;"
+		"PRAGMA synchronous=FULL;"
+		"BEGIN IMMEDIATE;",
+		NULL, NULL, NULL) != SQLITE_OK) {
+		open_error(s, "use", err, errsz);
 		goto err;
 	}
 	rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
@@ -223,32 +324,83 @@ store_open(const char *path, char *err, size_t errsz)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		snprintf(err, errsz, "cannot write %s: %s", path,
-		    sqlite3_errmsg(s->db));
+		open_error(s, "write", err, errsz);
 		goto err;
 	}
-	if (version != SCHEMA_VERSION) {
-		snprintf(err, errsz, "%s has journal schema %lld, expected %d",
-		    path, (long long)version, SCHEMA_VERSION);
+	if (finish_open(s, version, SCHEMA_VERSION, err, errsz) != 0)
 		goto err;
-	}
-	for (int i = 0; i < NSTMT; i++) {
-		if (sqlite3_prepare_v2(s->db, stmt_sql[i], -1, &s->st[i],
-			NULL) != SQLITE_OK) {
-			snprintf(err, errsz, "%s is not an mqlock journal: %s",
-			    path, sqlite3_errmsg(s->db));
-			goto err;
-		}
-	}
-	if (get_meta(s, "last_token", &last) != 0 || last < 0) {
-		snprintf(err, errsz, "%s has no valid token counter", path);
-		goto err;
-	}
-	s->token_reserved = (uint64_t)last;
 	return s;
 err:
 	store_close(s);
 	return NULL;
+}
+
+struct store *
+store_open_readonly(const char *path, char *err, size_t errsz)
+{
+	struct store *s;
+	char wal[PATH_MAX];
+	int64_t version = 0;
+	int rc, had_wal;
+
+	if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", path) >= sizeof(wal)) {
+		snprintf(err, errsz, "%s: path too long", path);
+		return NULL;
+	}
+	had_wal = access(wal, F_OK) == 0;
+	/*
+	 * Opened for writing but never written: a connection that is
+	 * read-only at the file level cannot read a WAL journal without the
+	 * shared-memory file, and this one, like mqlockd's, uses EXCLUSIVE
+	 * locking, which needs none.  query_only refuses every write; no
+	 * checkpoint on close leaves the file as it was.
+	 */
+	if ((s = open_db(path, SQLITE_OPEN_READWRITE, err, errsz)) == NULL)
+		return NULL;
+	s->readonly = true;
+	rc =
+	    sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db,
+		    "PRAGMA query_only=1; PRAGMA locking_mode=EXCLUSIVE", NULL,
+		    NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = schema_version(s, &version);
+	/* Reading a WAL journal creates its -wal file: ours to remove. */
+	if (!had_wal && access(wal, F_OK) == 0 &&
+	    (s->wal_created = strdup(wal)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto err;
+	}
+	if (rc != SQLITE_OK) {
+		open_error(s, "read", err, errsz);
+		goto err;
+	}
+	/* Older schemas are converted when mqlockd opens them; the loader
+	 * reads them as they are. */
+	if (finish_open(s, version, 1, err, errsz) != 0)
+		goto err;
+	return s;
+err:
+	store_close(s);
+	return NULL;
+}
+
+int
+store_info(struct store *s, struct store_info *out)
+{
+	int64_t epoch = 0;
+
+	if (get_meta(s, "epoch", &epoch) != 0)
+		return -1;
+	if (epoch < 0) {
+		log_error("journal %s: negative epoch", s->path);
+		return -1;
+	}
+	out->schema = s->schema;
+	out->epoch = (uint64_t)epoch;
+	out->last_token = s->token_reserved;
+	return 0;
 }
 
 void
@@ -258,12 +410,27 @@ store_close(struct store *s)
 		return;
 	for (int i = 0; i < NSTMT; i++)
 		sqlite3_finalize(s->st[i]);
+	/*
+	 * An empty -wal that store_open_readonly() made goes while the
+	 * exclusive lock still keeps every other opener out.
+	 */
+	if (s->wal_created != NULL) {
+		struct stat st;
+
+		if (stat(s->wal_created, &st) == 0 && st.st_size == 0 &&
+		    unlink(s->wal_created) != 0)
+			log_warn("journal %s: %s", s->wal_created,
+			    strerror(errno));
+		free(s->wal_created);
+	}
 	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
 		log_error("journal %s: close: %s", s->path,
 		    sqlite3_errmsg(s->db));
 	free(s->path);
 	free(s);
 }
+
+static int step(struct store *s, sqlite3_stmt *st);
 
 static int step(struct store *s, sqlite3_stmt *st);
 
@@ -339,50 +506,38 @@ dropped_free(struct dropped *dr)
 	free(dr->locks);
 }
 
-static int
-load_clients(struct store *s, struct locktab *t, struct dropped *dr)
+/* What loading the journal needs besides the table. */
+struct load {
+	struct dropped dr;
+	struct lt_waiter_rec *w; /* room for MQL_WAITERS_PER_LOCK */
+};
+
+/*
+ * One journal row into the table t, or into ld's dropped ids when the
+ * naming rules refuse its id; *id names it for the log.  LT_OK either way,
+ * LT_ERR_INTERNAL when memory runs out, else the row is bad.
+ */
+typedef enum lt_err load_row_fn(struct store *s, sqlite3_stmt *st,
+    struct locktab *t, struct load *ld, const char **id);
+
+static enum lt_err
+client_row(struct store *s, sqlite3_stmt *st, struct locktab *t,
+    struct load *ld, const char **id)
 {
-	sqlite3_stmt *st = NULL;
-	int rc, ret = -1;
+	struct lt_client_rec rec = {
+	    .id = col_text(st, 0),
+	    .session = col_text(st, 1),
+	    .state = sqlite3_column_int(st, 2) != 0 ? LT_CS_LIVE : LT_CS_GONE,
+	    .max_conn = sqlite3_column_int64(st, 3),
+	    .grace_deadline = sqlite3_column_int64(st, 4),
+	    .uid = col_text(st, 5),
+	};
 
-	if (sqlite3_prepare_v2(s->db,
-		"SELECT id, session, connected, max_conn, grace_deadline, uid"
-		" FROM clients",
-		-1, &st, NULL) != SQLITE_OK)
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct lt_client_rec rec = {
-		    .id = col_text(st, 0),
-		    .session = col_text(st, 1),
-		    .state = sqlite3_column_int(st, 2) != 0 ? LT_CS_LIVE
-							    : LT_CS_GONE,
-		    .max_conn = sqlite3_column_int64(st, 3),
-		    .grace_deadline = sqlite3_column_int64(st, 4),
-		    .uid = col_text(st, 5),
-		};
-
-		if (rec.id != NULL &&
-		    !codec_client_id_valid(rec.id, strlen(rec.id))) {
-			if (drop_client(s, dr, rec.id) != 0)
-				goto out;
-			continue;
-		}
-		if (locktab_restore_client(t, &rec) != LT_OK) {
-			log_error("journal %s: bad client row %s", s->path,
-			    rec.id != NULL ? rec.id : "(null)");
-			goto out;
-		}
-	}
-	if (rc == SQLITE_DONE)
-		ret = 0;
-out:
-	if (ret != 0 && sqlite3_errcode(s->db) != SQLITE_OK &&
-	    sqlite3_errcode(s->db) != SQLITE_DONE &&
-	    sqlite3_errcode(s->db) != SQLITE_ROW)
-		log_error("journal %s: reading clients: %s", s->path,
-		    sqlite3_errmsg(s->db));
-	sqlite3_finalize(st);
-	return ret;
+	*id = rec.id;
+	if (rec.id != NULL && !codec_client_id_valid(rec.id, strlen(rec.id)))
+		return drop_client(s, &ld->dr, rec.id) == 0 ? LT_OK
+							    : LT_ERR_INTERNAL;
+	return locktab_restore_client(t, &rec);
 }
 
 /*
@@ -416,81 +571,89 @@ parse_queue(const cJSON *q, const struct dropped *dr, struct lt_waiter_rec *w,
 	return LT_OK;
 }
 
+static enum lt_err
+lock_row(struct store *s, sqlite3_stmt *st, struct locktab *t, struct load *ld,
+    const char **id)
+{
+	struct lt_lock_rec rec = {
+	    .id = col_text(st, 0),
+	    .holder = col_text(st, 1),
+	    .holder_user = col_text(st, 2),
+	    .token = (uint64_t)sqlite3_column_int64(st, 3),
+	    .since = sqlite3_column_int64(st, 4),
+	    .idle_deadline = sqlite3_column_int64(st, 5),
+	    .warned = sqlite3_column_int(st, 6) != 0,
+	    .waiters = ld->w,
+	};
+	const char *qtext = col_text(st, 7);
+	/* Most locks have nobody waiting: no parser for those. */
+	bool empty = qtext != NULL && strcmp(qtext, "[]") == 0;
+	cJSON *q = empty ? NULL : cJSON_Parse(qtext);
+	enum lt_err err = LT_OK;
+
+	*id = rec.id;
+	if (rec.id != NULL && !codec_lock_id_valid(rec.id, strlen(rec.id))) {
+		cJSON_Delete(q);
+		return drop_lock(s, &ld->dr, rec.id) == 0 ? LT_OK
+							  : LT_ERR_INTERNAL;
+	}
+	if (rec.holder != NULL &&
+	    idmap_get(ld->dr.clients, rec.holder) != NULL) {
+		rec.holder = rec.holder_user = NULL;
+		rec.repaired = true;
+	}
+	if (!empty)
+		err = parse_queue(q, &ld->dr, ld->w, &rec.nwaiters,
+		    &rec.repaired);
+	/* Only dropped clients held or awaited it: nothing left. */
+	if (err == LT_OK && rec.holder == NULL && rec.nwaiters == 0 &&
+	    rec.repaired) {
+		cJSON_Delete(q);
+		return drop_lock(s, &ld->dr, rec.id) == 0 ? LT_OK
+							  : LT_ERR_INTERNAL;
+	}
+	if (err == LT_OK)
+		err = locktab_restore_lock(t, &rec);
+	/* The waiters' strings live in q until the table copied them. */
+	cJSON_Delete(q);
+	return err;
+}
+
+/*
+ * Every row of sql through row(), for the rows of what.  Returns 0, or -1
+ * after one log line: the first bad row, memory, or sqlite's error.
+ */
 static int
-load_locks(struct store *s, struct locktab *t, struct dropped *dr)
+load_rows(struct store *s, struct locktab *t, struct load *ld, const char *what,
+    const char *sql, load_row_fn *row)
 {
 	sqlite3_stmt *st = NULL;
-	struct lt_waiter_rec *w = calloc(MQL_WAITERS_PER_LOCK, sizeof(*w));
-	int rc, ret = -1;
+	const char *id = NULL;
+	enum lt_err err;
+	int rc;
 
-	if (w == NULL ||
-	    sqlite3_prepare_v2(s->db,
-		"SELECT id, holder, holder_user, token, since,"
-		" idle_deadline, warned, queue FROM locks",
-		-1, &st, NULL) != SQLITE_OK)
-		goto out;
+	if ((rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL)) != SQLITE_OK)
+		goto sql_error;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct lt_lock_rec rec = {
-		    .id = col_text(st, 0),
-		    .holder = col_text(st, 1),
-		    .holder_user = col_text(st, 2),
-		    .token = (uint64_t)sqlite3_column_int64(st, 3),
-		    .since = sqlite3_column_int64(st, 4),
-		    .idle_deadline = sqlite3_column_int64(st, 5),
-		    .warned = sqlite3_column_int(st, 6) != 0,
-		    .waiters = w,
-		};
-		const char *qtext = col_text(st, 7);
-		/* Most locks have nobody waiting: no parser for those. */
-		bool empty = qtext != NULL && strcmp(qtext, "[]") == 0;
-		cJSON *q = empty ? NULL : cJSON_Parse(qtext);
-		enum lt_err err = LT_OK;
-
-		if (rec.id != NULL &&
-		    !codec_lock_id_valid(rec.id, strlen(rec.id))) {
-			cJSON_Delete(q);
-			if (drop_lock(s, dr, rec.id) != 0)
-				goto out;
+		if ((err = row(s, st, t, ld, &id)) == LT_OK)
 			continue;
-		}
-		if (rec.holder != NULL &&
-		    idmap_get(dr->clients, rec.holder) != NULL) {
-			rec.holder = rec.holder_user = NULL;
-			rec.repaired = true;
-		}
-		if (!empty)
-			err =
-			    parse_queue(q, dr, w, &rec.nwaiters, &rec.repaired);
-		/* Only dropped clients held or awaited it: nothing left. */
-		if (err == LT_OK && rec.holder == NULL && rec.nwaiters == 0 &&
-		    rec.repaired) {
-			cJSON_Delete(q);
-			if (drop_lock(s, dr, rec.id) != 0)
-				goto out;
-			continue;
-		}
-		if (err == LT_OK)
-			err = locktab_restore_lock(t, &rec);
-		/* The waiters' strings live in q until the table copied them.
-		 */
-		cJSON_Delete(q);
-		if (err != LT_OK) {
-			log_error("journal %s: bad lock row %s", s->path,
-			    rec.id != NULL ? rec.id : "(null)");
-			goto out;
-		}
+		if (err == LT_ERR_INTERNAL)
+			log_error("journal %s: out of memory", s->path);
+		else
+			log_error("journal %s: bad %s row %s", s->path, what,
+			    id != NULL ? id : "(null)");
+		sqlite3_finalize(st);
+		return -1;
 	}
-	if (rc == SQLITE_DONE)
-		ret = 0;
-out:
-	if (ret != 0 && sqlite3_errcode(s->db) != SQLITE_OK &&
-	    sqlite3_errcode(s->db) != SQLITE_DONE &&
-	    sqlite3_errcode(s->db) != SQLITE_ROW)
-		log_error("journal %s: reading locks: %s", s->path,
-		    sqlite3_errmsg(s->db));
-	free(w);
+	if (rc == SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+sql_error:
+	log_error("journal %s: reading %ss: %s", s->path, what,
+	    sqlite3_errmsg(s->db));
 	sqlite3_finalize(st);
-	return ret;
+	return -1;
 }
 
 static int
@@ -499,7 +662,8 @@ delete_dropped_client_cb(const char *key, void *value, void *arg)
 	struct store *s = arg;
 	sqlite3_stmt *st = s->st[DEL_CLIENT];
 
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (bind_text(s, st, 1, key) != 0)
+		return -1;
 	return step(s, st);
 }
 
@@ -516,8 +680,7 @@ delete_dropped(struct store *s, const struct dropped *dr)
 	for (size_t i = 0; i < dr->nlocks; i++) {
 		sqlite3_stmt *st = s->st[DEL_LOCK];
 
-		sqlite3_bind_text(st, 1, dr->locks[i], -1, SQLITE_STATIC);
-		if (step(s, st) != 0)
+		if (bind_text(s, st, 1, dr->locks[i]) != 0 || step(s, st) != 0)
 			goto err;
 	}
 	return exec(s, "COMMIT");
@@ -530,14 +693,28 @@ int
 store_load(struct store *s, struct locktab *t)
 {
 	struct mql_hasher h = siphash_hasher();
-	struct dropped dr = {idmap_new(&h), NULL, 0, 0};
+	struct load ld = {{idmap_new(&h), NULL, 0, 0},
+	    calloc(MQL_WAITERS_PER_LOCK, sizeof(*ld.w))};
+	/* Schemas before 3 have no uid column; mqlockd adds it on open. */
+	const char *clients = s->schema >= 3
+	    ? "SELECT id, session, connected, max_conn, grace_deadline, uid"
+	      " FROM clients"
+	    : "SELECT id, session, connected, max_conn, grace_deadline, NULL"
+	      " FROM clients";
 	int64_t last = 0;
 	int rc = -1;
 
-	if (dr.clients != NULL && load_clients(s, t, &dr) == 0 &&
-	    load_locks(s, t, &dr) == 0 && delete_dropped(s, &dr) == 0)
+	if (ld.dr.clients == NULL || ld.w == NULL)
+		log_error("journal %s: out of memory", s->path);
+	else if (load_rows(s, t, &ld, "client", clients, client_row) == 0 &&
+	    load_rows(s, t, &ld, "lock",
+		"SELECT id, holder, holder_user, token, since,"
+		" idle_deadline, warned, queue FROM locks",
+		lock_row) == 0 &&
+	    (s->readonly || delete_dropped(s, &ld.dr) == 0))
 		rc = 0;
-	dropped_free(&dr);
+	dropped_free(&ld.dr);
+	free(ld.w);
 	if (rc != 0 || get_meta(s, "last_token", &last) != 0)
 		return -1;
 	if (last < 0) {
@@ -549,10 +726,23 @@ store_load(struct store *s, struct locktab *t)
 	return 0;
 }
 
+/* Refuse to write a journal opened to be read.  Returns 0 when writable. */
+static int
+refuse_readonly(const struct store *s)
+{
+	if (!s->readonly)
+		return 0;
+	log_error("journal %s: opened read-only", s->path);
+	return -1;
+}
+
 int
 store_next_epoch(struct store *s, uint64_t *epoch)
 {
 	int64_t e = 0;
+
+	if (refuse_readonly(s) != 0)
+		return -1;
 
 	if (exec(s, "BEGIN IMMEDIATE") != 0)
 		return -1;
@@ -614,7 +804,8 @@ write_lock(struct store *s, struct locktab *t, size_t i)
 
 	if (!locktab_dirty_lock(t, i, &rec)) {
 		st = s->st[DEL_LOCK];
-		sqlite3_bind_text(st, 1, rec.id, -1, SQLITE_STATIC);
+		if (bind_text(s, st, 1, rec.id) != 0)
+			return -1;
 		return step(s, st);
 	}
 	queue = encode_queue(&rec);
@@ -623,17 +814,19 @@ write_lock(struct store *s, struct locktab *t, size_t i)
 		return -1;
 	}
 	st = s->st[PUT_LOCK];
-	sqlite3_bind_text(st, 1, rec.id, -1, SQLITE_STATIC);
-	if (rec.holder != NULL) {
-		sqlite3_bind_text(st, 2, rec.holder, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, rec.holder_user, -1, SQLITE_STATIC);
-	}
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)rec.token);
-	sqlite3_bind_int64(st, 5, rec.since);
-	sqlite3_bind_int64(st, 6, rec.idle_deadline);
-	sqlite3_bind_int(st, 7, rec.warned);
-	sqlite3_bind_text(st, 8, queue, -1, SQLITE_STATIC);
-	rc = step(s, st);
+	/* A free lock leaves holder and holder_user NULL. */
+	if (bind_text(s, st, 1, rec.id) != 0 ||
+	    (rec.holder != NULL &&
+		(bind_text(s, st, 2, rec.holder) != 0 ||
+		    bind_text(s, st, 3, rec.holder_user) != 0)) ||
+	    bind_int64(s, st, 4, (int64_t)rec.token) != 0 ||
+	    bind_int64(s, st, 5, rec.since) != 0 ||
+	    bind_int64(s, st, 6, rec.idle_deadline) != 0 ||
+	    bind_int64(s, st, 7, rec.warned) != 0 ||
+	    bind_text(s, st, 8, queue) != 0)
+		rc = -1;
+	else
+		rc = step(s, st);
 	cJSON_free(queue);
 	return rc;
 }
@@ -646,17 +839,19 @@ write_client(struct store *s, const struct locktab *t, size_t i)
 
 	if (!locktab_dirty_client(t, i, &rec)) {
 		st = s->st[DEL_CLIENT];
-		sqlite3_bind_text(st, 1, rec.id, -1, SQLITE_STATIC);
+		if (bind_text(s, st, 1, rec.id) != 0)
+			return -1;
 		return step(s, st);
 	}
 	st = s->st[PUT_CLIENT];
-	sqlite3_bind_text(st, 1, rec.id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, rec.session, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, rec.state != LT_CS_GONE);
-	sqlite3_bind_int64(st, 4, rec.max_conn);
-	sqlite3_bind_int64(st, 5, rec.grace_deadline);
-	if (rec.uid != NULL)
-		sqlite3_bind_text(st, 6, rec.uid, -1, SQLITE_STATIC);
+	/* A client no ticket verified leaves uid NULL. */
+	if (bind_text(s, st, 1, rec.id) != 0 ||
+	    bind_text(s, st, 2, rec.session) != 0 ||
+	    bind_int64(s, st, 3, rec.state != LT_CS_GONE) != 0 ||
+	    bind_int64(s, st, 4, rec.max_conn) != 0 ||
+	    bind_int64(s, st, 5, rec.grace_deadline) != 0 ||
+	    (rec.uid != NULL && bind_text(s, st, 6, rec.uid) != 0))
+		return -1;
 	return step(s, st);
 }
 
@@ -666,6 +861,8 @@ store_flush(struct store *s, struct locktab *t)
 	size_t nl = locktab_dirty_locks(t), nc = locktab_dirty_clients(t);
 	uint64_t reserve = 0;
 
+	if (refuse_readonly(s) != 0)
+		return -1;
 	if (exec(s, "BEGIN IMMEDIATE") != 0)
 		return -1;
 	/* Clients first: lock rows name them. */

@@ -27,6 +27,26 @@ struct store;
  */
 struct store *store_open(const char *path, char *err, size_t errsz);
 
+/*
+ * store_open_readonly(path, err, errsz): open an existing journal to read
+ * it, as mqlockd --check does: nothing is created, converted or written.
+ * Returns NULL with a readable reason in err when the file cannot be
+ * opened, is not an mqlock journal (of schema 1 or the current one), or is
+ * in use by a running mqlockd.  store_load() works on it; store_flush() and
+ * store_next_epoch() fail.
+ */
+struct store *store_open_readonly(const char *path, char *err, size_t errsz);
+
+/* What a journal says about itself. */
+struct store_info {
+	int64_t schema;      /* schema version of the file as opened */
+	uint64_t epoch;      /* the last epoch begun */
+	uint64_t last_token; /* tokens up to here may have been granted */
+};
+
+/* store_info(s, out): fill out.  Returns 0, or -1 (logged). */
+int store_info(struct store *s, struct store_info *out);
+
 /* store_close(s): close the journal.  NULL is a no-op. */
 void store_close(struct store *s);
 

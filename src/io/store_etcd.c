@@ -307,8 +307,8 @@ encode_client(const struct lt_client_rec *r)
 	return print(o,
 	    o != NULL &&
 		cJSON_AddStringToObject(o, "session", r->session) != NULL &&
-		cJSON_AddBoolToObject(o, "connected",
-		    r->state != LT_CS_GONE) != NULL &&
+		cJSON_AddBoolToObject(o, "connected", r->state != LT_CS_GONE) !=
+		    NULL &&
 		add_i64(o, "max_conn", r->max_conn) == 0 &&
 		add_i64(o, "grace_deadline", r->grace_deadline) == 0 &&
 		(r->uid == NULL ||
@@ -828,8 +828,7 @@ restore_client(struct locktab *t, const char *id, const cJSON *o)
 	bool connected;
 
 	rec.session = get_str(o, "session");
-	if (rec.session == NULL ||
-	    get_bool(o, "connected", &connected) != 0 ||
+	if (rec.session == NULL || get_bool(o, "connected", &connected) != 0 ||
 	    get_i64(o, "max_conn", &rec.max_conn) != 0 ||
 	    get_i64(o, "grace_deadline", &rec.grace_deadline) != 0 ||
 	    (uid != NULL && !cJSON_IsString(uid)))

@@ -16,6 +16,11 @@
  * The connection may drop at any time: reconnect with backoff, a new will
  * with a higher conn each time, and send acquire again; the coordinator
  * keeps locks and places for its grace period.
+ *
+ * Requests go to P/<lock>/request/<client id>, the topic bound to this
+ * connection's id; events are read from P/_clients/<client id>/events with
+ * retain handling 2, and a retained message there is ignored (only the
+ * coordinator writes events; a retained one was planted).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,12 +35,12 @@
 #include <cjson/cJSON.h>
 
 #include "core/codec.h"
+#include "io/backoff.h"
 #include "io/clock.h"
+#include "io/log.h"
 #include "mqlock/cli.h"
 
 #define TOPIC_SZ 512
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 #define ACTIVITY_MIN_MS 200
 #define ACTIVITY_MAX_MS 60000
 #define PUBLISH_WAIT_MS 5000
@@ -72,7 +77,7 @@ struct acq {
 	int have_epoch;
 	int64_t epoch;
 
-	int64_t backoff_ms;
+	struct backoff backoff;
 	int64_t reconnect_at;  /* CLOCK_MONOTONIC ms, -1: none */
 	int64_t wait_until;    /* --wait deadline, -1: none */
 	int64_t activity_at;   /* next activity, -1: none */
@@ -82,7 +87,28 @@ struct acq {
 	uint64_t token;
 	pid_t child; /* also its process group */
 	int gave_tty;
+
+	char ticket[MQL_TICKET_SZ]; /* --ticket-file, as last read */
 };
+
+/*
+ * The ticket for an acquire under --ticket-file into r, read again each
+ * time (an application may renew the file), or as last read if the file is
+ * unusable now.
+ */
+static void
+add_ticket(struct acq *s, struct lt_request *r)
+{
+	/* Room for one byte more than a ticket, to tell a longer line. */
+	char fresh[MQL_TICKET_SZ + 1];
+
+	if (r->op != LT_OP_ACQUIRE || s->a->ticket_file == NULL)
+		return;
+	if (cli_read_ticket(s->a->ticket_file, fresh, sizeof(fresh)) == 0)
+		memcpy(s->ticket, fresh, sizeof(s->ticket));
+	explicit_bzero(fresh, sizeof(fresh));
+	memcpy(r->ticket, s->ticket, sizeof(r->ticket));
+}
 
 /* Publish op for our lock, with MQTT 5 reply properties if props. */
 static int
@@ -103,12 +129,16 @@ publish_request(struct acq *s, enum lt_op op,
 	r.wait = s->a->wait_ms != 0;
 	if (op == LT_OP_ACQUIRE)
 		s->asked = 1;
-	if ((payload = codec_encode_request(&r)) == NULL) {
+	add_ticket(s, &r);
+	payload = codec_encode_request(&r);
+	explicit_bzero(r.ticket, sizeof(r.ticket));
+	if (payload == NULL) {
 		fprintf(stderr, "mqlock: out of memory\n");
 		return -1;
 	}
 	rc = mqtt_publish(s->m, s->t_request, payload, strlen(payload), 1, 0,
 	    props);
+	explicit_bzero(payload, strlen(payload));
 	free(payload);
 	return rc;
 }
@@ -196,10 +226,7 @@ start_connect(struct acq *s)
 static void
 schedule_reconnect(struct acq *s)
 {
-	s->reconnect_at = clock_mono_ms() + s->backoff_ms;
-	s->backoff_ms *= 2;
-	if (s->backoff_ms > BACKOFF_MAX_MS)
-		s->backoff_ms = BACKOFF_MAX_MS;
+	s->reconnect_at = clock_mono_ms() + backoff_next(&s->backoff);
 }
 
 static char *
@@ -444,7 +471,7 @@ on_granted(struct acq *s, const cJSON *ev)
 	s->wait_until = -1;
 	s->phase = RUNNING;
 	if (start_command(s) == -1) {
-		start_releasing(s, 71);
+		start_releasing(s, EXIT_OSERR);
 		return;
 	}
 }
@@ -507,18 +534,60 @@ ev_busy(struct acq *s, const cJSON *ev)
 	}
 }
 
+/* A revocation or drop reason in words, with the operator's message. */
+static const char *
+reason_words(const cJSON *ev, char *buf, size_t size)
+{
+	static const struct {
+		const char *reason, *words;
+	} words[] = {
+	    {"idle", "idle too long"},
+	    {"disconnect", "disconnected longer than the grace period"},
+	    {"admin", "removed by an operator"},
+	    {"takeover", "taken over by the same user elsewhere"},
+	};
+	const char *reason = cli_json_str(ev, "reason");
+	const char *message = cli_json_str(ev, "message");
+	const char *w = reason != NULL ? reason : "no reason given";
+
+	for (size_t i = 0;
+	     reason != NULL && i < sizeof(words) / sizeof(words[0]); i++) {
+		if (strcmp(reason, words[i].reason) == 0)
+			w = words[i].words;
+	}
+	char esc[4 * MQL_REASON_MAX + 1];
+
+	log_escape(message != NULL ? message : "",
+	    message != NULL ? strlen(message) : 0, esc, sizeof(esc));
+	snprintf(buf, size, "%s%s%s", w, esc[0] != '\0' ? ": " : "", esc);
+	return buf;
+}
+
 static void
 ev_revoked(struct acq *s, const cJSON *ev)
 {
-	const char *reason = cli_json_str(ev, "reason");
+	char why[4 * MQL_REASON_MAX + 64];
 
 	if (s->phase == RUNNING) {
 		/* A re-sent acquire may have queued us again behind it. */
 		let_go(s);
-		stop_command(s, reason != NULL ? reason : "revoked");
+		stop_command(s, reason_words(ev, why, sizeof(why)));
 	} else if (s->phase == CONFIRMING) {
 		confirmed(s, 0);
 	}
+}
+
+/* Removed from the queue without asking (operator, roll call, grace). */
+static void
+ev_dropped(struct acq *s, const cJSON *ev)
+{
+	char why[4 * MQL_REASON_MAX + 64];
+
+	if (s->phase != WAITING)
+		return;
+	fprintf(stderr, "mqlock: no longer waiting for %s (%s)\n", s->a->lock,
+	    reason_words(ev, why, sizeof(why)));
+	finish(s, EXIT_TEMPFAIL);
 }
 
 static void
@@ -553,6 +622,7 @@ static const struct {
     {"queued", ev_queued},
     {"busy", ev_busy},
     {"revoked", ev_revoked},
+    {"dropped", ev_dropped},
     {"idle-warning", ev_idle_warning},
     {"error", ev_error},
 };
@@ -623,12 +693,16 @@ on_status(struct acq *s, const struct mqtt_in *in)
 	cJSON_Delete(st);
 }
 
-/* The reply to the confirming acquire (others are stale: ignored). */
+/*
+ * The reply to the confirming acquire (others are old: ignored).  Refused
+ * as stale, it was sent on a connection whose end the coordinator has seen
+ * already: the next connection sends a fresh one.
+ */
 static void
 on_reply(struct acq *s, const struct mqtt_in *in)
 {
 	cJSON *r;
-	const char *result;
+	const char *result, *code;
 	int64_t token = -1;
 
 	if (s->phase != CONFIRMING || in->corr == NULL ||
@@ -636,6 +710,11 @@ on_reply(struct acq *s, const struct mqtt_in *in)
 	    memcmp(in->corr, s->nonce, NONCE_DIGITS) != 0 ||
 	    (r = cli_json_parse(in->payload, in->len)) == NULL)
 		return;
+	code = cli_json_str(r, "code");
+	if (code != NULL && strcmp(code, "stale") == 0) {
+		cJSON_Delete(r);
+		return;
+	}
 	result = cli_json_str(r, "result");
 	confirmed(s,
 	    result != NULL && strcmp(result, "granted") == 0 &&
@@ -651,7 +730,7 @@ on_item(struct acq *s, const struct mqtt_in *in)
 	case MQTT_IN_CONNECTED:
 		s->ever_connected = 1;
 		s->lost_said = 0;
-		s->backoff_ms = BACKOFF_MIN_MS;
+		backoff_reset(&s->backoff);
 		if (s->phase == WAITING || s->phase == RUNNING)
 			(void)send_request(s, LT_OP_ACQUIRE);
 		else if (s->phase == CONFIRMING)
@@ -684,7 +763,7 @@ on_item(struct acq *s, const struct mqtt_in *in)
 		schedule_reconnect(s);
 		break;
 	case MQTT_IN_MESSAGE:
-		if (strcmp(in->topic, s->t_events) == 0)
+		if (strcmp(in->topic, s->t_events) == 0 && !in->retained)
 			on_event(s, in);
 		else if (strcmp(in->topic, s->t_status) == 0)
 			on_status(s, in);
@@ -798,16 +877,16 @@ cmd_acquire(const struct cli *c, const struct acquire_args *a)
 	s.conn = 1;
 	s.phase = WAITING;
 	s.exit_code = -1;
-	s.backoff_ms = BACKOFF_MIN_MS;
+	s.backoff = BACKOFF_RECONNECT;
 	s.reconnect_at = -1;
 	s.activity_at = -1;
 	s.release_until = -1;
 	s.wait_until = a->wait_ms > 0 ? clock_mono_ms() + a->wait_ms : -1;
 	if (cli_random_hex(s.session, SESSION_DIGITS) == -1)
 		return EXIT_SOFTWARE;
-	if (codec_topic(s.t_request, TOPIC_SZ, c->prefix, a->lock, "request") ==
-		-1 ||
-	    codec_client_topic(s.t_events, TOPIC_SZ, c->prefix, c->client_id,
+	if (cli_request_topic(c, a->lock, s.t_request, TOPIC_SZ) == -1)
+		return EXIT_USAGE;
+	if (codec_client_topic(s.t_events, TOPIC_SZ, c->prefix, c->client_id,
 		"events") == -1 ||
 	    codec_client_topic(s.t_will, TOPIC_SZ, c->prefix, c->client_id,
 		"will") == -1 ||
@@ -818,7 +897,8 @@ cmd_acquire(const struct cli *c, const struct acquire_args *a)
 		fprintf(stderr, "mqlock: topic too long\n");
 		return EXIT_USAGE;
 	}
-	subs[0] = (struct mqtt_sub){s.t_events, 1, 0, 0, 0};
+	/* Retain handling 2: no retained message, which only a forger sets. */
+	subs[0] = (struct mqtt_sub){s.t_events, 1, 0, 2, 0};
 	subs[1] = (struct mqtt_sub){s.t_status, 1, 0, 0, 0};
 	subs[2] = (struct mqtt_sub){s.t_reply, 1, 0, 0, 0};
 	if ((s.m = cli_client(c, subs, 3)) == NULL)

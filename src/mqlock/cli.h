@@ -1,7 +1,7 @@
 /*
  * cli: what the mqlock subcommands share: the common flags, the MQTT
- * client they build from them, a signal self-pipe and one poll() wait over
- * it and the client's wake fd.
+ * client they build from them, and one wait (io/loop) over the signals and
+ * the client's wake fd.
  */
 #ifndef MQLOCK_MQLOCK_CLI_H
 #define MQLOCK_MQLOCK_CLI_H
@@ -11,11 +11,13 @@
 
 #include "core/limits.h"
 #include "io/mqtt.h"
+#include "io/secret.h"
 
 /* Exit codes, as in sysexits(3). */
 #define EXIT_USAGE 64       /* bad command line */
 #define EXIT_UNAVAILABLE 69 /* broker unreachable */
 #define EXIT_SOFTWARE 70    /* the lock was lost while COMMAND ran */
+#define EXIT_OSERR 71       /* COMMAND could not be started */
 #define EXIT_TEMPFAIL 75    /* busy, or --wait ran out */
 
 #define CLI_DEFAULT_BROKER "tcp://127.0.0.1:1883"
@@ -29,9 +31,10 @@ struct cli {
 	const char *prefix;
 	const char *reply_prefix; /* mqlockd's --reply-prefix */
 	const char *username;
-	char *password; /* read from --password-file; owned */
+	char password[SECRET_MAX + 1]; /* read from --password-file */
+	int have_password;
 	int keepalive;
-	/* TLS files for ssl:// brokers, or NULL. */
+	/* TLS files for TLS brokers, or NULL. */
 	const char *cafile;
 	const char *certfile;
 	const char *keyfile;
@@ -43,6 +46,7 @@ struct acquire_args {
 	const char *lock;
 	int64_t wait_ms; /* -1: wait forever; 0: try-lock */
 	const char *user;
+	const char *ticket_file; /* --ticket-file, or NULL */
 	char **argv; /* COMMAND and its arguments, NULL-terminated */
 };
 
@@ -53,16 +57,32 @@ struct acquire_args {
 int cli_random_hex(char *buf, size_t n);
 
 /*
- * cli_client(c, subs, nsubs, clean): an MQTT 5 client for c's broker and
- * client id with the given subscriptions, clean start and session expiry
- * 0.  NULL (printed) on failure.
+ * cli_request_topic(c, lock, buf, size): P/<lock>/request/<client id>,
+ * the request topic bound to c's client id.  Returns 0, or -1 (printed) if
+ * it does not fit.
+ */
+int cli_request_topic(const struct cli *c, const char *lock, char *buf,
+    size_t size);
+
+/*
+ * cli_read_ticket(path, buf, size): the ticket on the first line of the
+ * file at path into buf (size > MQL_TICKET_MAX).  Returns 0, or -1
+ * (printed) when the file cannot be read or its first line is not a JWT's
+ * characters (base64url and dots), 1 to MQL_TICKET_MAX bytes.
+ */
+int cli_read_ticket(const char *path, char *buf, size_t size);
+
+/*
+ * cli_client(c, subs, nsubs): an MQTT 5 client for c's broker and client
+ * id with the given subscriptions, clean start and session expiry 0.  NULL
+ * (printed) on failure.
  */
 struct mqtt *cli_client(const struct cli *c, const struct mqtt_sub *subs,
     size_t nsubs);
 
 /*
- * cli_signals_init(): route SIGINT, SIGTERM and SIGCHLD into a self-pipe
- * and ignore SIGPIPE.  Returns 0, or -1 (printed).
+ * cli_signals_init(): route SIGINT, SIGTERM and SIGCHLD into io/loop's
+ * self-pipe, and ignore SIGPIPE and SIGTTOU.  Returns 0, or -1 (printed).
  */
 int cli_signals_init(void);
 

@@ -3,9 +3,7 @@
  * subcommand (acquire.c, show.c); the helpers they share live here too.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,9 +17,9 @@
 #include "core/codec.h"
 #include "io/clock.h"
 #include "io/log.h"
+#include "io/loop.h"
+#include "io/secret.h"
 #include "mqlock/cli.h"
-
-#define PASSWORD_MAX 1024
 
 static const char usage_text[] =
     "usage: mqlock [--broker URI] [--prefix P] [--username U] "
@@ -29,7 +27,7 @@ static const char usage_text[] =
     "              [--keepalive S] [--client-id ID]\n"
     "              [--cafile F] [--certfile F --keyfile F] COMMAND\n"
     "       mqlock [flags] acquire LOCK [--wait SECONDS] [--user NAME]\n"
-    "              -- COMMAND [ARGS...]\n"
+    "              [--ticket-file F] -- COMMAND [ARGS...]\n"
     "       mqlock [flags] status [LOCK]\n"
     "       mqlock [flags] watch\n"
     "       mqlock --help | --version\n";
@@ -42,29 +40,52 @@ static const char help_text[] =
     "                           release it when COMMAND ends\n"
     "      --wait SECONDS       give up after SECONDS (0: only if free now)\n"
     "      --user NAME          the name others see (default: $USER)\n"
+    "      --ticket-file F      send the ticket (JWT) on F's first line with\n"
+    "                           every acquire; needs --client-id, the id\n"
+    "                           the ticket names (its client claim)\n"
     "  status [LOCK]            holders and queues of locks in use (or LOCK)\n"
     "  watch                    print lock changes as they happen\n"
     "\n"
-    "  --broker URI             default " CLI_DEFAULT_BROKER "\n"
+    "  --broker URI             default " CLI_DEFAULT_BROKER
+    " (schemes below)\n"
     "  --prefix P               topic prefix, default " CLI_DEFAULT_PREFIX "\n"
     "  --reply-prefix P         mqlockd's --reply-prefix, default " CLI_DEFAULT_REPLY_PREFIX
     "\n"
     "  --username U             MQTT user name\n"
     "  --password-file F        first line of F is the MQTT password\n"
     "  --keepalive S            MQTT keepalive in seconds, default 10\n"
-    "  --client-id ID           MQTT client id (default: mqlock-<random>)\n"
-    "  --cafile F               CA certificates that sign an ssl:// broker's\n"
+    "  --client-id ID           MQTT client id (default: mqlock-<random>);\n"
+    "                           with --ticket-file, the ticket's client\n"
+    "  --cafile F               CA certificates that sign a TLS broker's\n"
     "                           certificate (default: the system's store)\n"
     "  --certfile F, --keyfile F  a client certificate and its key, for\n"
-    "                           ssl:// brokers that ask for one\n"
+    "                           TLS brokers that ask for one\n"
     "\n"
     "Exit status: COMMAND's own once the lock is confirmed to have stayed\n"
     "ours; 64 usage, 69 broker unreachable, 70 lock lost while COMMAND ran\n"
-    "(or not confirmed when it ended), 75 busy or --wait ran out.\n";
+    "(or not confirmed when it ended), 71 COMMAND could not be started,\n"
+    "75 busy or --wait ran out.\n";
 
-static int sig_pipe[2] = {-1, -1};
+/* MQTT's keepalive is a 16-bit number of seconds. */
+#define KEEPALIVE_MAX 65535
+
+static int sig_fd = -1;
 
 static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+print_help(void)
+{
+	char schemes[128], tls[64];
+
+	mqtt_scheme_list(schemes, sizeof(schemes), 0);
+	mqtt_scheme_list(tls, sizeof(tls), 1);
+	fputs(usage_text, stdout);
+	fputs(help_text, stdout);
+	printf("\nBroker URIs start with %s; with %s the connection uses "
+	       "TLS.\n",
+	    schemes, tls);
+}
 
 /* Say what is wrong with the command line; returns EXIT_USAGE. */
 static int
@@ -110,6 +131,43 @@ cli_random_hex(char *buf, size_t n)
 	return 0;
 }
 
+int
+cli_request_topic(const struct cli *c, const char *lock, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%s/%s/request/%s", c->prefix, lock,
+	    c->client_id);
+
+	if (n < 0 || (size_t)n >= size) {
+		fprintf(stderr, "mqlock: topic too long\n");
+		return -1;
+	}
+	return 0;
+}
+
+int
+cli_read_ticket(const char *path, char *buf, size_t size)
+{
+	char err[PATH_MAX + 128];
+	int n = secret_read_line(path, buf, size, err, sizeof(err));
+
+	if (n < 0) {
+		fprintf(stderr, "mqlock: ticket: %s\n", err);
+		return -1;
+	}
+	if (n > MQL_TICKET_MAX ||
+	    strspn(buf,
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		"0123456789-_.") != (size_t)n) {
+		fprintf(stderr,
+		    "mqlock: ticket: the first line of %s is not a ticket "
+		    "(at most %d bytes of base64url and dots)\n",
+		    path, MQL_TICKET_MAX);
+		explicit_bzero(buf, size);
+		return -1;
+	}
+	return 0;
+}
+
 struct mqtt *
 cli_client(const struct cli *c, const struct mqtt_sub *subs, size_t nsubs)
 {
@@ -120,7 +178,7 @@ cli_client(const struct cli *c, const struct mqtt_sub *subs, size_t nsubs)
 	o.uri = c->broker;
 	o.client_id = c->client_id;
 	o.username = c->username;
-	o.password = c->password;
+	o.password = c->have_password ? c->password : NULL;
 	o.keepalive = c->keepalive;
 	o.clean_start = 1;
 	o.session_expiry = 0;
@@ -135,67 +193,19 @@ cli_client(const struct cli *c, const struct mqtt_sub *subs, size_t nsubs)
 	return m;
 }
 
-static void
-on_signal(int sig)
-{
-	int saved = errno;
-	unsigned char b = (unsigned char)sig;
-
-	/* Nonblocking: if the pipe is full, enough wakeups are pending. */
-	if (write(sig_pipe[1], &b, 1) == -1) {
-		/* nothing to do in a handler */
-	}
-	errno = saved;
-}
-
-/* Signals whose disposition we change; the originals go back for COMMAND
- * (one started with SIGINT ignored, as by "cmd &" in a script, keeps it). */
-static const int changed_sigs[] = {SIGINT, SIGTERM, SIGCHLD, SIGPIPE, SIGTTOU};
-static struct sigaction saved_act[5];
-static sigset_t saved_mask;
-
 int
 cli_signals_init(void)
 {
-	struct sigaction sa, ign;
-	size_t i;
-	int j;
+	static const int sigs[] = {SIGINT, SIGTERM, SIGCHLD};
 
-	if (pipe(sig_pipe) == -1) {
-		fprintf(stderr, "mqlock: pipe: %s\n", strerror(errno));
+	/*
+	 * A dead broker socket must not kill us (SIGPIPE); we hand the
+	 * terminal to COMMAND and take it back from the background (SIGTTOU).
+	 */
+	sig_fd = loop_signals(sigs, sizeof(sigs) / sizeof(sigs[0]));
+	if (sig_fd < 0 || loop_ignore(SIGTTOU) != 0) {
+		fprintf(stderr, "mqlock: cannot set up signal handling\n");
 		return -1;
-	}
-	for (j = 0; j < 2; j++) {
-		int fl = fcntl(sig_pipe[j], F_GETFL);
-
-		if (fl == -1 ||
-		    fcntl(sig_pipe[j], F_SETFL, fl | O_NONBLOCK) == -1 ||
-		    fcntl(sig_pipe[j], F_SETFD, FD_CLOEXEC) == -1) {
-			fprintf(stderr, "mqlock: fcntl: %s\n", strerror(errno));
-			return -1;
-		}
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
-	sigemptyset(&sa.sa_mask);
-	/* A dead broker socket must not kill us (SIGPIPE); we hand the
-	 * terminal to COMMAND and take it back from the background
-	 * (SIGTTOU). */
-	memset(&ign, 0, sizeof(ign));
-	ign.sa_handler = SIG_IGN;
-	sigemptyset(&ign.sa_mask);
-	sigprocmask(SIG_BLOCK, NULL, &saved_mask);
-	for (i = 0; i < sizeof(changed_sigs) / sizeof(changed_sigs[0]); i++) {
-		int sig = changed_sigs[i];
-
-		if (sigaction(sig,
-			sig == SIGPIPE || sig == SIGTTOU ? &ign : &sa,
-			&saved_act[i]) == -1) {
-			fprintf(stderr, "mqlock: sigaction: %s\n",
-			    strerror(errno));
-			return -1;
-		}
 	}
 	return 0;
 }
@@ -203,36 +213,22 @@ cli_signals_init(void)
 void
 cli_signals_restore(void)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof(changed_sigs) / sizeof(changed_sigs[0]); i++)
-		sigaction(changed_sigs[i], &saved_act[i], NULL);
-	sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+	loop_restore();
 }
 
 int
 cli_wait(struct mqtt *m, int64_t deadline)
 {
-	struct pollfd p[2];
-	unsigned char b;
-	int timeout = -1;
+	int fds[2] = {sig_fd, m != NULL ? mqtt_wake_fd(m) : -1}, ready[2];
+	int64_t timeout = -1;
 
 	if (deadline >= 0) {
-		int64_t left = deadline - clock_mono_ms();
-
-		timeout = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+		timeout = deadline - clock_mono_ms();
+		if (timeout < 0)
+			timeout = 0;
 	}
-	p[0].fd = sig_pipe[0];
-	p[0].events = POLLIN;
-	p[1].fd = m != NULL ? mqtt_wake_fd(m) : -1;
-	p[1].events = POLLIN;
-	if (poll(p, 2, timeout) == -1 && errno != EINTR) {
-		fprintf(stderr, "mqlock: poll: %s\n", strerror(errno));
-		return 0;
-	}
-	if (read(sig_pipe[0], &b, 1) == 1)
-		return b;
-	return 0;
+	(void)loop_wait(fds, 2, timeout, ready);
+	return loop_next_signal(sig_fd);
 }
 
 struct cJSON *
@@ -286,7 +282,7 @@ lock_id_problem(const char *s)
 	if (len == 0)
 		return "it is empty";
 	if (len > MQL_LOCK_ID_MAX)
-		return "it is longer than 128 bytes";
+		return "it is longer than " MQL_STR(MQL_LOCK_ID_MAX) " bytes";
 	if (s[0] == '_' || s[0] == '$')
 		return "it starts with '_' or '$' (reserved)";
 	for (i = 0; i < len; i++) {
@@ -300,45 +296,6 @@ lock_id_problem(const char *s)
 	if (!codec_utf8_valid(s, len))
 		return "it is not valid UTF-8";
 	return "it breaks the naming rules";
-}
-
-static int
-read_password(const char *path, char **out)
-{
-	char buf[PASSWORD_MAX + 2];
-	size_t n, len;
-	FILE *f;
-
-	if ((f = fopen(path, "r")) == NULL) {
-		fprintf(stderr, "mqlock: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	if (ferror(f)) {
-		fprintf(stderr, "mqlock: %s: read error\n", path);
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	/* The first line is the password. */
-	for (len = 0; len < n && buf[len] != '\n' && buf[len] != '\r'; len++) {
-		if (buf[len] == '\0') {
-			fprintf(stderr, "mqlock: %s: NUL byte in password\n",
-			    path);
-			return -1;
-		}
-	}
-	if (len > PASSWORD_MAX) {
-		fprintf(stderr, "mqlock: %s: password longer than %d bytes\n",
-		    path, PASSWORD_MAX);
-		return -1;
-	}
-	buf[len] = '\0';
-	if ((*out = strdup(buf)) == NULL) {
-		fprintf(stderr, "mqlock: out of memory\n");
-		return -1;
-	}
-	return 0;
 }
 
 enum flag_scope { F_COMMON, F_ACQUIRE };
@@ -362,6 +319,7 @@ enum {
 	V_KEYFILE,
 	V_WAIT,
 	V_USER,
+	V_TICKET_FILE,
 	V_COUNT
 };
 
@@ -378,6 +336,7 @@ static const struct flag flags[] = {
     {"--keyfile", F_COMMON, V_KEYFILE},
     {"--wait", F_ACQUIRE, V_WAIT},
     {"--user", F_ACQUIRE, V_USER},
+    {"--ticket-file", F_ACQUIRE, V_TICKET_FILE},
 };
 
 #define MAX_OPERANDS 3 /* verb + its operands, + one to detect extras */
@@ -385,26 +344,22 @@ static const struct flag flags[] = {
 static int
 apply_common(struct cli *c, const char **v)
 {
-	static const char *const schemes[] = {"tcp://", "mqtt://", "ssl://",
-	    "mqtts://", "ws://", "wss://"};
+	char schemes[128];
 	size_t i;
 
 	if (v[V_BROKER] != NULL)
 		c->broker = v[V_BROKER];
-	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
-		if (strncmp(c->broker, schemes[i], strlen(schemes[i])) == 0)
-			break;
+	if (mqtt_scheme(c->broker) == NULL) {
+		mqtt_scheme_list(schemes, sizeof(schemes), 0);
+		return usage("bad --broker '%s': it must start with %s",
+		    c->broker, schemes);
 	}
-	if (i == sizeof(schemes) / sizeof(schemes[0]))
-		return usage("bad --broker '%s': tcp://HOST:PORT or "
-			     "ssl://HOST:PORT",
-		    c->broker);
 	if (v[V_PREFIX] != NULL)
 		c->prefix = v[V_PREFIX];
 	if (!codec_prefix_valid(c->prefix))
-		return usage("bad --prefix '%s': 1-64 bytes of topic levels "
+		return usage("bad --prefix '%s': 1-%d bytes of topic levels "
 			     "without wildcards or a leading/trailing '/'",
-		    c->prefix);
+		    c->prefix, MQL_PREFIX_MAX);
 	if (v[V_REPLY_PREFIX] != NULL)
 		c->reply_prefix = v[V_REPLY_PREFIX];
 	if (c->reply_prefix[0] == '\0' ||
@@ -422,29 +377,36 @@ apply_common(struct cli *c, const char **v)
 		errno = 0;
 		k = strtol(v[V_KEEPALIVE], &end, 10);
 		if (errno != 0 || end == v[V_KEEPALIVE] || *end != '\0' ||
-		    k < 1 || k > 65535)
+		    k < 1 || k > KEEPALIVE_MAX)
 			return usage("bad --keepalive '%s': whole seconds, "
-				     "1 to 65535",
-			    v[V_KEEPALIVE]);
+				     "1 to %d",
+			    v[V_KEEPALIVE], KEEPALIVE_MAX);
 		c->keepalive = (int)k;
 	}
 	if (v[V_CLIENT_ID] != NULL) {
 		size_t len = strlen(v[V_CLIENT_ID]);
 
 		if (!codec_client_id_valid(v[V_CLIENT_ID], len))
-			return usage("bad --client-id '%s': 1-128 bytes of "
+			return usage("bad --client-id '%s': 1-%d bytes of "
 				     "UTF-8, no '/', '+', '#', control "
 				     "characters or leading '$'",
-			    v[V_CLIENT_ID]);
+			    v[V_CLIENT_ID], MQL_CLIENT_ID_MAX);
 		memcpy(c->client_id, v[V_CLIENT_ID], len + 1);
 	} else {
 		memcpy(c->client_id, "mqlock-", 7);
 		if (cli_random_hex(c->client_id + 7, 16) == -1)
 			return EXIT_SOFTWARE;
 	}
-	if (v[V_PASSWORD_FILE] != NULL &&
-	    read_password(v[V_PASSWORD_FILE], &c->password) == -1)
-		return EXIT_USAGE;
+	if (v[V_PASSWORD_FILE] != NULL) {
+		char err[PATH_MAX + 128];
+
+		if (secret_read_line(v[V_PASSWORD_FILE], c->password,
+			sizeof(c->password), err, sizeof(err)) < 0) {
+			fprintf(stderr, "mqlock: %s\n", err);
+			return EXIT_USAGE;
+		}
+		c->have_password = 1;
+	}
 	if ((v[V_CERTFILE] == NULL) != (v[V_KEYFILE] == NULL))
 		return usage("--certfile and --keyfile go together");
 	c->cafile = v[V_CAFILE];
@@ -472,16 +434,31 @@ apply_acquire(struct acquire_args *a, const char **v)
 		return usage("%s needs -- COMMAND to run", "acquire");
 	if (v[V_WAIT] != NULL &&
 	    clock_parse_seconds(v[V_WAIT], &a->wait_ms) == -1)
-		return usage("bad --wait '%s': seconds from 0 to 31536000, "
-			     "at most three decimals",
-		    v[V_WAIT]);
+		return usage("bad --wait '%s': seconds from 0 to %d, at most "
+			     "three decimals",
+		    v[V_WAIT], CLOCK_SECONDS_MAX);
 	a->user = v[V_USER];
 	if (a->user == NULL && (a->user = getenv("USER")) == NULL)
 		a->user = "";
 	if (strlen(a->user) > MQL_USER_MAX ||
 	    !codec_utf8_valid(a->user, strlen(a->user)))
-		return usage("bad --user '%s': at most 128 bytes of UTF-8",
-		    a->user);
+		return usage("bad --user '%s': at most %d bytes of UTF-8",
+		    a->user, MQL_USER_MAX);
+	a->ticket_file = v[V_TICKET_FILE];
+	if (a->ticket_file != NULL) {
+		char ticket[MQL_TICKET_SZ + 1];
+		int rc =
+		    cli_read_ticket(a->ticket_file, ticket, sizeof(ticket));
+
+		explicit_bzero(ticket, sizeof(ticket));
+		if (rc != 0)
+			return EXIT_USAGE;
+		/* A ticket is good only for the client id it names. */
+		if (v[V_CLIENT_ID] == NULL)
+			return usage(
+			    "--ticket-file needs --client-id: the client "
+			    "id the ticket names");
+	}
 	return 0;
 }
 
@@ -498,7 +475,7 @@ struct invocation {
 static int
 run_acquire(const struct invocation *v)
 {
-	struct acquire_args a = {v->ops[0], -1, NULL, v->command};
+	struct acquire_args a = {v->ops[0], -1, NULL, NULL, v->command};
 	int rc;
 
 	if ((rc = apply_acquire(&a, v->values)) != 0)
@@ -567,8 +544,7 @@ main(int argc, char **argv)
 			break;
 		}
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-			fputs(usage_text, stdout);
-			fputs(help_text, stdout);
+			print_help();
 			return 0;
 		}
 		if (strcmp(arg, "--version") == 0) {
@@ -617,11 +593,13 @@ main(int argc, char **argv)
 	if (!verb->takes_command && command != NULL)
 		return usage("%s takes no -- COMMAND", verb->name);
 	if (!verb->takes_command && acquire_flags)
-		return usage("--wait and --user are for acquire, not %s",
+		return usage(
+		    "--wait, --user and --ticket-file are for acquire, "
+		    "not %s",
 		    verb->name);
 
 	/* The CLI speaks for itself; the adapter's warnings stay quiet. */
-	log_set_level(LOG_ERROR);
+	log_set_level(LOG_LEVEL_ERROR);
 	if ((rc = apply_common(&c, values)) != 0)
 		return rc;
 	if (cli_signals_init() == -1) {
@@ -635,6 +613,6 @@ main(int argc, char **argv)
 	inv.command = command;
 	rc = verb->run(&inv);
 out:
-	free(c.password);
+	explicit_bzero(c.password, sizeof(c.password));
 	return rc;
 }

@@ -11,23 +11,24 @@
 #include <cjson/cJSON.h>
 
 #include "core/codec.h"
+#include "io/backoff.h"
 #include "io/clock.h"
+#include "io/log.h"
 #include "mqlock/cli.h"
 
 #define TOPIC_SZ 512
 #define STATUS_DEADLINE_MS 10000
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 #define MAX_ROWS 100000
 #define STATUS_WAITERS 3 /* waiters named in a status row */
-#define TEXT_SZ 1024
+#define TEXT_SZ 1280     /* a table cell: an escaped "user (client)" fits */
+#define NONCE_DIGITS 32
 
 /* One owner message, as read. */
 struct owner {
 	char lock[MQL_LOCK_ID_SZ];
 	int valid; /* parsed; else unreadable */
 	int held;
-	char holder[MQL_USER_MAX + MQL_CLIENT_ID_MAX + 8]; /* "user (client)" */
+	char holder[4 * (MQL_USER_MAX + MQL_CLIENT_ID_MAX) + 8]; /* escaped */
 	int connected;
 	int64_t token;
 	int64_t idle_deadline; /* ms, -1: none */
@@ -36,18 +37,29 @@ struct owner {
 	size_t shown;               /* waiters named */
 };
 
+/*
+ * Names and ids are shown escaped (log_escape()): a user name with a
+ * terminal escape in it must not drive the terminal of whoever looks.
+ */
+static const char *
+shown(const char *s, char *buf, size_t size)
+{
+	log_escape(s, strlen(s), buf, size);
+	return buf;
+}
+
 static const char *
 display_name(const cJSON *who, char *buf, size_t size)
 {
 	const char *user = cli_json_str(who, "user");
 	const char *client = cli_json_str(who, "client");
+	char u[4 * MQL_USER_MAX + 1], cl[4 * MQL_CLIENT_ID_MAX + 1];
 
-	if (client == NULL)
-		client = "?";
+	shown(client != NULL ? client : "?", cl, sizeof(cl));
 	if (user != NULL && user[0] != '\0')
-		snprintf(buf, size, "%s (%s)", user, client);
+		snprintf(buf, size, "%s (%s)", shown(user, u, sizeof(u)), cl);
 	else
-		snprintf(buf, size, "%s", client);
+		snprintf(buf, size, "%s", cl);
 	return buf;
 }
 
@@ -66,12 +78,14 @@ list_waiters(const cJSON *queue, size_t max, struct owner *o)
 		const char *name = user != NULL && user[0] != '\0'
 		    ? user
 		    : cli_json_str(w, "client");
+		char esc[4 * MQL_USER_MAX + 1];
 		int n;
 
 		if (o->shown == max || name == NULL)
 			break;
 		n = snprintf(o->waiters + used, sizeof(o->waiters) - used,
-		    "%s%s", o->shown > 0 ? ", " : "", name);
+		    "%s%s", o->shown > 0 ? ", " : "",
+		    shown(name, esc, sizeof(esc)));
 		if (n < 0 || (size_t)n >= sizeof(o->waiters) - used)
 			break;
 		used += (size_t)n;
@@ -183,16 +197,11 @@ describe_status(const struct mqtt_in *in, int with_since, char *buf,
 }
 
 static int
-prefix_topics(const struct cli *c, const char *lock, char *t_owner,
-    char *t_status, char *t_events)
+prefix_topics(const struct cli *c, char *t_owner, char *t_status)
 {
-	if (codec_topic(t_owner, TOPIC_SZ, c->prefix, lock != NULL ? lock : "+",
-		"owner") == -1 ||
+	if (codec_topic(t_owner, TOPIC_SZ, c->prefix, "+", "owner") == -1 ||
 	    codec_topic(t_status, TOPIC_SZ, c->prefix, "_coordinator",
-		"status") == -1 ||
-	    (t_events != NULL &&
-		codec_client_topic(t_events, TOPIC_SZ, c->prefix, c->client_id,
-		    "events") == -1)) {
+		"status") == -1) {
 		fprintf(stderr, "mqlock: topic too long\n");
 		return -1;
 	}
@@ -285,7 +294,7 @@ print_table(struct table *t, const char *lock)
 				continue;
 			if (pass == 0)
 				rows++;
-			snprintf(cell[0], TEXT_SZ, "%s", o->lock);
+			shown(o->lock, cell[0], TEXT_SZ);
 			snprintf(cell[1], TEXT_SZ, "%s",
 			    !o->valid     ? "(unreadable)"
 				: o->held ? o->holder
@@ -321,102 +330,211 @@ print_table(struct table *t, const char *lock)
 	}
 }
 
+/*
+ * One run of mqlock status.  Without a lock: every retained owner message,
+ * complete once our own marker comes back on P/_clients/<id>/sync (the
+ * broker sends retained messages while it handles the SUBSCRIBE, so they
+ * all come before it).  With a lock: the coordinator's answer to a query
+ * (MQTT 5 request/response), exact even right after it started.
+ */
+struct status_run {
+	const struct cli *c;
+	const char *lock; /* NULL: every lock in use */
+	char t_owner[TOPIC_SZ];
+	char t_status[TOPIC_SZ];
+	char t_sync[TOPIC_SZ];    /* no lock */
+	char t_request[TOPIC_SZ]; /* a lock */
+	char t_reply[TOPIC_SZ];   /* a lock */
+	char nonce[NONCE_DIGITS + 1];
+	char marker[NONCE_DIGITS + 16];
+	struct table t;
+	int rc; /* -1 until done */
+};
+
+static int
+status_topics(struct status_run *r)
+{
+	const struct cli *c = r->c;
+	int n;
+
+	if (prefix_topics(c, r->t_owner, r->t_status) == -1)
+		return -1;
+	if (r->lock == NULL) {
+		if (codec_client_topic(r->t_sync, TOPIC_SZ, c->prefix,
+			c->client_id, "sync") == -1) {
+			fprintf(stderr, "mqlock: topic too long\n");
+			return -1;
+		}
+		return 0;
+	}
+	n = snprintf(r->t_reply, TOPIC_SZ, "%s%s/status", c->reply_prefix,
+	    c->client_id);
+	if (n < 0 || n >= TOPIC_SZ) {
+		fprintf(stderr, "mqlock: topic too long\n");
+		return -1;
+	}
+	return cli_request_topic(c, r->lock, r->t_request, TOPIC_SZ);
+}
+
+/* Connected: ask the question whose answer completes the run. */
+static int
+status_ask(struct mqtt *m, struct status_run *r)
+{
+	struct mqtt_pub_props p = {r->t_reply, r->nonce, NONCE_DIGITS};
+	cJSON *q;
+	char *text = NULL;
+	int rc;
+
+	if (r->lock == NULL)
+		return mqtt_publish(m, r->t_sync, r->marker, strlen(r->marker),
+		    1, 0, NULL);
+	q = cJSON_CreateObject();
+	if (q != NULL && cJSON_AddStringToObject(q, "op", "query") != NULL &&
+	    cJSON_AddStringToObject(q, "client", r->c->client_id) != NULL &&
+	    cJSON_AddStringToObject(q, "lock", r->lock) != NULL)
+		text = cJSON_PrintUnformatted(q);
+	cJSON_Delete(q);
+	if (text == NULL) {
+		fprintf(stderr, "mqlock: out of memory\n");
+		return -1;
+	}
+	rc = mqtt_publish(m, r->t_request, text, strlen(text), 1, 0, &p);
+	free(text);
+	return rc;
+}
+
+/* The coordinator's answer to the query: the row of the lock. */
+static void
+status_answer(struct status_run *r, const struct mqtt_in *in)
+{
+	cJSON *a;
+	const char *code, *text;
+	struct owner o;
+
+	if (in->corr == NULL || in->corr_len != NONCE_DIGITS ||
+	    memcmp(in->corr, r->nonce, NONCE_DIGITS) != 0)
+		return;
+	if ((a = cli_json_parse(in->payload, in->len)) == NULL) {
+		fprintf(stderr, "mqlock: unreadable answer from mqlockd\n");
+		r->rc = EXIT_SOFTWARE;
+		return;
+	}
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "ok"))) {
+		code = cli_json_str(a, "code");
+		text = cli_json_str(a, "message");
+		fprintf(stderr, "mqlock: %s: %s: %s\n", r->lock,
+		    code != NULL ? code : "error",
+		    text != NULL ? text : "refused");
+		r->rc = 1;
+	} else {
+		parse_owner(r->lock, in, STATUS_WAITERS, &o);
+		if (table_put(&r->t, &o) == 0) {
+			print_table(&r->t, r->lock);
+			r->rc = 0;
+		} else
+			r->rc = EXIT_SOFTWARE;
+	}
+	cJSON_Delete(a);
+}
+
+static void
+status_message(struct status_run *r, const struct mqtt_in *in)
+{
+	char name[MQL_LOCK_ID_SZ];
+	struct owner o;
+
+	if (strcmp(in->topic, r->t_status) == 0) {
+		describe_status(in, 1, r->t.status, sizeof(r->t.status));
+		r->t.have_status = 1;
+	} else if (r->lock != NULL) {
+		if (strcmp(in->topic, r->t_reply) == 0)
+			status_answer(r, in);
+	} else if (strcmp(in->topic, r->t_sync) == 0) {
+		if (in->len == strlen(r->marker) &&
+		    memcmp(in->payload, r->marker, in->len) == 0) {
+			print_table(&r->t, NULL);
+			r->rc = 0;
+		}
+	} else if (owner_topic_lock(r->c->prefix, in->topic, name) == 0) {
+		parse_owner(name, in, STATUS_WAITERS, &o);
+		if (table_put(&r->t, &o) == -1)
+			r->rc = EXIT_SOFTWARE;
+	}
+}
+
 int
 cmd_status(const struct cli *c, const char *lock)
 {
-	char t_owner[TOPIC_SZ], t_status[TOPIC_SZ], t_events[TOPIC_SZ];
-	char marker[64], nonce[33], name[MQL_LOCK_ID_SZ];
 	int64_t until = clock_mono_ms() + STATUS_DEADLINE_MS;
-	struct table t;
+	struct status_run r;
 	struct mqtt_sub subs[3];
 	struct mqtt_in *in;
 	struct mqtt *m;
-	int rc = -1, sig;
+	size_t nsubs;
+	int sig;
 
-	if (prefix_topics(c, lock, t_owner, t_status, t_events) == -1)
+	memset(&r, 0, sizeof(r));
+	r.c = c;
+	r.lock = lock;
+	r.rc = -1;
+	if (status_topics(&r) == -1)
 		return EXIT_USAGE;
-	if (cli_random_hex(nonce, 32) == -1)
+	if (cli_random_hex(r.nonce, NONCE_DIGITS) == -1)
 		return EXIT_SOFTWARE;
-	snprintf(marker, sizeof(marker), "{\"marker\":\"%s\"}", nonce);
-	subs[0] = (struct mqtt_sub){t_owner, 1, 0, 0, 0};
-	subs[1] = (struct mqtt_sub){t_status, 1, 0, 0, 0};
-	subs[2] = (struct mqtt_sub){t_events, 1, 0, 0, 0};
-	if ((m = cli_client(c, subs, 3)) == NULL)
+	snprintf(r.marker, sizeof(r.marker), "{\"marker\":\"%s\"}", r.nonce);
+	subs[0] = (struct mqtt_sub){r.t_status, 1, 0, 0, 0};
+	if (lock != NULL) {
+		subs[1] = (struct mqtt_sub){r.t_reply, 1, 0, 0, 0};
+		nsubs = 2;
+	} else {
+		subs[1] = (struct mqtt_sub){r.t_owner, 1, 0, 0, 0};
+		subs[2] = (struct mqtt_sub){r.t_sync, 1, 0, 0, 0};
+		nsubs = 3;
+	}
+	if ((m = cli_client(c, subs, nsubs)) == NULL)
 		return EXIT_UNAVAILABLE;
-	memset(&t, 0, sizeof(t));
 	if (mqtt_connect(m) == -1) {
 		fprintf(stderr, "mqlock: cannot connect to %s\n", c->broker);
 		mqtt_free(m);
 		return EXIT_UNAVAILABLE;
 	}
-	while (rc < 0) {
+	while (r.rc < 0) {
 		if (clock_mono_ms() >= until) {
 			fprintf(stderr,
-			    "mqlock: no complete answer from %s "
-			    "within 10 s\n",
-			    c->broker);
-			rc = EXIT_UNAVAILABLE;
+			    "mqlock: no complete answer from %s within %d s\n",
+			    c->broker, STATUS_DEADLINE_MS / 1000);
+			r.rc = EXIT_UNAVAILABLE;
 			break;
 		}
 		if ((sig = cli_wait(m, until)) == SIGINT || sig == SIGTERM) {
-			rc = 128 + sig;
+			r.rc = 128 + sig;
 			break;
 		}
-		while (rc < 0 && (in = mqtt_next(m)) != NULL) {
-			switch (in->kind) {
-			case MQTT_IN_CONNECTED:
-				/*
-				 * mosquitto queues retained messages while it
-				 * handles SUBSCRIBE: once our own marker is
-				 * back, all of them are in.
-				 */
-				if (mqtt_publish(m, t_events, marker,
-					strlen(marker), 1, 0, NULL) == -1)
-					rc = EXIT_UNAVAILABLE;
-				break;
-			case MQTT_IN_CONNECT_FAILED:
-			case MQTT_IN_LOST:
+		while (r.rc < 0 && (in = mqtt_next(m)) != NULL) {
+			if (in->kind == MQTT_IN_CONNECTED &&
+			    status_ask(m, &r) == -1)
+				r.rc = EXIT_UNAVAILABLE;
+			else if (in->kind == MQTT_IN_CONNECT_FAILED ||
+			    in->kind == MQTT_IN_LOST) {
 				fprintf(stderr,
 				    "mqlock: cannot talk to %s: %s\n",
 				    c->broker, in->reason);
-				rc = EXIT_UNAVAILABLE;
-				break;
-			case MQTT_IN_MESSAGE:
-				if (strcmp(in->topic, t_events) == 0 &&
-				    in->len == strlen(marker) &&
-				    memcmp(in->payload, marker, in->len) == 0) {
-					print_table(&t, lock);
-					rc = 0;
-				} else if (strcmp(in->topic, t_status) == 0) {
-					describe_status(in, 1, t.status,
-					    sizeof(t.status));
-					t.have_status = 1;
-				} else if (owner_topic_lock(c->prefix,
-					       in->topic, name) == 0) {
-					struct owner o;
-
-					parse_owner(name, in, STATUS_WAITERS,
-					    &o);
-					if (table_put(&t, &o) == -1)
-						rc = EXIT_SOFTWARE;
-				}
-				break;
-			case MQTT_IN_OVERFLOW:
-			default:
-				break;
-			}
+				r.rc = EXIT_UNAVAILABLE;
+			} else if (in->kind == MQTT_IN_MESSAGE)
+				status_message(&r, in);
 			mqtt_in_free(in);
 		}
 	}
-	free(t.rows);
+	free(r.t.rows);
 	mqtt_free(m);
-	return rc;
+	return r.rc;
 }
 
 static void
 watch_line(const struct cli *c, const char *t_status, const struct mqtt_in *in)
 {
 	char stamp[32], hms[16], text[2 * TEXT_SZ], name[MQL_LOCK_ID_SZ];
+	char lock[4 * MQL_LOCK_ID_MAX + 1];
 	int64_t now = clock_wall_ms();
 	struct owner o;
 
@@ -436,7 +554,8 @@ watch_line(const struct cli *c, const char *t_status, const struct mqtt_in *in)
 			    (long long)o.token);
 		else
 			snprintf(text, sizeof(text), "free");
-		printf("%s %s %s", stamp, name, text);
+		printf("%s %s %s", stamp, shown(name, lock, sizeof(lock)),
+		    text);
 		if (o.valid && o.waiting > 0)
 			printf(", %lld waiting: %s%s", (long long)o.waiting,
 			    o.waiters,
@@ -451,13 +570,14 @@ int
 cmd_watch(const struct cli *c)
 {
 	char t_owner[TOPIC_SZ], t_status[TOPIC_SZ];
-	int64_t backoff = BACKOFF_MIN_MS, reconnect_at = -1;
+	struct backoff backoff = BACKOFF_RECONNECT;
+	int64_t reconnect_at = -1;
 	struct mqtt_sub subs[2];
 	struct mqtt_in *in;
 	struct mqtt *m;
 	int rc = -1, sig, ever = 0;
 
-	if (prefix_topics(c, NULL, t_owner, t_status, NULL) == -1)
+	if (prefix_topics(c, t_owner, t_status) == -1)
 		return EXIT_USAGE;
 	subs[0] = (struct mqtt_sub){t_owner, 1, 0, 0, 0};
 	subs[1] = (struct mqtt_sub){t_status, 1, 0, 0, 0};
@@ -477,13 +597,14 @@ cmd_watch(const struct cli *c)
 		if (reconnect_at >= 0 && clock_mono_ms() >= reconnect_at) {
 			reconnect_at = -1;
 			if (mqtt_connect(m) == -1)
-				reconnect_at = clock_mono_ms() + backoff;
+				reconnect_at =
+				    clock_mono_ms() + backoff_next(&backoff);
 		}
 		while (rc < 0 && (in = mqtt_next(m)) != NULL) {
 			switch (in->kind) {
 			case MQTT_IN_CONNECTED:
 				ever = 1;
-				backoff = BACKOFF_MIN_MS;
+				backoff_reset(&backoff);
 				break;
 			case MQTT_IN_CONNECT_FAILED:
 			case MQTT_IN_LOST:
@@ -500,10 +621,8 @@ cmd_watch(const struct cli *c)
 					    "mqlock: connection lost (%s); "
 					    "reconnecting\n",
 					    in->reason);
-				reconnect_at = clock_mono_ms() + backoff;
-				backoff = backoff * 2 > BACKOFF_MAX_MS
-				    ? BACKOFF_MAX_MS
-				    : backoff * 2;
+				reconnect_at =
+				    clock_mono_ms() + backoff_next(&backoff);
 				break;
 			case MQTT_IN_MESSAGE:
 				watch_line(c, t_status, in);

@@ -16,13 +16,12 @@
 #include "io/clock.h"
 #include "io/log.h"
 #include "io/loop.h"
+#include "io/secret.h"
 #include "io/siphash.h"
 #include "io/store.h"
 #include "mqlockd/coord_int.h"
 #include "mqlockd/ticket.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 /* Long enough to survive any restart of mqlockd: a week. */
 #define SESSION_EXPIRY_S 604800
 #define STOP_TIMEOUT_MS 3000
@@ -88,12 +87,11 @@ schedule_reconnect(struct coord *d, const char *why)
 	if (d->connected || d->offline_since == 0)
 		d->offline_since = clock_mono_ms();
 	d->connected = false;
-	d->reconnect_at = clock_mono_ms() + d->backoff_ms;
+	int64_t delay = backoff_next(&d->backoff);
+
+	d->reconnect_at = clock_mono_ms() + delay;
 	log_warn("broker %s: %s; retrying in %" PRId64 " ms", d->cfg->broker,
-	    why, d->backoff_ms);
-	d->backoff_ms *= 2;
-	if (d->backoff_ms > BACKOFF_MAX_MS)
-		d->backoff_ms = BACKOFF_MAX_MS;
+	    why, delay);
 }
 
 static void
@@ -103,7 +101,7 @@ on_connected(struct coord *d, const struct mqtt_in *in)
 
 	d->connected = true;
 	d->offline_since = 0;
-	d->backoff_ms = BACKOFF_MIN_MS;
+	backoff_reset(&d->backoff);
 	d->sys_dropped_known = false;
 	/*
 	 * Below the broker's receive maximum (past it Paho holds publishes
@@ -205,17 +203,6 @@ static int
 open_mqtt(struct coord *d)
 {
 	char *offline;
-	struct codec_status st = {
-	    .online = false,
-	    .version = MQLOCK_VERSION,
-	    .since = clock_wall_ms(),
-	    .epoch = d->epoch,
-	    .grace = d->cfg->grace_ms,
-	    .idle_timeout = d->cfg->idle_timeout_ms,
-	    .idle_warning = d->cfg->idle_warning_ms,
-	    .idle_policy = d->idle_policy,
-	    .keepalive = (d->cfg->keepalive_ms + 999) / 1000,
-	};
 	struct mqtt_opts o = {
 	    .uri = d->cfg->broker,
 	    .client_id = d->cfg->client_id,
@@ -235,7 +222,7 @@ open_mqtt(struct coord *d)
 	d->mqtt = mqtt_new(&o);
 	if (d->mqtt == NULL)
 		return -1;
-	offline = codec_encode_status(&st);
+	offline = send_status_text(d, false, clock_wall_ms(), NULL);
 	if (offline == NULL ||
 	    mqtt_set_will(d->mqtt, d->status_topic, offline, strlen(offline),
 		1) != 0) {
@@ -410,28 +397,18 @@ make_topics(struct coord *d, char *req, char *req_bound, char *will,
 static int
 open_state(struct coord *d, const struct config *cfg)
 {
-	struct mql_hasher h = siphash_hasher();
-	struct lt_config lc = {
-	    .idle_timeout = cfg->idle_timeout_ms,
-	    .idle_warning = cfg->idle_warning_ms,
-	    .grace = cfg->grace_ms,
-	    .idle_policy = d->idle_policy,
-	    .waiters_per_lock = (size_t)cfg->max_waiters,
-	    .locks_per_client = (size_t)cfg->max_locks_per_client,
-	    .max_clients = (size_t)cfg->max_clients,
-	    .max_locks = (size_t)cfg->max_locks,
-	    .clients_per_user = (size_t)cfg->max_clients_per_user,
-	    .hasher = h,
-	};
+	struct lt_config lc;
 	char err[512];
 
-	if (h.fn == NULL) {
+	config_lt(cfg, &lc);
+	d->idle_policy = lc.idle_policy;
+	if (lc.hasher.fn == NULL) {
 		log_error("libsodium failed to start");
 		return -1;
 	}
 	if (cfg->ticket_key != NULL &&
-	    (d->ticket_key = ticket_key_load(cfg->ticket_key, err,
-		 sizeof(err))) == NULL) {
+	    (d->ticket_key = ticket_key_new(cfg->ticket_secret.key,
+		 cfg->ticket_secret.len, err, sizeof(err))) == NULL) {
 		log_error("--ticket-key: %s", err);
 		return -1;
 	}
@@ -441,9 +418,9 @@ open_state(struct coord *d, const struct config *cfg)
 		return -1;
 	}
 	d->rate = ratelimit_new(RATE_SETS, (double)cfg->rate_milli / 1000.0,
-	    (double)cfg->rate_milli / 1000.0 * RATE_BURST_S, &h);
-	d->refusals =
-	    ratelimit_new(1, REFUSAL_EVENTS_PER_S, REFUSAL_EVENTS_BURST, &h);
+	    (double)cfg->rate_milli / 1000.0 * RATE_BURST_S, &lc.hasher);
+	d->refusals = ratelimit_new(1, REFUSAL_EVENTS_PER_S,
+	    REFUSAL_EVENTS_BURST, &lc.hasher);
 	d->tab = locktab_new(&lc);
 	if (d->rate == NULL || d->refusals == NULL || d->tab == NULL ||
 	    store_load(d->store, d->tab) != 0 ||
@@ -480,7 +457,7 @@ coord_run(const struct config *cfg)
 {
 	static const int sigs[] = {SIGINT, SIGTERM};
 	struct coord d = {.cfg = cfg,
-	    .backoff_ms = BACKOFF_MIN_MS,
+	    .backoff = BACKOFF_RECONNECT,
 	    .window = 1};
 	char req[TOPIC_MAX], req_bound[TOPIC_MAX], will[TOPIC_MAX],
 	    admin[TOPIC_MAX], admin_bound[TOPIC_MAX];
@@ -503,14 +480,11 @@ coord_run(const struct config *cfg)
 	int rc = 1, sigfd;
 
 	d.outq_tail = &d.outq;
-	d.idle_policy = strcmp(cfg->idle_policy, "always") == 0
-	    ? LT_IDLE_ALWAYS
-	    : LT_IDLE_CONTENDED;
 	if (make_topics(&d, req, req_bound, will, admin, admin_bound) != 0)
 		return 1;
 	if (cfg->password_file != NULL &&
-	    config_read_secret(cfg->password_file, password, sizeof(password),
-		err, sizeof(err)) != 0) {
+	    secret_read_line(cfg->password_file, password, sizeof(password),
+		err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return 1;
 	}

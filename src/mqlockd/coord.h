@@ -6,7 +6,7 @@
 #ifndef MQLOCK_MQLOCKD_COORD_H
 #define MQLOCK_MQLOCKD_COORD_H
 
-#include "io/config.h"
+#include "mqlockd/config.h"
 
 /*
  * coord_run(cfg): run until SIGINT or SIGTERM.  Returns the process exit

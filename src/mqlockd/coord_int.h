@@ -17,8 +17,9 @@
 
 #include "core/codec.h"
 #include "core/locktab.h"
-#include "io/config.h"
+#include "io/backoff.h"
 #include "io/mqtt.h"
+#include "mqlockd/config.h"
 
 #define TOPIC_MAX (MQL_PREFIX_MAX + MQL_CLIENT_ID_MAX + 32)
 /* Messages handled per batch, i.e. per journal commit. */
@@ -50,21 +51,21 @@ struct coord {
 	struct mqtt *mqtt;
 	const struct mqtt_sub *subs; /* made on every connect */
 	size_t nsubs;
-	char *password;                /* the broker password, NULL: none */
-	struct ticket_key *ticket_key; /* NULL: tickets are not checked */
-	enum lt_idle_policy idle_policy;
+	char *password;                  /* the broker password, NULL: none */
+	struct ticket_key *ticket_key;   /* NULL: tickets are not checked */
+	enum lt_idle_policy idle_policy; /* the lock table's, for the status */
 	struct lt_fxlist fx;
 	/* The batch's replies: the event tagged t answers to replies[t-1]. */
 	struct reply *replies;
 	size_t nreplies, capreplies;
 	uint64_t epoch;
 	bool connected;
-	lt_ms online_since;    /* wall ms the current online status began */
-	int64_t offline_since; /* monotonic ms the broker was lost; 0: no */
-	int64_t reconnect_at;  /* monotonic ms; 0: none pending */
-	int64_t backoff_ms;
-	int64_t rollcall_at; /* monotonic ms of the last roll call begun */
-	bool want_rollcall;  /* a full table or a broker drop asks one */
+	lt_ms online_since;     /* wall ms the current online status began */
+	int64_t offline_since;  /* monotonic ms the broker was lost; 0: no */
+	int64_t reconnect_at;   /* monotonic ms; 0: none pending */
+	struct backoff backoff; /* broker reconnects */
+	int64_t rollcall_at;    /* monotonic ms of the last roll call begun */
+	bool want_rollcall;     /* a full table or a broker drop asks one */
 	const char *rollcall_why;
 	uint64_t sys_dropped;   /* the broker's drop counter, last seen */
 	bool sys_dropped_known; /* since this connection began */
@@ -90,6 +91,13 @@ struct coord {
  * failed: nothing of the batch is announced and the caller must stop.
  */
 int send_flush(struct coord *d);
+
+/*
+ * send_status_text(d, online, since, error): the status message (topics.md
+ * "Status"), malloc'd; NULL when out of memory.
+ */
+char *send_status_text(const struct coord *d, bool online, lt_ms since,
+    const char *error);
 
 /* send_status(d, online, since, error): publish the retained status. */
 void send_status(struct coord *d, bool online, lt_ms since, const char *error);

@@ -22,7 +22,7 @@ handle_apply(struct coord *d, struct lt_event *ev, const char *what)
 	enum lt_err err = locktab_apply(d->tab, clock_wall_ms(), ev, &d->fx);
 
 	if (err != LT_OK && err != LT_ERR_INTERNAL && err != LT_ERR_STALE)
-		log_limited(LOG_WARN, "refused %s: %s", what,
+		log_limited(LOG_LEVEL_WARN, "refused %s: %s", what,
 		    codec_err_name(err));
 }
 
@@ -168,7 +168,7 @@ handle_request(struct coord *d, const struct codec_topic *ct,
 
 	if (ct->bound && !ct->client_valid) {
 		/* Nobody to tell: the topic itself names no valid client. */
-		log_limited(LOG_WARN,
+		log_limited(LOG_LEVEL_WARN,
 		    "ignored request on %s: invalid client id",
 		    ct->id_valid ? ct->id : "an invalid lock id");
 		return;
@@ -188,20 +188,21 @@ handle_request(struct coord *d, const struct codec_topic *ct,
 			   : RL_ALLOW;
 	if (v != RL_ALLOW) {
 		if (v == RL_DENY_FIRST)
-			log_limited(LOG_WARN, "client %s over its rate", who);
+			log_limited(LOG_LEVEL_WARN, "client %s over its rate",
+			    who);
 		refuse(d, ev.tag, who, ct->id, LT_ERR_LIMIT,
 		    "too many requests", v == RL_DENY_FIRST);
 		return;
 	}
 	if (code != LT_OK) {
-		log_limited(LOG_WARN, "refused request on %s: %s (%s)",
+		log_limited(LOG_LEVEL_WARN, "refused request on %s: %s (%s)",
 		    ct->id_valid ? ct->id : "an invalid lock id",
 		    codec_err_name(err.code), err.message);
 		refuse(d, ev.tag, who, ct->id, err.code, err.message, true);
 		return;
 	}
 	if (bad_props) {
-		log_limited(LOG_WARN,
+		log_limited(LOG_LEVEL_WARN,
 		    "refused request from %s: bad response topic or "
 		    "correlation data",
 		    who);
@@ -213,8 +214,8 @@ handle_request(struct coord *d, const struct codec_topic *ct,
 		return;
 	}
 	if ((code = check_ticket(d, rq, &why)) != LT_OK) {
-		log_limited(LOG_WARN, "refused request from %s on %s: %s", who,
-		    ct->id, why);
+		log_limited(LOG_LEVEL_WARN, "refused request from %s on %s: %s",
+		    who, ct->id, why);
 		refuse(d, ev.tag, who, ct->id, code, why, true);
 		return;
 	}
@@ -231,7 +232,7 @@ handle_will(struct coord *d, const struct codec_topic *ct, struct mqtt_in *in)
 	if (!ct->id_valid ||
 	    codec_decode_will(in->payload, in->len, ct->id, &ev.u.will) !=
 		LT_OK) {
-		log_limited(LOG_WARN, "ignored malformed will on %s",
+		log_limited(LOG_LEVEL_WARN, "ignored malformed will on %s",
 		    in->topic);
 		return;
 	}
@@ -248,7 +249,7 @@ handle_admin(struct coord *d, const struct codec_topic *ct, struct mqtt_in *in)
 	bool bad_props;
 
 	if (ct->bound && !ct->client_valid) {
-		log_limited(LOG_WARN,
+		log_limited(LOG_LEVEL_WARN,
 		    "ignored admin command: invalid client "
 		    "id in its topic");
 		return;
@@ -263,7 +264,7 @@ handle_admin(struct coord *d, const struct codec_topic *ct, struct mqtt_in *in)
 	}
 	if (codec_decode_admin(in->payload, in->len, &ev.kind, &ev.u.admin,
 		&err) != LT_OK) {
-		log_limited(LOG_WARN, "refused admin command: %s (%s)",
+		log_limited(LOG_LEVEL_WARN, "refused admin command: %s (%s)",
 		    codec_err_name(err.code), err.message);
 		refuse(d, ev.tag, "", "", err.code, err.message, false);
 		return;
@@ -285,7 +286,8 @@ clear_retained(struct coord *d, const struct mqtt_in *in)
 	if (in->len == 0 ||
 	    !codec_topic_text_valid(in->topic, strlen(in->topic)))
 		return;
-	log_limited(LOG_WARN, "cleared a retained message on %s", in->topic);
+	log_limited(LOG_LEVEL_WARN, "cleared a retained message on %s",
+	    in->topic);
 	send_publish(d, in->topic, strdup(""), 1, NULL);
 }
 

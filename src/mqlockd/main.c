@@ -2,9 +2,12 @@
  * mqlockd: the mqlock coordinator.  Parses flags and runs the loop.
  */
 #include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
 
-#include "io/config.h"
 #include "io/log.h"
+#include "mqlockd/check.h"
+#include "mqlockd/config.h"
 #include "mqlockd/coord.h"
 
 int
@@ -12,6 +15,7 @@ main(int argc, char **argv)
 {
 	struct config cfg;
 	char err[512];
+	int rc;
 
 	/* The loop flushes the log before it announces anything, or sleeps. */
 	log_hold();
@@ -20,15 +24,13 @@ main(int argc, char **argv)
 		return 0;
 	case CONFIG_ERROR:
 		fprintf(stderr, "mqlockd: %s\n", err);
-		return 64;
+		return EX_USAGE;
 	case CONFIG_OK:
 	default:
 		break;
 	}
 	log_set_level(cfg.log_level);
-	if (cfg.check) {
-		printf("mqlockd: configuration ok\n");
-		return 0;
-	}
-	return coord_run(&cfg);
+	rc = cfg.check ? check_run(&cfg, stdout) : coord_run(&cfg);
+	explicit_bzero(&cfg.ticket_secret, sizeof(cfg.ticket_secret));
+	return rc;
 }

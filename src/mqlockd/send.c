@@ -253,8 +253,9 @@ send_pump(struct coord *d)
 
 /* ---- status ---- */
 
-void
-send_status(struct coord *d, bool online, lt_ms since, const char *error)
+char *
+send_status_text(const struct coord *d, bool online, lt_ms since,
+    const char *error)
 {
 	const struct config *c = d->cfg;
 	struct codec_status st = {
@@ -273,7 +274,14 @@ send_status(struct coord *d, bool online, lt_ms since, const char *error)
 					     : CODEC_TICKETS_OPTIONAL,
 	};
 
-	send_publish(d, d->status_topic, codec_encode_status(&st), 1, NULL);
+	return codec_encode_status(&st);
+}
+
+void
+send_status(struct coord *d, bool online, lt_ms since, const char *error)
+{
+	send_publish(d, d->status_topic,
+	    send_status_text(d, online, since, error), 1, NULL);
 }
 
 /* ---- one batch ---- */
@@ -297,8 +305,8 @@ log_fx(const struct lt_fx *e)
 	if (e->kind == LT_FX_NOTE) {
 		enum log_level l = e->what.note == LT_N_WILL_IGNORED ||
 			e->what.note == LT_N_FREED
-		    ? LOG_DEBUG
-		    : LOG_INFO;
+		    ? LOG_LEVEL_DEBUG
+		    : LOG_LEVEL_INFO;
 
 		log_msg(l, "%s%s%s%s%s", notes[e->what.note],
 		    e->lock[0] ? " lock=" : "", e->lock,
@@ -314,7 +322,7 @@ log_fx(const struct lt_fx *e)
 		break;
 	case LT_E_QUEUED:
 		/* A hand-over moves every waiter up: one line each is noise. */
-		log_msg(e->moved ? LOG_DEBUG : LOG_INFO,
+		log_msg(e->moved ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
 		    "queue lock=%s client=%s position=%" PRIu32, e->lock,
 		    e->client, e->position);
 		break;

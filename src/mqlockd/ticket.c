@@ -1,11 +1,9 @@
 #include "mqlockd/ticket.h"
 
-#include <errno.h>
 #include <jwt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -17,47 +15,22 @@ struct ticket_key {
 };
 
 struct ticket_key *
-ticket_key_load(const char *path, char *err, size_t errsz)
+ticket_key_new(const unsigned char *bytes, size_t len, char *err, size_t errsz)
 {
-	struct ticket_key *k = NULL;
-	struct stat st;
-	FILE *f = fopen(path, "rb");
+	struct ticket_key *k;
 
-	if (f == NULL) {
-		snprintf(err, errsz, "cannot open %s: %s", path,
-		    strerror(errno));
+	if (len < TICKET_KEY_MIN || len > TICKET_KEY_MAX) {
+		snprintf(err, errsz, "a ticket key must be %d to %d bytes",
+		    TICKET_KEY_MIN, TICKET_KEY_MAX);
 		return NULL;
-	}
-	if (fstat(fileno(f), &st) != 0 || (st.st_mode & S_IROTH) != 0) {
-		snprintf(err, errsz,
-		    "%s: a ticket key must not be readable by others "
-		    "(chmod o-r)",
-		    path);
-		goto fail;
 	}
 	if ((k = calloc(1, sizeof(*k))) == NULL) {
 		snprintf(err, errsz, "out of memory");
-		goto fail;
+		return NULL;
 	}
-	k->len = fread(k->bytes, 1, sizeof(k->bytes), f);
-	if (ferror(f)) {
-		snprintf(err, errsz, "cannot read %s: %s", path,
-		    strerror(errno));
-		goto fail;
-	}
-	if (k->len > 0 && k->bytes[k->len - 1] == '\n')
-		k->len--;
-	if (k->len < TICKET_KEY_MIN || k->len > TICKET_KEY_MAX) {
-		snprintf(err, errsz, "%s: a ticket key must be %d to %d bytes",
-		    path, TICKET_KEY_MIN, TICKET_KEY_MAX);
-		goto fail;
-	}
-	fclose(f);
+	memcpy(k->bytes, bytes, len);
+	k->len = len;
 	return k;
-fail:
-	ticket_key_free(k);
-	fclose(f);
-	return NULL;
 }
 
 void

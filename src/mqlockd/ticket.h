@@ -23,12 +23,13 @@
 struct ticket_key;
 
 /*
- * ticket_key_load(path, err, errsz): read the secret: the whole file less
- * one trailing newline, TICKET_KEY_MIN..TICKET_KEY_MAX bytes.  A file that
- * others than its owner and group may read is refused.  NULL with a reason
- * in err on failure.  Free with ticket_key_free().
+ * ticket_key_new(bytes, len, err, errsz): a copy of the secret, which must
+ * be TICKET_KEY_MIN..TICKET_KEY_MAX bytes.  Reading it from its file, and
+ * the file's rules, are config's (--ticket-key).  NULL with a reason in err
+ * on failure.  Free with ticket_key_free().
  */
-struct ticket_key *ticket_key_load(const char *path, char *err, size_t errsz);
+struct ticket_key *ticket_key_new(const unsigned char *bytes, size_t len,
+    char *err, size_t errsz);
 
 /* ticket_key_free(k): wipe and free.  NULL is a no-op. */
 void ticket_key_free(struct ticket_key *k);

@@ -653,27 +653,16 @@ kill_everything(void)
 
 /* Recorder -------------------------------------------------------------- */
 
-static int
-rec_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
-{
-	size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-	long long at = tutil_wall_ms();
-	struct msg r;
+#define FREE_JSON "{\"owner\":null,\"token\":null,\"waiting\":0,\"queue\":[]}"
 
-	(void)ctx;
-	r.at = at;
-	r.retained = m->retained;
+/* Keep one received (or implied) message; takes json. */
+static void
+rec_append(long long at, int retained, const char *topic, size_t tl,
+    cJSON *json, const char *payload, int payloadlen)
+{
+	struct msg r = {.at = at, .retained = retained, .json = json};
+
 	r.topic = malloc(tl + 1);
-	/*
-	 * An empty owner message: the lock is free and nobody waits (mqlockd
-	 * deletes the retained copy).  Recorded as the free state it means.
-	 */
-	if (m->payloadlen == 0)
-		r.json = cJSON_Parse("{\"owner\":null,\"token\":null,"
-				     "\"waiting\":0,\"queue\":[]}");
-	else
-		r.json =
-		    cJSON_ParseWithLength(m->payload, (size_t)m->payloadlen);
 	if (r.topic != NULL) {
 		memcpy(r.topic, topic, tl);
 		r.topic[tl] = '\0';
@@ -694,9 +683,28 @@ rec_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 		free(r.topic);
 		cJSON_Delete(r.json);
 	}
-	fprintf(reclog, "%lld %s%.*s %.*s\n", at, m->retained ? "(r) " : "",
-	    (int)tl, topic, m->payloadlen, (const char *)m->payload);
+	fprintf(reclog, "%lld %s%.*s %.*s\n", at, retained ? "(r) " : "",
+	    (int)tl, topic, payloadlen, payload);
 	pthread_mutex_unlock(&rec_mu);
+}
+
+static int
+rec_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+{
+	size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+	cJSON *json;
+
+	(void)ctx;
+	/*
+	 * An empty owner message: the lock is free and nobody waits (mqlockd
+	 * deletes the retained copy).  Recorded as the free state it means.
+	 */
+	if (m->payloadlen == 0)
+		json = cJSON_Parse(FREE_JSON);
+	else
+		json = cJSON_ParseWithLength(m->payload, (size_t)m->payloadlen);
+	rec_append(tutil_wall_ms(), m->retained, topic, tl, json, m->payload,
+	    m->payloadlen);
 	MQTTAsync_freeMessage(&m);
 	MQTTAsync_free(topic);
 	return 1;
@@ -723,6 +731,21 @@ rec_connected(void *ctx, char *cause)
 
 	(void)ctx;
 	(void)cause;
+	/*
+	 * A free lock has no retained owner message, so a lock freed while
+	 * the recorder was cut off sends nothing when it subscribes again.
+	 * Every lock is taken as free from here (a retained copy, like the
+	 * ones the subscription brings); the retained messages that follow
+	 * correct the held ones.  The broker sends nothing before the
+	 * subscription, so none can be overtaken.
+	 */
+	for (int l = 0; l < LOCKS; l++) {
+		char t[64];
+		int n = snprintf(t, sizeof(t), PREFIX "/L%d/owner", l);
+
+		rec_append(tutil_wall_ms(), 1, t, (size_t)n,
+		    cJSON_Parse(FREE_JSON), "(subscribing)", 13);
+	}
 	ro.onSuccess5 = rec_subscribed_cb;
 	(void)MQTTAsync_subscribeMany(rec_mq, 3, filters, qos, &ro);
 }

@@ -180,6 +180,31 @@ tutil_file_contains(const char *path, const char *needle)
 	return found;
 }
 
+char *
+tutil_stderr_of(void (*fn)(void *), void *arg)
+{
+	char path[] = "/tmp/mqlock-stderr-XXXXXX";
+	int fd = mkstemp(path), saved = -1;
+	char *text = NULL;
+
+	if (fd == -1)
+		return NULL;
+	fflush(stderr);
+	if ((saved = dup(2)) == -1 || dup2(fd, 2) == -1)
+		goto out;
+	fn(arg);
+	fflush(stderr);
+	if (dup2(saved, 2) == -1)
+		goto out;
+	text = tutil_slurp(path, NULL);
+out:
+	if (saved != -1)
+		close(saved);
+	close(fd);
+	unlink(path);
+	return text;
+}
+
 /* Processes ------------------------------------------------------------- */
 
 pid_t

@@ -66,6 +66,14 @@ char *tutil_slurp(const char *path, size_t *len);
 /* tutil_file_contains(path, needle): 1 if the file at path holds needle. */
 int tutil_file_contains(const char *path, const char *needle);
 
+/*
+ * tutil_stderr_of(fn, arg): run fn(arg) with this process's stderr (fd 2)
+ * sent to a scratch file, and return what was written there, NUL-ended
+ * (the caller frees it), or NULL when the redirection failed (fn then did
+ * not run).
+ */
+char *tutil_stderr_of(void (*fn)(void *), void *arg);
+
 /* Processes ------------------------------------------------------------- */
 
 /*

@@ -115,13 +115,22 @@ byte() {
 # The clock advances by dts[DT] before each op (fuzz_locktab.c).
 DT=0
 op() { byte $(((DT << 4) | $1)); }
-# acq CLIENT LOCK [MODS]: mods default 2 (current conn, first session).
-acq() { op 0; byte $(($1 + 6 * $2)) "${3:-2}"; }
-rel() { op 3; byte $(($1 + 6 * $2)) "${3:-2}"; }
-act() { op 5; byte $(($1 + 6 * $2)) "${3:-2}"; }
+# req OP CLIENT LOCK [MODS] [V]: mods default 2 (current conn, first
+# session); V = uid (0 none, 1 the client's own, 2 another user's) + 3 *
+# kind (0 plain, 1 takeover, 2 query).
+req() { op "$1"; byte $(($2 + 6 * $3 + 30 * ${5:-0})) "${4:-2}"; }
+acq() { req 0 "$1" "$2" "${3:-2}" "${4:-0}"; }
+rel() { req 3 "$1" "$2" "${3:-2}" "${4:-0}"; }
+act() { req 5 "$1" "$2" "${3:-2}" "${4:-0}"; }
+vacq() { acq "$1" "$2" "${3:-2}" 1; }     # verified as its own user
+facq() { acq "$1" "$2" "${3:-2}" 2; }     # verified as the other user
+tko() { acq "$1" "$2" "${3:-2}" "${4:-4}"; } # takeover, own user
+qry() { req 5 "$1" "$2" "${3:-3}" 6; }    # query; mods 3: a session
 bad() { op 0; byte $(($1 + 6 * $2)) 194 "$3"; } # malformed variant $3
+badq() { op 0; byte $(($1 + 6 * $2 + 180)) 194 "$3"; }
 will() { op 6; byte "$1" "${2:-2}"; }
 brk() { op 7; byte $(($1 + 5 * $2)); }
+purge() { op 7; byte $(($1 + 5 * $2 + 15)); }
 tick() { op 8; }
 sleep_to() { op 10; byte $(($1 + 1)); } # next deadline + (-1, 0, 1)
 resume() { op 11; byte $((($2 / 40) << 1 | $1)); }
@@ -129,11 +138,13 @@ batch() { op 12; byte "$1"; }
 check() { op 13; }
 restart() { op 14; byte $(($1 / 40)); }
 pass() { op 15; byte $(($1 / 10)); }
-# lseed NAME IDLE WARN GRACE LIMITS: start a seed (header values as bytes).
+# lseed NAME IDLE WARN GRACE LIMITS [POLICY]: start a seed (header values
+# as bytes).  POLICY: bit 0 contended, POLICY / 2 clients per user (0:
+# none); default 0 (always, no cap).
 lseed() {
 	name=$1
 	out=
-	byte "$2" "$3" "$4" "$5"
+	byte "$2" "$3" "$4" "$5" "${6:-0}"
 	DT=0
 }
 lend() { printf "$out" >"$locktab/$name"; }
@@ -213,7 +224,7 @@ lend
 
 lseed malformed 20 5 30 5
 acq 0 0
-for v in 0 1 2 3 4 5 6 7 8 9; do bad 0 0 "$v"; bad 1 1 "$v"; done
+for v in 0 1 2 3 4 5 6 7 8 9 10; do bad 0 0 "$v"; bad 1 1 "$v"; done
 lend
 
 # 77: 3 waiters, 2 locks per client, caps of 4 clients and 3 locks.
@@ -225,6 +236,79 @@ lend
 lseed tick-batch-1 20 5 30 8
 acq 0 0; acq 1 1; acq 2 2; acq 3 3; acq 4 4; DT=13; tick; tick; tick
 sleep_to 0; pass 2000
+lend
+
+# Idle policy contended (POLICY 1): nobody waits, the timer sleeps past the
+# deadline; a waiter brings the warning at once and the revocation one
+# warning period later.
+lseed contended-sleeping-timer 20 5 30 5 1
+acq 0 0; sleep_to 0; pass 2000; acq 1 0; tick; sleep_to -1; sleep_to 0
+acq 2 0; sleep_to 0; act 1 0; sleep_to 0; sleep_to 0
+lend
+
+# The same program under always: revoked with nobody waiting.
+lseed always-nobody-waits 20 5 30 5
+acq 0 0; sleep_to 0; pass 2000; acq 1 0; tick; sleep_to -1; sleep_to 0
+acq 2 0; sleep_to 0; act 1 0; sleep_to 0; sleep_to 0
+lend
+
+# Warned, the waiter leaves: the holder keeps the lock past the deadline and
+# is warned afresh when someone comes again.
+lseed contended-waiters-leave 20 5 30 5 1
+acq 0 0; acq 1 0; sleep_to 0; rel 1 0; sleep_to 0; pass 500; acq 2 0
+tick; sleep_to -1; sleep_to 0
+lend
+
+# Only live waiters count: a disconnected or silent one does not, and its
+# return wakes the timer; the warning period may outlast the idle timeout.
+lseed contended-gone-waiter 20 5 30 5 1
+acq 0 0; acq 1 0; will 1; sleep_to 0; DT=10; acq 1 0 6; DT=0; tick
+acq 2 1; resume 1 200; acq 3 1; sleep_to 0; sleep_to 0; acq 3 1
+sleep_to 0; sleep_to 0; sleep_to 0
+lend
+
+lseed contended-warn-at-grant 2 255 0 5 1
+acq 0 0; tick; acq 1 0; tick; sleep_to 0; rel 1 0; sleep_to 0; tick
+lend
+
+# Verified users (POLICY 4: a cap of 2 clients per user): uids in views,
+# another user's ticket for a bound client, the cap, a bound client's first
+# verified acquire, and uids kept across a restart.
+lseed verified-users 20 5 30 5 4
+vacq 0 0; vacq 1 1; vacq 4 2; facq 0 1; acq 0 1; vacq 2 0; facq 5 0
+acq 3 3; vacq 3 4; rel 1 1; vacq 4 2; rel 3 3; acq 1 3; facq 1 3; check
+restart 400; vacq 0 0; vacq 2 0; facq 2 1; vacq 4 2; rel 0 0; rel 0 1
+sleep_to 0
+lend
+
+# Takeover by the same user's other tab: from the queue, from outside it
+# (even as a try-lock), not by another user, an unverified request or the
+# holder itself.
+lseed takeover 20 5 30 5
+vacq 0 0; vacq 1 0; vacq 2 0; vacq 4 1; tko 1 0; tko 2 0; tko 4 0 34
+acq 0 0 2 3; tko 4 0; acq 3 0 2 4; will 4; tko 0 0; tko 1 0; rel 0 0
+check; sleep_to 0
+lend
+
+# Queries: of free and held locks, from unknown, gone and silent clients,
+# with no session, another one or a short one; they change nothing.
+lseed query 20 5 30 5
+qry 0 0 0; acq 0 0; qry 1 0; qry 0 0 0; acq 1 0; will 0; qry 0 0 6
+badq 2 0 0; badq 2 0 1; badq 2 0 8; badq 2 0 10; resume 1 400; qry 1 0
+sleep_to 0; qry 1 0; check
+lend
+
+# Purges: waiters leave (dropped, admin), the holder keeps the lock; a free
+# lock whose waiters are gone is emptied; an unknown lock purges nothing.
+lseed purge 20 5 30 5
+acq 0 0; acq 1 0; acq 2 0; purge 0 1; acq 1 0; acq 2 1; acq 3 1; will 3
+rel 2 1; purge 1 2; purge 4 0; rel 0 0; sleep_to 0
+lend
+
+# Waiters removed when their grace or roll call ends hear dropped.
+lseed dropped-at-deadlines 20 5 30 5
+acq 0 0; acq 1 0; acq 2 0; acq 3 1; acq 4 1; will 1; sleep_to 0
+resume 1 200; act 0 0; act 3 1; sleep_to 0; sleep_to 0
 lend
 
 echo "make_seeds: $(ls "$codec" | wc -l) codec seeds," \

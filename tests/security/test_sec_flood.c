@@ -621,11 +621,12 @@ limited_lines(const char *path, long *size)
 	assert_non_null(f);
 	while (fgets(line, sizeof(line), f) != NULL) {
 		*size += (long)strlen(line);
-		if (strstr(line, " warn ") != NULL)
+		/* "... warn N similar lines suppressed": a count, not one. */
+		if ((p = strstr(line, " warn ")) != NULL &&
+		    strstr(p, " similar lines suppressed\n") != NULL)
+			n += strtol(p + 6, NULL, 10);
+		else if (p != NULL)
 			n++;
-		if ((p = strstr(line, "(")) != NULL &&
-		    strstr(p, " similar lines suppressed)") != NULL)
-			n += strtol(p + 1, NULL, 10);
 	}
 	fclose(f);
 	return n;

@@ -8,11 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#include "io/config.h"
+#include "mqlockd/config.h"
 
 #define PARSE(c, err, ...)                                     \
 	config_parse((c),                                      \
@@ -37,7 +38,7 @@ test_defaults(void **state)
 	assert_int_equal(c.idle_warning_ms, 60000);
 	assert_int_equal(c.grace_ms, 10000);
 	assert_int_equal(c.keepalive_ms, 10000);
-	assert_int_equal(c.log_level, LOG_INFO);
+	assert_int_equal(c.log_level, LOG_LEVEL_INFO);
 	assert_null(c.username);
 	assert_false(c.check);
 	assert_int_equal(c.max_waiters, 1024);
@@ -45,6 +46,12 @@ test_defaults(void **state)
 	assert_int_equal(c.max_clients, 100000);
 	assert_int_equal(c.max_locks, 2000000);
 	assert_int_equal(c.rate_milli, 50000);
+	assert_string_equal(c.idle_policy, "contended");
+	assert_null(c.ticket_key);
+	assert_int_equal(c.ticket_secret.len, 0);
+	assert_false(c.require_ticket);
+	assert_int_equal(c.max_clients_per_user, 16);
+	assert_int_equal(c.offline_exit_ms, 60000);
 }
 
 static void
@@ -79,9 +86,12 @@ test_values(void **state)
 	assert_int_equal(c.idle_warning_ms, 1250);
 	assert_string_equal(c.prefix, "site/locks");
 	assert_string_equal(c.db, "/tmp/x.db");
-	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_int_equal(c.log_level, LOG_LEVEL_DEBUG);
 	assert_true(c.check);
 	assert_string_equal(c.broker, "ssl://h:8883");
+	assert_int_equal(PARSE(&c, err, "--broker", "wss://h:443/mqtt"),
+	    CONFIG_OK);
+	assert_int_equal(PARSE(&c, err, "--broker", "ws://h:8080"), CONFIG_OK);
 }
 
 static void
@@ -123,6 +133,9 @@ test_refusals(void **state)
 	EXPECT_ERROR("--prefix", "--prefix", "");
 	EXPECT_ERROR("--client-id", "--client-id", "a/b");
 	EXPECT_ERROR("--broker", "--broker", "http://x");
+	EXPECT_ERROR("must start with tcp://, mqtt://, ssl://, mqtts://, ws:// "
+		     "or wss://",
+	    "--broker", "unix:///run/x");
 	EXPECT_ERROR("--db", "--db", "");
 	EXPECT_ERROR("--password-file needs --username", "--password-file",
 	    "/p");
@@ -134,6 +147,89 @@ test_refusals(void **state)
 	EXPECT_ERROR("--max-clients", "--max-clients", "-1");
 	EXPECT_ERROR("--rate", "--rate", "0");
 	EXPECT_ERROR("--rate", "--rate", "fast");
+}
+
+/* A key file with text and mode; returns its path (a static buffer). */
+static const char *
+key_file(const char *text, mode_t mode)
+{
+	static char path[64];
+	FILE *f;
+	int fd;
+
+	if (path[0] != '\0')
+		unlink(path);
+	snprintf(path, sizeof(path), "/tmp/mqlock-tkey-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, mode), 0);
+	return path;
+}
+
+#define KEY32 "an-hs256-secret-of-32-bytes-long"
+
+static void
+test_new_flags(void **state)
+{
+	struct config c;
+	char err[256];
+	const char *key = key_file(KEY32 "\n", 0640);
+
+	assert_int_equal(PARSE(&c, err, "--idle-policy", "always",
+			     "--ticket-key", (char *)key, "--require-ticket",
+			     "--max-clients-per-user", "256", "--offline-exit",
+			     "0"),
+	    CONFIG_OK);
+	assert_string_equal(c.idle_policy, "always");
+	assert_string_equal(c.ticket_key, key);
+	assert_int_equal(c.ticket_secret.len, 32);
+	assert_memory_equal(c.ticket_secret.key, KEY32, 32);
+	assert_true(c.require_ticket);
+	assert_int_equal(c.max_clients_per_user, 256);
+	assert_int_equal(c.offline_exit_ms, 0);
+	assert_int_equal(PARSE(&c, err, "--idle-policy=contended",
+			     "--offline-exit", "2.5", "--max-clients-per-user",
+			     "1"),
+	    CONFIG_OK);
+	assert_string_equal(c.idle_policy, "contended");
+	assert_int_equal(c.offline_exit_ms, 2500);
+	assert_int_equal(c.max_clients_per_user, 1);
+	/* A key is a key with the tickets optional too. */
+	assert_int_equal(PARSE(&c, err, "--ticket-key", (char *)key),
+	    CONFIG_OK);
+	assert_false(c.require_ticket);
+	unlink(key);
+}
+
+static void
+test_new_flag_refusals(void **state)
+{
+	char *key;
+
+	EXPECT_ERROR("--idle-policy: 'sometimes' is not contended or always",
+	    "--idle-policy", "sometimes");
+	EXPECT_ERROR("--idle-policy", "--idle-policy", "");
+	EXPECT_ERROR("--require-ticket needs --ticket-key", "--require-ticket");
+	EXPECT_ERROR("--max-clients-per-user", "--max-clients-per-user", "0");
+	EXPECT_ERROR("--max-clients-per-user", "--max-clients-per-user", "257");
+	EXPECT_ERROR("--offline-exit", "--offline-exit", "-1");
+	EXPECT_ERROR("--offline-exit", "--offline-exit", "never");
+	EXPECT_ERROR("takes no value", "--require-ticket=yes");
+	EXPECT_ERROR("needs a value", "--ticket-key");
+	EXPECT_ERROR("cannot open", "--ticket-key", "/nonexistent/key");
+	key = (char *)key_file(KEY32 "\n", 0660);
+	EXPECT_ERROR("chmod 640", "--ticket-key", key);
+	key = (char *)key_file(KEY32 "\n", 0604);
+	EXPECT_ERROR("chmod 640", "--ticket-key", key);
+	/* 31 bytes once the newline is dropped. */
+	key = (char *)key_file("an-hs256-secret-of-31-bytes-lon\n", 0600);
+	EXPECT_ERROR("--ticket-key", "--ticket-key", key);
+	EXPECT_ERROR("shorter than 32 bytes", "--ticket-key", key);
+	unlink(key);
 }
 
 static void
@@ -151,33 +247,6 @@ test_help_and_version_exit(void **state)
 	stdout = saved;
 }
 
-static void
-test_read_secret(void **state)
-{
-	char path[] = "/tmp/mqlock-secret-XXXXXX";
-	char buf[16], err[256];
-	int fd = mkstemp(path);
-	FILE *f;
-
-	assert_true(fd >= 0);
-	f = fdopen(fd, "w");
-	fputs("s3cret\nsecond line\n", f);
-	fclose(f);
-	assert_int_equal(
-	    config_read_secret(path, buf, sizeof(buf), err, sizeof(err)), 0);
-	assert_string_equal(buf, "s3cret");
-
-	f = fopen(path, "w");
-	fputs("a-password-much-longer-than-the-buffer\n", f);
-	fclose(f);
-	assert_int_equal(
-	    config_read_secret(path, buf, sizeof(buf), err, sizeof(err)), -1);
-	unlink(path);
-	assert_int_equal(
-	    config_read_secret(path, buf, sizeof(buf), err, sizeof(err)), -1);
-	assert_non_null(strstr(err, path));
-}
-
 int
 main(void)
 {
@@ -185,8 +254,9 @@ main(void)
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_new_flags),
+	    cmocka_unit_test(test_new_flag_refusals),
 	    cmocka_unit_test(test_help_and_version_exit),
-	    cmocka_unit_test(test_read_secret),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2677,6 +2677,33 @@ test_limits(void **state)
 	    R_GRANTED(A, L4, 4));
 }
 
+/*
+ * A request refused for want of room changes nothing: the gone client
+ * stays gone and keeps its grace, its conn is not raised, and it is
+ * granted nothing.
+ */
+static void
+test_limit_refusal_changes_nothing(void **state)
+{
+	struct fixture *f = *state; /* 3 waiters per lock, 2 locks a client */
+	struct lt_client_rec c;
+
+	run(f, T0, acq(L1, A));
+	run(f, T0 + 1, acq_conn(L1, B, 3));
+	run(f, T0 + 2, acq_conn(L2, B, 3));
+	run(f, T0 + 3, will(B, NULL, 3));
+	run(f, T0 + 4, rel(L1, A));
+	/* L1 free with B, gone, first in line; B at its limit of locks. */
+	assert_holder(f, L1, NULL, 0);
+	STEP_ERR(f, T0 + 5, acq_conn(L3, B, 4), LT_ERR_LIMIT);
+	c = view_client(f, B);
+	assert_int_equal(c.state, LT_CS_GONE);
+	assert_int_equal(c.max_conn, 3);
+	assert_int_equal(c.grace_deadline, T0 + 3 + GRACE);
+	assert_holder(f, L1, NULL, 0);
+	assert_queue(f, L1, B "-");
+}
+
 static void
 test_limits_free_lock_full_queue(void **state)
 {
@@ -3904,6 +3931,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_limits, setup_small, teardown),
 	    cmocka_unit_test_setup_teardown(test_limits_total_clients_and_locks,
 		setup_caps, teardown),
+	    cmocka_unit_test_setup_teardown(test_limit_refusal_changes_nothing,
+		setup_small, teardown),
 	    cmocka_unit_test_setup_teardown(test_limits_free_lock_full_queue,
 		setup_small, teardown),
 	    cmocka_unit_test_setup_teardown(test_next_deadline, setup,

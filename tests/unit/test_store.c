@@ -1,7 +1,12 @@
 /*
  * store: the journal round-trips the lock table through sqlite, refuses a
  * second opener, and reports unusable files clearly.
+ *
+ * sqlite3_bind_text() is wrapped here (this program's definition wins over
+ * the library's for store.c's calls) so that a test can make one fail.
  */
+#include <dlfcn.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +24,7 @@
 #include "core/locktab.h"
 #include "io/store.h"
 #include "test_hash.h"
+#include "tutil.h"
 
 static const struct lt_config cfg = {
     .idle_timeout = 10000,
@@ -33,6 +39,27 @@ struct fixture {
 	char dir[64];
 	char path[96];
 };
+
+/* sqlite3_bind_text() refuses this value (SQLITE_NOMEM), when not NULL. */
+static const char *refuse_bind;
+
+int
+sqlite3_bind_text(sqlite3_stmt *st, int i, const char *v, int n,
+    void (*destroy)(void *))
+{
+	static int (
+	    *real)(sqlite3_stmt *, int, const char *, int, void (*)(void *));
+	void *sym;
+
+	if (refuse_bind != NULL && v != NULL && strcmp(v, refuse_bind) == 0)
+		return SQLITE_NOMEM;
+	if (real == NULL) {
+		sym = dlsym(RTLD_NEXT, "sqlite3_bind_text");
+		assert_non_null(sym);
+		memcpy(&real, &sym, sizeof(real));
+	}
+	return real(st, i, v, n, destroy);
+}
 
 static int
 setup(void **state)
@@ -515,6 +542,96 @@ test_corrupt_rows_refused(void **state)
 	store_close(s);
 }
 
+static void
+load_expecting_failure(void *path)
+{
+	char err[256];
+	struct store *s = store_open(path, err, sizeof(err));
+	struct locktab *t = locktab_new(&cfg);
+
+	assert_non_null(s);
+	assert_int_equal(store_load(s, t), -1);
+	locktab_free(t);
+	store_close(s);
+}
+
+static size_t
+lines(const char *text)
+{
+	size_t n = 0;
+
+	for (; *text != '\0'; text++)
+		n += *text == '\n';
+	return n;
+}
+
+/* A bad row is reported once, whichever table it is in. */
+static void
+test_bad_row_reported_once(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], *log;
+	struct store *s = store_open(f->path, err, sizeof(err));
+	sqlite3 *db;
+
+	assert_non_null(s);
+	store_close(s);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	/* A session shorter than the protocol allows. */
+	assert_int_equal(sqlite3_exec(db,
+			     "INSERT INTO clients VALUES ('eve', 'short', 1, "
+			     "1, 0, NULL)",
+			     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	log = tutil_stderr_of(load_expecting_failure, f->path);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "bad client row eve"));
+	assert_int_equal(lines(log), 1);
+	free(log);
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+			     "DELETE FROM clients; INSERT INTO locks VALUES "
+			     "('doc', 'nobody', 'N', 3, 1, 2, 0, '[]')",
+			     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	log = tutil_stderr_of(load_expecting_failure, f->path);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "bad lock row doc"));
+	assert_int_equal(lines(log), 1);
+	free(log);
+}
+
+/*
+ * A value sqlite does not take fails the flush: the row is not written
+ * without it (a holder_user left NULL would come back as another lock).
+ */
+static void
+test_failed_bind_fails_the_flush(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	struct store *s = store_open(f->path, err, sizeof(err));
+	struct locktab *t = locktab_new(&cfg), *r;
+
+	assert_non_null(s);
+	apply_req(t, 1000, LT_OP_ACQUIRE, "doc-1", "alice", "Alice");
+	flush(s, t);
+	apply_req(t, 1001, LT_OP_ACQUIRE, "doc-2", "bob", "Bind-Refused");
+	refuse_bind = "Bind-Refused";
+	assert_int_equal(store_flush(s, t), -1);
+	refuse_bind = NULL;
+	store_close(s);
+	/* The journal holds the first batch only. */
+	r = reload(f->path);
+	assert_int_equal(locktab_nlocks(r), 1);
+	assert_false(locktab_view(r, "doc-2", &(struct lt_lock_rec){0}));
+	locktab_free(r);
+	locktab_free(t);
+}
+
 int
 main(void)
 {
@@ -537,6 +654,10 @@ main(void)
 		teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_rows_refused, setup,
 		teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_row_reported_once, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_bind_fails_the_flush,
+		setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

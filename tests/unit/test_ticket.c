@@ -1,7 +1,8 @@
 /*
  * test_ticket: tickets (JWT, HS256) as mqlockd checks them: every refusal
- * of topics.md, and the key file.  Tickets are minted here with libjwt, and
- * the malformed ones written by hand.
+ * of topics.md, and the key's length (reading the key file is config's and
+ * tested in test_config).  Tickets are minted here with libjwt, and the
+ * malformed ones written by hand.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "mqlockd/ticket.h"
 
@@ -24,21 +23,8 @@
 #define NOW_S (NOW / 1000)
 
 struct fixture {
-	char dir[64];
-	char path[96];
 	struct ticket_key *key;
 };
-
-static void
-write_key(const char *path, const char *text, mode_t mode)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	assert_int_equal(fputs(text, f) >= 0, 1);
-	assert_int_equal(fclose(f), 0);
-	assert_int_equal(chmod(path, mode), 0);
-}
 
 static int
 setup(void **state)
@@ -48,12 +34,8 @@ setup(void **state)
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/mqlock-ticket-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/key", f->dir);
-	write_key(f->path, KEY "\n", 0600);
-	f->key = ticket_key_load(f->path, err, sizeof(err));
+	f->key = ticket_key_new((const unsigned char *)KEY, strlen(KEY), err,
+	    sizeof(err));
 	if (f->key == NULL)
 		return -1;
 	*state = f;
@@ -66,8 +48,6 @@ teardown(void **state)
 	struct fixture *f = *state;
 
 	ticket_key_free(f->key);
-	unlink(f->path);
-	rmdir(f->dir);
 	free(f);
 	return 0;
 }
@@ -297,30 +277,24 @@ test_huge_ticket(void **state)
 }
 
 static void
-test_key_file(void **state)
+test_key_length(void **state)
 {
-	struct fixture *f = *state;
-	char err[256], path[128];
+	static const unsigned char big[TICKET_KEY_MAX + 1];
+	char err[256];
 	struct ticket_key *k;
 
-	snprintf(path, sizeof(path), "%s/k2", f->dir);
-	/* Too short. */
-	write_key(path, "short\n", 0600);
-	assert_null(ticket_key_load(path, err, sizeof(err)));
+	(void)state;
+	assert_null(ticket_key_new((const unsigned char *)KEY,
+	    TICKET_KEY_MIN - 1, err, sizeof(err)));
 	assert_non_null(strstr(err, "32"));
-	/* Readable by everyone. */
-	write_key(path, KEY, 0644);
-	assert_null(ticket_key_load(path, err, sizeof(err)));
-	assert_non_null(strstr(err, "others"));
-	/* Group-readable is fine; no trailing newline is fine. */
-	write_key(path, KEY, 0640);
-	k = ticket_key_load(path, err, sizeof(err));
+	assert_null(ticket_key_new(big, sizeof(big), err, sizeof(err)));
+	k = ticket_key_new(big, TICKET_KEY_MAX, err, sizeof(err));
 	assert_non_null(k);
 	ticket_key_free(k);
-	/* Missing. */
-	unlink(path);
-	assert_null(ticket_key_load(path, err, sizeof(err)));
-	assert_non_null(strstr(err, "cannot open"));
+	k = ticket_key_new((const unsigned char *)KEY, TICKET_KEY_MIN, err,
+	    sizeof(err));
+	assert_non_null(k);
+	ticket_key_free(k);
 	ticket_key_free(NULL);
 }
 
@@ -334,7 +308,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_signatures, setup,
 		teardown),
 	    cmocka_unit_test_setup_teardown(test_huge_ticket, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_key_file, setup, teardown),
+	    cmocka_unit_test(test_key_length),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,80 @@
+/*
+ * config: mqlockd's command-line flags, described by one table.
+ */
+#ifndef MQLOCK_MQLOCKD_CONFIG_H
+#define MQLOCK_MQLOCKD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/locktab.h"
+#include "io/log.h"
+#include "io/secret.h"
+
+/* --ticket-key: 256 bits at least, HS256's own strength. */
+#define CONFIG_TICKET_KEY_MIN 32
+#define CONFIG_TICKET_KEY_MAX SECRET_MAX
+
+/* A signing key read from a file by config_parse(). */
+struct config_key {
+	const char *path; /* NULL: none given */
+	size_t len;       /* bytes in key, >= CONFIG_TICKET_KEY_MIN */
+	unsigned char key[CONFIG_TICKET_KEY_MAX];
+};
+
+struct config {
+	const char *broker;
+	const char *prefix;
+	const char *db;
+	const char *client_id;
+	const char *reply_prefix;
+	const char *username;
+	const char *password_file;
+	const char *cafile;
+	const char *certfile;
+	const char *keyfile;
+	int64_t idle_timeout_ms;
+	int64_t idle_warning_ms;
+	int64_t grace_ms;
+	int64_t keepalive_ms;
+	int64_t max_waiters;
+	int64_t max_locks_per_client;
+	int64_t max_clients;
+	int64_t max_locks;
+	int64_t rate_milli; /* requests per second per client, x 1000 */
+	enum log_level log_level;
+	bool check;
+	const char *idle_policy;         /* "contended" or "always" */
+	const char *ticket_key;          /* --ticket-key's path, or NULL */
+	struct config_key ticket_secret; /* what that file holds */
+	bool require_ticket;             /* every acquire needs a ticket */
+	int64_t max_clients_per_user;    /* client ids one ticket uid may use */
+	int64_t offline_exit_ms;         /* exit 1 this long offline; 0 never */
+};
+
+enum config_result { CONFIG_OK, CONFIG_EXIT, CONFIG_ERROR };
+
+/*
+ * config_parse(c, argc, argv, err, errsz): fill c with the defaults, then
+ * the flags in argv (strings point into argv).  The --ticket-key file is
+ * read here (c->ticket_secret; wipe it with explicit_bzero() when done).
+ * Returns CONFIG_OK; CONFIG_EXIT after printing --help or --version to
+ * stdout; or CONFIG_ERROR with a one-line reason in err for an unknown
+ * flag, a missing or out-of-range value, an unusable key file, or an
+ * inconsistent combination.
+ */
+enum config_result config_parse(struct config *c, int argc, char **argv,
+    char *err, size_t errsz);
+
+/*
+ * config_lt(c, out): the lock table's settings that c asks for, with ids
+ * hashed by siphash_hasher() (check out->hasher.fn: NULL when libsodium
+ * did not start).
+ */
+void config_lt(const struct config *c, struct lt_config *out);
+
+/* config_usage(out): print the flag table as help text. */
+void config_usage(void *out);
+
+#endif
