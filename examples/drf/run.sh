@@ -231,6 +231,11 @@ manage drfdemo_setup
 manage collectstatic --noinput --clear >/dev/null
 mkdir -p "$run/static/mqlock"
 cp "$js/mqlock.js" "$js/node_modules/mqtt/dist/mqtt.esm.js" "$run/static/mqlock/"
+if [ -f "$js/mqlock-lock.js" ]; then
+	cp "$js/mqlock-lock.js" "$run/static/mqlock/"
+else
+	say "warning: clients/js/mqlock-lock.js is missing: the editor page will not load"
+fi
 chmod -R go+rX "$run/static"
 
 # --- start --------------------------------------------------------------------------

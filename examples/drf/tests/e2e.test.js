@@ -70,8 +70,17 @@ async function editor(browser, ex, user) {
 	return page;
 }
 
-function waitState(page, state, timeout = 15000) {
-	return page.waitForSelector(`body[data-state="${state}"]`, { timeout });
+/** Wait until the page's <mqlock-lock> shows `view` (editing, waiting, lost...). */
+function waitView(page, view, timeout = 15000) {
+	return page.waitForSelector(`mqlock-lock[view="${view}"]`, { timeout, state: 'attached' });
+}
+
+/** The words of the lock's banner: {headline, detail}. */
+function banner(page) {
+	return page.evaluate(() => {
+		const r = document.querySelector('mqlock-lock').shadowRoot;
+		return { headline: r.querySelector('.headline').textContent, detail: r.querySelector('.detail').textContent };
+	});
 }
 
 test('a killed holder hands over, its stale save is refused, an idle holder loses the lock', async () => {
@@ -83,19 +92,20 @@ test('a killed holder hands over, its stale save is refused, an idle holder lose
 		try {
 			// Alice edits and saves.
 			const alice = await editor(browserA, ex, 'alice');
-			await waitState(alice, 'editing');
+			await waitView(alice, 'editing');
 			await alice.fill('#body', 'Alice was here');
 			const saved = await alice.evaluate(() => window.drfdemo.save());
 			assert.equal(saved.status, 200, JSON.stringify(saved.body));
-			const aliceToken = await alice.evaluate(() => window.drfdemo.handle.token);
+			const aliceToken = await alice.evaluate(() => window.drfdemo.lock.token);
 			assert.equal(saved.body.mqlock_token, aliceToken);
 			await shot(alice, '1-alice-editing');
 
 			// Bob waits, told who holds the document and where he stands.
 			const bob = await editor(browserB, ex, 'bob');
-			await waitState(bob, 'waiting');
-			await bob.waitForSelector('#status:has-text("Alice is editing — you are #1")');
-			assert.equal(await bob.isDisabled('#body'), true);
+			await waitView(bob, 'waiting');
+			await bob.waitForFunction(() => window.drfdemo.lock.handle?.position === 1);
+			assert.equal((await banner(bob)).headline, 'Alice is editing — you are next.');
+			assert.equal(await bob.evaluate(() => document.getElementById('body').readOnly), true);
 			assert.equal(await bob.isDisabled('#save'), true);
 			await shot(bob, '2-bob-waiting');
 
@@ -106,14 +116,14 @@ test('a killed holder hands over, its stale save is refused, an idle holder lose
 			const csrfAlice = await alice.evaluate(() => document.querySelector('meta[name="csrf-token"]').content);
 			chromeA.kill();
 			const killedAt = Date.now();
-			await waitState(bob, 'editing', (GRACE + 15) * 1000);
+			await waitView(bob, 'editing', (GRACE + 15) * 1000);
 			const handOver = (Date.now() - killedAt) / 1000;
 			assert.ok(handOver <= GRACE + 15, `hand-over took ${handOver} s`);
 			await bob.waitForFunction(() => document.getElementById('body').value === 'Alice was here');
 			await bob.fill('#body', 'Bob rewrote it');
 			const bobSave = await bob.evaluate(() => window.drfdemo.save());
 			assert.equal(bobSave.status, 200, JSON.stringify(bobSave.body));
-			const bobToken = await bob.evaluate(() => window.drfdemo.handle.token);
+			const bobToken = await bob.evaluate(() => window.drfdemo.lock.token);
 			assert.ok(bobToken > aliceToken);
 			await shot(bob, '3-bob-editing');
 
@@ -141,21 +151,22 @@ test('a killed holder hands over, its stale save is refused, an idle holder lose
 			// lock goes to Carol and Bob's page keeps his unsaved text.
 			await bob.fill('#body', 'Bob rewrote it, and more (unsaved)');
 			const carol = await editor(browserB, ex, 'carol');
-			await waitState(carol, 'waiting');
-			await carol.waitForSelector('#status:has-text("Bob is editing — you are #1")');
-			await bob.waitForSelector('#banner-idle:not([hidden])', { timeout: (IDLE + 10) * 1000 });
+			await waitView(carol, 'waiting');
+			assert.equal((await banner(carol)).headline, 'Bob is editing — you are next.');
+			await waitView(bob, 'idle-warning', (IDLE + 10) * 1000);
+			assert.equal((await banner(bob)).headline, 'Are you still there?');
 			await shot(bob, '4-bob-idle-warning');
-			await waitState(bob, 'lost', (WARNING + 10) * 1000);
-			assert.equal(await bob.isVisible('#banner-lost'), true);
-			assert.match(await bob.textContent('#lost-reason'), /idle/);
+			await waitView(bob, 'lost', (WARNING + 10) * 1000);
+			assert.equal(await bob.evaluate(() => window.drfdemo.lock.handle.lost.reason), 'idle');
 			assert.equal(await bob.inputValue('#body'), 'Bob rewrote it, and more (unsaved)');
 			assert.equal(await bob.evaluate(() => document.getElementById('body').readOnly), true);
+			assert.equal(await bob.evaluate(() => window.drfdemo.lock.draft), 'Bob rewrote it, and more (unsaved)');
 			await shot(bob, '5-bob-lost');
-			await waitState(carol, 'editing');
+			await waitView(carol, 'editing');
 			await shot(carol, '6-carol-editing');
 			// Bob's save from the lost page is refused too.
 			const late = await bob.evaluate(async () => {
-				const h = window.drfdemo.handle;
+				const h = window.drfdemo.lock.handle;
 				const r = await fetch(JSON.parse(document.getElementById('document-api').textContent), {
 					method: 'PUT',
 					credentials: 'same-origin',

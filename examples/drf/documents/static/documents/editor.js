@@ -1,30 +1,26 @@
-// The document editor: the lock through mqlock.js, saves through the DRF API.
+// The document editor: the lock through <mqlock-lock> on mqlock.js, saves
+// through the DRF API.
 //
 // The page gets everything mqlock.js needs from the server (the JSON in
 // #mqlock-config, made by the mqlock_config template tag): the WebSocket URL
-// (nginx, which lets only logged-in users through), this page's client id
-// and its ticket, the lock id of this document and the broker login for
-// pages. Saves carry the lock's token in X-Mqlock-Token; the server admits
-// them only from the current holder with the current token.
+// (nginx, which lets only signed-in users through), this page's client id
+// and its ticket, the document's lock id and the broker login for pages.
+// <mqlock-lock> shows who edits and who waits, the idle warning and the lost
+// notice, keeps the editor read-only unless this page holds the lock, and
+// keeps unsaved text as a draft. Saves carry the lock's token in
+// X-Mqlock-Token; the server admits them only from the current holder with
+// the current token.
 import { connect } from 'mqlock';
+import 'mqlock/element';
 
 const $ = (id) => document.getElementById(id);
 const cfg = JSON.parse($('mqlock-config').textContent);
 const api = JSON.parse($('document-api').textContent);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
-
 const title = $('title');
 const body = $('body');
 
-const LOST_REASONS = {
-	idle: 'because you were idle for too long.',
-	disconnect: 'because your connection was gone longer than the grace period.',
-	admin: 'because an administrator took it.',
-	takeover: 'because you opened it in another tab.',
-	'offline-expired': 'because the lock service could not be reached for too long.',
-};
-
-// The page's ticket, then fresh ones for reconnects after it expired: the
+// The page's ticket, then fresh ones when it expires (for reconnects): the
 // server renews it for this page's client id only.
 let firstTicket = cfg.ticket;
 async function ticket() {
@@ -50,40 +46,30 @@ const client = connect({
 	...(cfg.username ? { username: cfg.username, password: cfg.password } : {}),
 });
 
-let handle = null;
-let dirty = false;
+// The element gets our client (with the broker login and the ticket)
+// before it is in the page, and wraps the text.
+const lock = document.createElement('mqlock-lock');
+lock.client = client;
+lock.setAttribute('lock', cfg.lock);
+const slot = $('lock-ui');
+lock.append(...slot.childNodes);
+slot.append(lock);
 
-function takeLock(options = {}) {
-	handle = client.lock(cfg.lock, options);
-	handle.on('change', render);
-	handle.on('editing', onEditing);
-	render();
-}
-
-// --- the document --------------------------------------------------------------
+let savedTitle = title.value;
 
 async function load() {
 	const r = await fetch(api, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
 	if (r.ok) {
 		const doc = await r.json();
-		title.value = doc.title;
+		title.value = savedTitle = doc.title;
 		body.value = doc.body;
 		$('saved').textContent = doc.updated_by ? `Last saved by ${doc.updated_by}` : '';
-		dirty = false;
 	}
-}
-
-function onEditing() {
-	// Someone else may have saved while this page waited.
-	if (!dirty) {
-		load();
-	}
-	body.focus();
 }
 
 /** Save with the lock's token; resolves to {status, body}. */
 async function save() {
-	const token = handle && handle.token;
+	const token = lock.token;
 	const r = await fetch(api, {
 		method: 'PUT',
 		credentials: 'same-origin',
@@ -97,7 +83,8 @@ async function save() {
 	});
 	const json = await r.json().catch(() => null);
 	if (r.ok) {
-		dirty = false;
+		savedTitle = title.value;
+		lock.saved();
 		$('saved').textContent = `Saved with token ${json.mqlock_token}`;
 	} else {
 		$('saved').textContent = `Not saved: ${json?.detail ?? `HTTP ${r.status}`}`;
@@ -106,87 +93,35 @@ async function save() {
 	return { status: r.status, body: json };
 }
 
-// --- the lock's state on screen ---------------------------------------------------
-
-function countdown(ms) {
-	const s = Math.max(0, Math.ceil(ms / 1000));
-	return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
-}
-
-function statusText(s) {
-	switch (s.state) {
-	case 'pending':
-		return 'Asking for the lock…';
-	case 'waiting': {
-		const who = s.holder ? (s.holder.user || 'Someone') : null;
-		const place = s.position ? ` — you are #${s.position}` : '';
-		if (!who) {
-			return `Waiting for the lock${place}`;
-		}
-		if (s.holder.uid !== undefined && s.holder.uid === cfg.uid) {
-			return `You are editing this in another tab${place}`;
-		}
-		return `${who} is editing${place}`;
-	}
-	case 'editing':
-		return 'You are editing.';
-	case 'lost':
-		return 'You lost the lock.';
-	case 'released':
-		return 'You are done editing.';
-	case 'failed':
-		return `The lock service refused: ${s.error.code} ${s.error.message}`;
-	default:
-		return s.state;
-	}
-}
-
 function render() {
-	const s = handle.snapshot();
-	document.body.dataset.state = s.state;
-	document.body.dataset.offline = String(client.offline);
-	$('status').textContent = statusText(s) + (client.offline && !handle.done ? ' (lock service offline)' : '');
-	$('take-over').hidden = !handle.canTakeOver;
-	$('banner-idle').hidden = !(s.state === 'editing' && s.warning);
-	updateCountdown();
-	$('banner-lost').hidden = s.state !== 'lost';
-	if (s.state === 'lost') {
-		$('lost-reason').textContent = LOST_REASONS[s.lost.reason] || `(${s.lost.reason}).`;
-	}
-	const editing = s.state === 'editing';
-	// Lost: the text stays visible and selectable, but cannot change.
-	title.disabled = !(editing || s.state === 'lost');
-	body.disabled = !(editing || s.state === 'lost');
-	title.readOnly = body.readOnly = s.state === 'lost';
+	const editing = lock.canSave;
+	document.body.dataset.state = lock.view;
+	title.readOnly = !editing;
 	$('save').disabled = !editing;
-	$('done').disabled = !editing;
 }
 
-function updateCountdown() {
-	const w = handle && handle.warning;
-	if (w) {
-		$('idle-countdown').textContent = countdown(w - Date.now());
+// The lock arrived: show the latest saved text unless a draft was put back.
+lock.addEventListener('mqlock-editing', (e) => {
+	if (e.detail.draft === null) {
+		load();
 	}
-}
-setInterval(updateCountdown, 250);
-
-// --- the user -------------------------------------------------------------------
-
-for (const el of [title, body]) {
-	el.addEventListener('input', () => {
-		dirty = true;
-		handle?.touch();
+});
+lock.addEventListener('mqlock-change', render);
+// "Done editing": save first; keep the lock if that fails.
+lock.addEventListener('mqlock-done', (e) => {
+	if (lock.draft === null && title.value === savedTitle) {
+		return;
+	}
+	e.preventDefault();
+	save().then((r) => {
+		if (r.status === 200) {
+			lock.release();
+		}
 	});
-}
-$('still-here').addEventListener('click', () => handle?.touch());
-$('take-over').addEventListener('click', () => handle?.takeOver());
+});
+title.addEventListener('input', () => lock.touch());
 $('save').addEventListener('click', () => save());
-$('done').addEventListener('click', () => handle?.release());
-for (const ev of ['connect', 'disconnect', 'offline', 'online']) {
-	client.on(ev, () => handle && render());
-}
-
-takeLock();
+render();
 
 // For tests and the console.
-window.drfdemo = { client, get handle() { return handle; }, save, load };
+window.drfdemo = { client, lock, save, load };
