@@ -3,7 +3,8 @@
 #
 #   1. packages: docker/deps.sh build run test ha; where clients/js or
 #      tests/browser has a package.json, also Node.js (and Chromium for the
-#      browser tests) and `npm ci` there, for the ctest labels js, browser
+#      browser tests) and `npm ci` there, for the ctest labels js, browser;
+#      with clients/python, also python and drf (labels python, django)
 #   2. format:   clang-format --dry-run --Werror on every .c/.h in src/, tests/
 #   3. build/:   -DMQLOCK_WERROR=ON, then ctest with every label: the
 #      browser-labelled tests one at a time (headless Chromium and Node are
@@ -61,6 +62,9 @@ step() {
 # that can fail is checked by hand.
 install_deps() {
 	"$root/docker/deps.sh" build run test ha || return
+	if [ -d clients/python ]; then
+		"$root/docker/deps.sh" python drf || return
+	fi
 	if [ -f clients/js/package.json ]; then
 		"$root/docker/deps.sh" node || return
 		npm_ci clients/js || return
