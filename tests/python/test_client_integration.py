@@ -94,9 +94,10 @@ def test_requests_use_the_bound_topic(stack, clients):
     try:
         c = clients()
         c.lock("doc-bound").release()
-        seen = wait_for(lambda: obs.on(f"locks/doc-bound/request/{c.client_id}"), 10,
-                        "requests on the bound topic")
-        assert {m["json"]["op"] for m in seen} >= {"acquire", "release"}
+        topic = f"locks/doc-bound/request/{c.client_id}"
+        wait_for(lambda: {m["json"]["op"] for m in obs.on(topic)} >= {"acquire", "release"},
+                 10, "an acquire and a release on the bound topic")
+        seen = obs.on(topic)
         assert all(m["json"]["client"] == c.client_id for m in seen)
         assert not obs.on("locks/doc-bound/request")
     finally:
