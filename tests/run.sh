@@ -120,6 +120,21 @@ run_ctest() {
 	return "$status"
 }
 
+# check_labels DIR: a label whose tests were left unregistered (a missing
+# package: tests/*/CMakeLists.txt skip them with a message) fails here
+# rather than passing by running nothing.
+check_labels() {
+	local dir=$1 label n status=0
+	for label in unit build integration security chaos fuzz bench ha \
+		python django js browser; do
+		n=$(ctest --test-dir "$dir" -N -L "^$label\$" |
+			sed -nE 's/^Total Tests: ([0-9]+)/\1/p')
+		echo "label $label: ${n:-0} tests"
+		[ "${n:-0}" -gt 0 ] || status=1
+	done
+	return "$status"
+}
+
 configure_build() {
 	local dir=$1
 	shift
@@ -140,6 +155,7 @@ step "clang-format check" check_format || true
 # binaries people run, and neither script makes the other rebuild everything.
 if step "build/ configure + build (Release, -Werror)" \
 	configure_build build -DCMAKE_BUILD_TYPE=Release -DMQLOCK_WERROR=ON; then
+	step "build/ every test label has tests" check_labels build || true
 	step "build/ ctest -LE browser (-j$jobs)" \
 		run_ctest "$logdir/ctest.log" "$jobs" --test-dir build \
 		-LE browser || true
