@@ -29,7 +29,10 @@ test('mqlockd stops while the holder types: no idle cut-off, and the lock is sti
 		await checkState(bob, 'offline-coordinator-waiting');
 		const carol = await open('Carol');
 		await waitView(carol, 'connecting');
-		assert.equal((await banner(carol)).headline, 'The lock service is offline.');
+		// The view is "connecting" from the start; the headline turns to
+		// "offline" when the retained status message arrives.
+		await waitFor(async () => (await banner(carol)).headline === 'The lock service is offline.',
+		    { what: 'Carol told the service is offline' });
 		await checkState(carol, 'connecting-offline');
 
 		// Typing for longer than the idle timeout while nobody can hear it.
