@@ -26,8 +26,8 @@
 #include "io/clock.h"
 #include "io/etcd.h"
 #include "io/leader.h"
-#include "io/store.h"
 #include "io/siphash.h"
+#include "io/store.h"
 #include "io/store_etcd.h"
 #include "tutil.h"
 
