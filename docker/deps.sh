@@ -15,6 +15,8 @@
 #   fuzz     clang and its libFuzzer and sanitizer runtimes, for tests/fuzz
 #   ha       etcd (server and etcdctl), libcurl's headers and openssl:
 #            mqlockd's high-availability mode and its tests (label ha)
+#   python   the Python client in clients/python and its tests (pytest)
+#   drf      python + Django, DRF, nginx and gunicorn, for examples/drf
 #
 # Example: docker/deps.sh build run test
 #
@@ -67,9 +69,16 @@ pkgs_fuzz=(clang libclang-rt-14-dev)
 # (etcd-client, also how people inspect the journal by hand) and make a
 # throwaway CA and certificates for the TLS case with openssl.
 pkgs_ha=(etcd-server etcd-client libcurl4-openssl-dev openssl)
+# The Python client speaks MQTT 5 through paho-mqtt 1.6.1 and signs tickets
+# with PyJWT; the example adds Django REST Framework, gunicorn to run it,
+# nginx in front (its auth_request module guards the broker's WebSocket
+# listener) and openssl for broker-config/production/setup.sh.
+pkgs_python=(python3 python3-paho-mqtt python3-jwt python3-pytest)
+pkgs_drf=("${pkgs_python[@]}" python3-django python3-djangorestframework
+	gunicorn nginx openssl mosquitto mosquitto-clients)
 
 usage() {
-	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser docs security fuzz ha)" >&2
+	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser docs security fuzz ha python drf)" >&2
 	exit 64
 }
 
@@ -89,6 +98,8 @@ for role in "$@"; do
 	security) wanted+=("${pkgs_security[@]}") ;;
 	fuzz) wanted+=("${pkgs_fuzz[@]}") ;;
 	ha) wanted+=("${pkgs_ha[@]}") ;;
+	python) wanted+=("${pkgs_python[@]}") ;;
+	drf) wanted+=("${pkgs_drf[@]}") ;;
 	*)
 		echo "deps: unknown role '$role'" >&2
 		usage
@@ -127,10 +138,11 @@ fi
 
 # Whether Debian's own mosquitto service could be started by this install
 # (see the end of the script).
-mosquitto_new=0 etcd_new=0
+mosquitto_new=0 etcd_new=0 nginx_new=0
 for pkg in "${missing[@]}"; do
 	[ "$pkg" != mosquitto ] || mosquitto_new=1
 	[ "$pkg" != etcd-server ] || etcd_new=1
+	[ "$pkg" != nginx ] || nginx_new=1
 done
 
 log=$(mktemp)
@@ -167,5 +179,14 @@ if [ "$etcd_new" -eq 1 ] && [ -d /run/systemd/system ] &&
 	if systemctl disable --now etcd.service >/dev/null 2>&1; then
 		echo "deps: stopped and disabled Debian's etcd.service" \
 			"(systemctl enable --now etcd brings it back)"
+	fi
+fi
+# The same for nginx, which Debian starts on port 80: examples/drf/run.sh
+# runs its own on a loopback port.
+if [ "$nginx_new" -eq 1 ] && [ -d /run/systemd/system ] &&
+	command -v systemctl >/dev/null 2>&1; then
+	if systemctl disable --now nginx.service >/dev/null 2>&1; then
+		echo "deps: stopped and disabled Debian's nginx.service" \
+			"(systemctl enable --now nginx brings it back)"
 	fi
 fi

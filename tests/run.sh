@@ -3,7 +3,8 @@
 #
 #   1. packages: docker/deps.sh build run test ha; where clients/js or
 #      tests/browser has a package.json, also Node.js (and Chromium for the
-#      browser tests) and `npm ci` there, for the ctest labels js, browser
+#      browser tests) and `npm ci` there, for the ctest labels js, browser;
+#      with clients/python, also python and drf (labels python, django)
 #   2. format:   clang-format --dry-run --Werror on every .c/.h in src/, tests/
 #   3. build/:   -DMQLOCK_WERROR=ON, then ctest with every label: the
 #      browser-labelled tests one at a time (headless Chromium and Node are
@@ -61,6 +62,9 @@ step() {
 # that can fail is checked by hand.
 install_deps() {
 	"$root/docker/deps.sh" build run test ha || return
+	if [ -d clients/python ]; then
+		"$root/docker/deps.sh" python drf || return
+	fi
 	if [ -f clients/js/package.json ]; then
 		"$root/docker/deps.sh" node || return
 		npm_ci clients/js || return
@@ -116,6 +120,21 @@ run_ctest() {
 	return "$status"
 }
 
+# check_labels DIR: a label whose tests were left unregistered (a missing
+# package: tests/*/CMakeLists.txt skip them with a message) fails here
+# rather than passing by running nothing.
+check_labels() {
+	local dir=$1 label n status=0
+	for label in unit build integration security chaos fuzz bench ha \
+		python django js browser; do
+		n=$(ctest --test-dir "$dir" -N -L "^$label\$" |
+			sed -nE 's/^Total Tests: ([0-9]+)/\1/p')
+		echo "label $label: ${n:-0} tests"
+		[ "${n:-0}" -gt 0 ] || status=1
+	done
+	return "$status"
+}
+
 configure_build() {
 	local dir=$1
 	shift
@@ -136,6 +155,7 @@ step "clang-format check" check_format || true
 # binaries people run, and neither script makes the other rebuild everything.
 if step "build/ configure + build (Release, -Werror)" \
 	configure_build build -DCMAKE_BUILD_TYPE=Release -DMQLOCK_WERROR=ON; then
+	step "build/ every test label has tests" check_labels build || true
 	step "build/ ctest -LE browser (-j$jobs)" \
 		run_ctest "$logdir/ctest.log" "$jobs" --test-dir build \
 		-LE browser || true

@@ -29,6 +29,7 @@ files=(
 	"$root/web/demo/boot.js"
 	"$root/web/demo/demo.js"
 	"$js/mqlock.js"
+	"$js/mqlock-lock.js"
 	"$js/node_modules/mqtt/dist/mqtt.esm.js"
 )
 

@@ -1,21 +1,33 @@
 // mqlock: the JavaScript client of mqlockd, for browsers and Node.js.
 //
 // It speaks protocol 1 of topics.md (the contract) over mqtt.js 5: one MQTT
-// connection per page or process, with its own random client id and secret
-// session, a Last Will that names both, and one handle per lock that turns
-// the coordinator's events and owner messages into a few plain states:
+// connection per page or process, with its own client id and secret session,
+// a Last Will that names both, requests on the topic bound to its client id,
+// and one handle per lock that turns the coordinator's events and owner
+// messages into a few plain states:
 //
 //   pending   acquire sent, no answer yet
 //   waiting   queued behind the holder
 //   editing   held: the page may edit until it is told otherwise
-//   lost      held, then taken away (idle, disconnect, admin) or fenced locally
-//   released  given back by release() (or pagehide)
+//   lost      held, then taken away (idle, disconnect, admin, takeover), or
+//             fenced locally after an idle warning whose deadline passed
+//   released  given back by release() (or pagehide), or stopped waiting
+//   dropped   removed from the queue without asking (admin purge, or gone
+//             longer than the grace period)
 //   busy      try-lock ({wait: false}) found the lock held
 //   failed    the coordinator refused the acquire (event `error`)
 //
-// lost, released, busy and failed are final: take the lock again with a new
-// lock() call. Being offline (broker unreachable or coordinator down) is a
-// flag beside the state, not a state: a page keeps its place while offline.
+// lost, released, dropped, busy and failed are final: take the lock again
+// with a new lock() call. Being offline (broker unreachable or coordinator
+// down) is a flag beside the state, not a state: a page keeps its place
+// and its lock while offline, and learns what became of them when the lock
+// service is back. While the broker is unreachable, a holder is `unsure`
+// from the moment the coordinator could have revoked its lock.
+//
+// Time: every deadline in the protocol is the coordinator's wall clock. The
+// client estimates the coordinator's clock from the `now` field of events
+// and replies, so a page whose own clock is wrong still stops at the right
+// moment.
 
 import mqtt from 'mqtt';
 
@@ -26,21 +38,57 @@ export const PROTOCOL = 1;
 
 export const DEFAULTS = Object.freeze({
 	prefix: 'locks',
-	keepalive: 60, // s; a browser tab must survive timer throttling
-	grace: 10, // s; mqlockd's --grace, for local fencing while disconnected
+	replyPrefix: 'replies/',
+	// s. A frozen or vanished page is noticed by the broker 1.5 keepalives
+	// (plus up to ~7 s of its scan) after its last packet; the coordinator
+	// then waits its grace period. 10 s keeps that under 40 s with mqlockd's
+	// default grace (README, "Failure modes").
+	keepalive: 10,
 	activityInterval: 5, // s; at most one activity request per interval
 	reconnectPeriod: 1000, // ms between reconnect attempts
 	clientIdPrefix: 'ed',
 });
 
+// What a coordinator means when its status message carries no timing
+// settings (mqlockd before they were published): its documented defaults and
+// the idle policy it had then.
+export const COORDINATOR_DEFAULTS = Object.freeze({
+	grace: 10000,
+	idle_timeout: 600000,
+	idle_warning: 60000,
+	idle_policy: 'always',
+	keepalive: 10,
+	tickets: 'off',
+});
+
 const IN_BROWSER = typeof window !== 'undefined' && typeof document !== 'undefined';
 
-const FINAL = new Set(['lost', 'released', 'busy', 'failed']);
+const FINAL = new Set(['lost', 'released', 'dropped', 'busy', 'failed']);
 
 const encoder = new TextEncoder();
 
 // Longest setTimeout delay browsers and Node honour (about 24.8 days).
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+// How long clock samples count towards the offset estimate (ms).
+const CLOCK_WINDOW_MS = 10 * 60 * 1000;
+const CLOCK_SAMPLES = 16;
+
+// After "I'm still here" the new deadline comes back in an owner message;
+// the local fence waits this much longer while such an activity is unanswered.
+const ACTIVITY_SLACK_MS = 1000;
+
+// Touches less than this after an activity request (the events of one
+// click) add nothing to it (ms).
+const TOUCH_NEWS_MS = 250;
+
+// While connected to an online coordinator its revocation is the normal
+// way to learn of an idle loss; the local fence waits this much longer,
+// for the cases where none comes (ms).
+const FENCE_SLACK_MS = 500;
+
+// A ticket function is asked again this long before its ticket expires.
+const TICKET_REFRESH_MS = 30 * 1000;
 
 function byteLength(s) {
 	return encoder.encode(s).length;
@@ -49,7 +97,16 @@ function byteLength(s) {
 // A lone surrogate has no UTF-8 form: TextEncoder would replace it by U+FFFD
 // and the broker would see another name than the caller meant.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const BAD_TOPIC_CHAR = /[/+#\u0000-\u001F\u007F]/;
+const BAD_TOPIC_CHAR = /[/+#\u0000-\u001F\u007F-\u009F\uFDD0-\uFDEF]/;
+
+function hasNonCharacter(s) {
+	for (const ch of s) {
+		if ((ch.codePointAt(0) & 0xfffe) === 0xfffe) {
+			return true;
+		}
+	}
+	return false;
+}
 
 function nameProblem(name, what) {
 	if (typeof name !== 'string') {
@@ -64,6 +121,9 @@ function nameProblem(name, what) {
 	}
 	if (BAD_TOPIC_CHAR.test(name)) {
 		return `${what} must not contain / + # or control characters`;
+	}
+	if (hasNonCharacter(name)) {
+		return `${what} must not contain Unicode non-characters`;
 	}
 	return null;
 }
@@ -115,6 +175,31 @@ export function randomHex(bytes) {
 	return s;
 }
 
+/**
+ * The claims of a ticket (a JWT), read without checking its signature:
+ * only the coordinator can check it. Null if `ticket` is not a JWT.
+ * @param {string} ticket
+ * @returns {object|null}
+ */
+export function ticketClaims(ticket) {
+	if (typeof ticket !== 'string') {
+		return null;
+	}
+	const parts = ticket.split('.');
+	if (parts.length !== 3 || !/^[A-Za-z0-9_-]+$/.test(parts[1])) {
+		return null;
+	}
+	try {
+		const b64 = parts[1].replace(/-/g, '+').replace(/_/g, '/');
+		const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
+		const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+		const v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+		return v !== null && typeof v === 'object' && !Array.isArray(v) ? v : null;
+	} catch {
+		return null;
+	}
+}
+
 function parseJson(payload) {
 	if (payload == null || payload.length === 0) {
 		return null;
@@ -129,6 +214,10 @@ function parseJson(payload) {
 
 function isMs(v) {
 	return Number.isSafeInteger(v) && v >= 0;
+}
+
+function positiveMs(v, fallback) {
+	return Number.isSafeInteger(v) && v > 0 ? v : fallback;
 }
 
 // A few-line emitter that behaves the same in browsers and Node 18 (which
@@ -181,44 +270,66 @@ class Emitter {
 export class LockHandle extends Emitter {
 	#client;
 	#wait;
+	#takeover;
 	#state = 'pending';
 	#token = null;
 	#idleDeadline = null;
 	#warning = null;
+	#touchedSinceWarning = false;
 	#position = null;
 	#owner = null;
 	#lost = null;
+	#dropped = null;
 	#error = null;
 	#fenceTimer = null;
+	#riskTimer = null;
+	#unsure = false;
 	#lastActivity = 0;
+	#lastTouch = 0;
 	#activityTimer = null;
 	#staleUpTo;
 	#resync = false;
+	#ticketRetried = false;
 
 	/** @internal */
-	constructor(client, id, wait, staleUpTo) {
+	constructor(client, id, options, staleUpTo) {
 		super();
 		this.#client = client;
-		this.#wait = wait;
+		this.#wait = options.wait !== false;
+		this.#takeover = options.takeover === true;
 		// Grants up to this token belong to an earlier handle of this lock
 		// in this client and may still be on their way: never ours.
 		this.#staleUpTo = staleUpTo;
 		this.id = id;
 	}
 
-	/** 'pending' | 'waiting' | 'editing' | 'lost' | 'released' | 'busy' | 'failed' */
+	/** 'pending' | 'waiting' | 'editing' | 'lost' | 'released' | 'dropped' | 'busy' | 'failed' */
 	get state() {
 		return this.#state;
 	}
 
-	/** True in the final states: lost, released, busy, failed. */
+	/** True in the final states: lost, released, dropped, busy, failed. */
 	get done() {
 		return FINAL.has(this.#state);
 	}
 
-	/** True while editing is allowed: state editing and the local deadline not passed. */
+	/** True in state editing (also while offline or unsure). */
 	get editing() {
 		return this.#state === 'editing';
+	}
+
+	/**
+	 * True while the broker has been unreachable for so long that the
+	 * coordinator could have revoked the lock: keep the user's text, but do
+	 * not save with this token until the answer after the reconnect.
+	 */
+	get unsure() {
+		return this.#state === 'editing' && this.#unsure;
+	}
+
+	/** True while editing and sure of it: what a save with `token` needs. */
+	get canSave() {
+		return this.#state === 'editing' && !this.#unsure;
 	}
 
 	/** The fencing token while editing (and the lost one after lost), else null. */
@@ -226,12 +337,12 @@ export class LockHandle extends Emitter {
 		return this.#token;
 	}
 
-	/** ms: when the holder loses the lock unless it shows activity; null unless editing. */
+	/** Coordinator ms: when the holder loses the lock unless it shows activity; null unless editing. */
 	get idleDeadline() {
 		return this.#state === 'editing' ? this.#idleDeadline : null;
 	}
 
-	/** ms: the deadline of the last idle-warning, until activity moves the deadline. */
+	/** Coordinator ms: the deadline of the last idle-warning, until activity moves the deadline. */
 	get warning() {
 		return this.#state === 'editing' ? this.#warning : null;
 	}
@@ -241,19 +352,39 @@ export class LockHandle extends Emitter {
 		return this.#state === 'waiting' ? this.#position : null;
 	}
 
-	/** The last owner message of this lock (topics.md), or null if none was seen. */
+	/** The last owner message of this lock (topics.md), or null while the lock is free or unknown. */
 	get owner() {
 		return this.#owner;
 	}
 
-	/** The holder {client, user, connected} from the owner message, or null. */
+	/** The holder {client, user, uid?, connected} from the owner message, or null. */
 	get holder() {
 		return this.#owner?.owner ?? null;
 	}
 
-	/** {reason, message, token, local} after lost, else null. */
+	/**
+	 * True while waiting behind a holder with the same verified user id as
+	 * this client's ticket: takeOver() would get the lock at once.
+	 */
+	get canTakeOver() {
+		const h = this.holder;
+		const uid = this.#client.uid;
+		return (this.#state === 'waiting' || this.#state === 'pending') && uid !== null && h !== null &&
+		    h.uid === uid && h.client !== this.#client.clientId;
+	}
+
+	/**
+	 * {reason, message, token, local, afterReconnect} after lost, else null.
+	 * `local`: this client fenced itself; `afterReconnect`: the revocation
+	 * was not heard, the answer after a reconnect showed it.
+	 */
 	get lost() {
 		return this.#lost;
+	}
+
+	/** {reason, message} after dropped, else null. */
+	get dropped() {
+		return this.#dropped;
 	}
 
 	/** {code, message} after failed, else null. */
@@ -270,10 +401,19 @@ export class LockHandle extends Emitter {
 	 * Tell the coordinator the user is active. Cheap to call on every key
 	 * press: at most one activity request goes out per activityInterval
 	 * (the first at once, the last one of a burst at the end of the
-	 * interval). Does nothing unless editing.
+	 * interval), and at once after an idle warning. Does nothing unless
+	 * editing.
 	 */
 	touch() {
 		if (this.#state !== 'editing' || this.#checkFence()) {
+			return;
+		}
+		this.#lastTouch = Date.now();
+		if (this.#warning !== null && !this.#touchedSinceWarning) {
+			// Warned: the user answers now, not at the end of an interval.
+			clearTimeout(this.#activityTimer);
+			this.#activityTimer = null;
+			this.#sendActivity();
 			return;
 		}
 		if (this.#activityTimer) {
@@ -286,7 +426,9 @@ export class LockHandle extends Emitter {
 		} else {
 			this.#activityTimer = setTimeout(() => {
 				this.#activityTimer = null;
-				if (this.#state === 'editing') {
+				// Touches within a moment of the last send (the events of one
+				// click) told the coordinator nothing new.
+				if (this.#state === 'editing' && this.#lastTouch - this.#lastActivity >= TOUCH_NEWS_MS) {
 					this.#sendActivity();
 				}
 			}, due);
@@ -295,7 +437,8 @@ export class LockHandle extends Emitter {
 
 	/**
 	 * Give the lock back (or leave the queue). The handle ends in state
-	 * released. Safe to call in any state.
+	 * released. Safe to call in any state. While the broker is unreachable
+	 * the release goes out after the reconnect.
 	 */
 	release() {
 		if (this.done) {
@@ -305,6 +448,20 @@ export class LockHandle extends Emitter {
 		this.#finish('released');
 		this._emit('released', {});
 		this.#changed();
+	}
+
+	/**
+	 * Same user, other tab: ask for the lock with `takeover`. If the holder
+	 * is verified with this client's user id, the coordinator revokes it
+	 * (reason `takeover`) and grants the lock here at once; otherwise this is
+	 * a plain acquire and the handle keeps waiting.
+	 */
+	takeOver() {
+		if (this.#state !== 'waiting' && this.#state !== 'pending') {
+			return;
+		}
+		this.#takeover = true;
+		this._acquire(false);
 	}
 
 	/** A plain copy of what the handle knows, for logging and rendering. */
@@ -319,8 +476,11 @@ export class LockHandle extends Emitter {
 			holder: this.holder,
 			owner: this.#owner,
 			lost: this.#lost,
+			dropped: this.#dropped,
 			error: this.#error,
 			offline: this.offline,
+			unsure: this.unsure,
+			canTakeOver: this.canTakeOver,
 		};
 	}
 
@@ -332,9 +492,15 @@ export class LockHandle extends Emitter {
 	 * lock survived
 	 */
 	_acquire(resync = false) {
-		const extra = this.#wait ? {} : { wait: false };
+		const extra = {};
+		if (!this.#wait) {
+			extra.wait = false;
+		}
+		if (this.#takeover) {
+			extra.takeover = true;
+		}
 		this.#resync = resync && this.#state === 'editing';
-		this.#client._send(this.id, 'acquire', extra);
+		this.#client._sendAcquire(this, extra);
 	}
 
 	/** @internal an event from P/_clients/<id>/events for this lock */
@@ -345,9 +511,11 @@ export class LockHandle extends Emitter {
 		}
 		switch (ev.event) {
 		case 'granted':
+			this.#takeover = false;
 			this.#onGranted(ev, resync);
 			break;
 		case 'queued':
+			this.#takeover = false;
 			this.#onQueued(ev, resync);
 			break;
 		case 'busy':
@@ -359,30 +527,44 @@ export class LockHandle extends Emitter {
 			break;
 		case 'revoked':
 			if (this.#state === 'editing' && ev.token === this.#token) {
-				this.#lose(ev.reason, typeof ev.message === 'string' ? ev.message : '', false);
+				this.#lose(typeof ev.reason === 'string' ? ev.reason : 'admin',
+				    typeof ev.message === 'string' ? ev.message : '', false);
+			}
+			break;
+		case 'dropped':
+			if (this.#state === 'waiting' || this.#state === 'pending') {
+				this.#dropped = {
+					reason: typeof ev.reason === 'string' ? ev.reason : 'admin',
+					message: typeof ev.message === 'string' ? ev.message : '',
+				};
+				this.#finish('dropped');
+				this._emit('dropped', this.#dropped);
+				this.#changed();
 			}
 			break;
 		case 'idle-warning':
 			if (this.#state === 'editing' && isMs(ev.deadline)) {
 				this.#warning = ev.deadline;
+				this.#touchedSinceWarning = false;
+				this.#armFence();
 				this._emit('idle-warning', { deadline: ev.deadline });
 				this.#changed();
 			}
 			break;
 		case 'error':
-			this.#onError(ev);
+			this.#onError(ev, resync);
 			break;
 		default:
 			break;
 		}
 	}
 
-	/** @internal the retained owner message of this lock, or null when cleared */
+	/** @internal the retained owner message of this lock, or null when it is free */
 	_onOwner(msg) {
 		if (msg && msg.v !== PROTOCOL) {
 			return;
 		}
-		this.#owner = msg;
+		this.#owner = msg && msg.owner !== undefined ? msg : null;
 		// Activity is not answered: the new deadline shows in the owner
 		// message. Only a later deadline for our own token counts, so that a
 		// late message never shortens what the granted event said.
@@ -392,11 +574,11 @@ export class LockHandle extends Emitter {
 			this.#idleDeadline = msg.idle_deadline;
 			this.#warning = null;
 			this.#armFence();
-			this._emit('editing', { token: this.#token, idle_deadline: this.#idleDeadline });
+			this._emit('editing', this.#editingDetail());
 		} else if (this.#state === 'waiting') {
 			this._emit('waiting', this.#waitingDetail());
 		}
-		this._emit('owner', msg);
+		this._emit('owner', this.#owner);
 		this.#changed();
 	}
 
@@ -405,23 +587,22 @@ export class LockHandle extends Emitter {
 		if (this.done) {
 			return;
 		}
+		this.#armFence();
+		this.#armRisk();
 		this._emit(offline ? 'offline' : 'online', { reason });
 		this.#changed();
 	}
 
-	/** @internal the broker connection has been gone longer than the grace hint */
-	_onOfflineExpired() {
-		if (this.#state === 'editing') {
-			this.#lose('offline-expired', 'no connection to the lock service for longer than its grace period', true);
-		}
-	}
-
-	/**
-	 * @internal stop editing now if the idle deadline has passed (timers
-	 * of hidden tabs run late)
-	 */
+	/** @internal re-check the deadlines (timers of hidden tabs run late, timings changed) */
 	_checkFence() {
 		this.#checkFence();
+		this.#checkRisk();
+	}
+
+	/** @internal the coordinator's timing settings or our clock estimate changed */
+	_rearm() {
+		this.#armFence();
+		this.#armRisk();
 	}
 
 	/** @internal the client is closing: stop timers without a word */
@@ -445,10 +626,11 @@ export class LockHandle extends Emitter {
 			this.#idleDeadline = ev.idle_deadline;
 			this.#warning = null;
 			this.#position = null;
+			this.#unsure = false;
 			// The grant starts the idle clock: it counts as the first activity.
 			this.#lastActivity = Date.now();
 			this.#armFence();
-			this._emit('editing', { token: ev.token, idle_deadline: ev.idle_deadline });
+			this._emit('editing', this.#editingDetail());
 			this.#changed();
 			break;
 		case 'editing':
@@ -456,7 +638,7 @@ export class LockHandle extends Emitter {
 				// Re-sent acquire after a reconnect or a coordinator restart,
 				// answered with a new grant: the old one was revoked while we
 				// could not hear it, and whatever we typed since is stale.
-				this.#lose('disconnect', 'the lock was lost while the connection was down', false);
+				this.#lose('disconnect', 'the lock was lost while the connection was down', false, true);
 				this.#client._send(this.id, 'release');
 			} else if (ev.token > this.#token) {
 				// The first grant was an answer meant for an earlier handle of
@@ -464,15 +646,22 @@ export class LockHandle extends Emitter {
 				this.#token = ev.token;
 				this.#idleDeadline = ev.idle_deadline;
 				this.#warning = null;
+				this.#unsure = false;
 				this.#armFence();
-				this._emit('editing', { token: ev.token, idle_deadline: ev.idle_deadline });
+				this._emit('editing', this.#editingDetail());
 				this.#changed();
-			} else if (ev.token === this.#token && ev.idle_deadline > this.#idleDeadline) {
-				this.#idleDeadline = ev.idle_deadline;
-				this.#warning = null;
-				this.#armFence();
-				this._emit('editing', { token: ev.token, idle_deadline: ev.idle_deadline });
-				this.#changed();
+			} else if (ev.token === this.#token) {
+				const wasUnsure = this.#unsure;
+				this.#unsure = false;
+				clearTimeout(this.#riskTimer);
+				this.#riskTimer = null;
+				if (ev.idle_deadline > this.#idleDeadline || wasUnsure) {
+					this.#idleDeadline = Math.max(ev.idle_deadline, this.#idleDeadline);
+					this.#warning = null;
+					this.#armFence();
+					this._emit('editing', this.#editingDetail());
+					this.#changed();
+				}
 			}
 			break;
 		default:
@@ -495,7 +684,7 @@ export class LockHandle extends Emitter {
 		case 'editing':
 			if (resync) {
 				// We held it, and the re-sent acquire put us in the queue.
-				this.#lose('disconnect', 'the lock was lost while the connection was down', false);
+				this.#lose('disconnect', 'the lock was lost while the connection was down', false, true);
 				this.#client._send(this.id, 'release');
 			}
 			break;
@@ -504,11 +693,18 @@ export class LockHandle extends Emitter {
 		}
 	}
 
-	#onError(ev) {
+	#onError(ev, resync) {
 		const detail = {
 			code: typeof ev.code === 'string' ? ev.code : 'internal',
 			message: typeof ev.message === 'string' ? ev.message : '',
 		};
+		// An expired ticket: ask the ticket function for a fresh one, once.
+		if (detail.code === 'ticket-expired' && !this.#ticketRetried && this.#client._canRefreshTicket()) {
+			this.#ticketRetried = true;
+			this.#client._invalidateTicket();
+			this._acquire(resync);
+			return;
+		}
 		if (this.#state === 'pending') {
 			this.#error = detail;
 			this.#finish('failed');
@@ -517,20 +713,57 @@ export class LockHandle extends Emitter {
 		this.#changed();
 	}
 
+	#editingDetail() {
+		return { token: this.#token, idle_deadline: this.#idleDeadline, uid: this.#client.uid };
+	}
+
 	#waitingDetail() {
-		return { position: this.#position, holder: this.holder, owner: this.#owner };
+		return {
+			position: this.#position,
+			holder: this.holder,
+			owner: this.#owner,
+			canTakeOver: this.canTakeOver,
+		};
 	}
 
 	#sendActivity() {
 		this.#lastActivity = Date.now();
+		this.#touchedSinceWarning = this.#warning !== null;
 		this.#client._send(this.id, 'activity');
+		this.#armFence();
 	}
 
-	// Self-fencing: stop editing at the idle deadline even if the revocation
-	// never arrives (coordinator down, connection half-open, tab asleep).
+	// The idle self-fence. The coordinator revokes an idle holder no earlier
+	// than one warning period after its idle-warning (both idle policies),
+	// so a holder that was not warned cannot have lost the lock for idleness.
+	// A warned one stops at the warning's deadline, on the coordinator's
+	// clock, unless the coordinator is known to be offline (it decides
+	// nothing then, and moves passed deadlines on its return) or the broker
+	// is unreachable (then #armRisk decides). Returns the coordinator time
+	// to stop at, or null.
+	#fenceAt() {
+		if (this.#state !== 'editing' || this.#warning === null) {
+			return null;
+		}
+		const c = this.#client;
+		if (!c.connected || c.coordinatorOffline) {
+			return null;
+		}
+		let at = Math.max(this.#warning, c._returnFloor()) + FENCE_SLACK_MS;
+		if (this.#touchedSinceWarning) {
+			at += ACTIVITY_SLACK_MS;
+		}
+		return at;
+	}
+
 	#armFence() {
 		clearTimeout(this.#fenceTimer);
-		const ms = Math.min(Math.max(this.#idleDeadline - Date.now(), 0), MAX_TIMER_MS);
+		this.#fenceTimer = null;
+		const at = this.#fenceAt();
+		if (at === null) {
+			return;
+		}
+		const ms = Math.min(Math.max(at - this.#client.now(), 0), MAX_TIMER_MS);
 		this.#fenceTimer = setTimeout(() => {
 			this.#fenceTimer = null;
 			this.#checkFence();
@@ -542,25 +775,80 @@ export class LockHandle extends Emitter {
 		if (this.#state !== 'editing') {
 			return true;
 		}
-		const left = this.#idleDeadline - Date.now();
+		const at = this.#fenceAt();
+		if (at === null) {
+			return false;
+		}
+		const left = at - this.#client.now();
 		if (left > 0) {
-			if (left > MAX_TIMER_MS || this.#fenceTimer === null) {
+			if (this.#fenceTimer === null || left > MAX_TIMER_MS) {
 				this.#armFence();
 			}
 			return false;
 		}
-		this.#lose('idle', 'the idle deadline passed without activity', true);
-		// Tell the coordinator too: if it has not revoked yet (clocks differ
-		// or it is down) the lock goes on to the next waiter sooner.
+		this.#lose('idle', 'the idle deadline passed after a warning', true);
+		// Tell the coordinator too: if it has not revoked yet the lock goes
+		// on to the next waiter sooner.
 		this.#client._send(this.id, 'release');
 		return true;
 	}
 
-	#lose(reason, message, local) {
+	// While the broker is unreachable the coordinator may revoke: for the
+	// disconnection one grace period after the broker noticed (no earlier
+	// than the last packet we received), or for idleness one warning period
+	// after a warning we may not have heard (never before the deadline).
+	// From the earliest of these on, the handle is unsure until the answer
+	// to the acquire re-sent after the reconnect. Local ms, or null.
+	#riskAt() {
+		const c = this.#client;
+		if (this.#state !== 'editing' || c.connected) {
+			return null;
+		}
+		const t = c.timing;
+		const rx = c.lastReceived;
+		let idle = this.#warning !== null ? c.toLocal(this.#warning) :
+		    Math.max(c.toLocal(this.#idleDeadline), rx + t.idle_warning);
+		if (!Number.isFinite(idle)) {
+			idle = Infinity;
+		}
+		return Math.min(rx + t.grace, idle);
+	}
+
+	#armRisk() {
+		clearTimeout(this.#riskTimer);
+		this.#riskTimer = null;
+		const at = this.#riskAt();
+		if (at === null || this.#unsure) {
+			return;
+		}
+		const ms = Math.min(Math.max(at - Date.now(), 0), MAX_TIMER_MS);
+		this.#riskTimer = setTimeout(() => {
+			this.#riskTimer = null;
+			this.#checkRisk();
+		}, ms);
+	}
+
+	#checkRisk() {
+		const at = this.#riskAt();
+		if (at === null || this.#unsure) {
+			return;
+		}
+		if (Date.now() < at) {
+			if (this.#riskTimer === null) {
+				this.#armRisk();
+			}
+			return;
+		}
+		this.#unsure = true;
+		this._emit('unsure', { token: this.#token });
+		this.#changed();
+	}
+
+	#lose(reason, message, local, afterReconnect = false) {
 		const token = this.#token;
-		this.#lost = { reason, message, token, local };
+		this.#lost = { reason, message, token, local, afterReconnect };
 		this.#finish('lost');
-		this._emit('lost', { reason, message, token, local });
+		this._emit('lost', { ...this.#lost });
 		this.#changed();
 	}
 
@@ -568,10 +856,14 @@ export class LockHandle extends Emitter {
 		this.#state = state;
 		this.#warning = null;
 		this.#position = null;
+		this.#unsure = false;
+		this.#takeover = false;
 		clearTimeout(this.#fenceTimer);
 		clearTimeout(this.#activityTimer);
+		clearTimeout(this.#riskTimer);
 		this.#fenceTimer = null;
 		this.#activityTimer = null;
+		this.#riskTimer = null;
 		this.#client._forget(this);
 	}
 
@@ -587,14 +879,26 @@ export class LockHandle extends Emitter {
 export class MqlockClient extends Emitter {
 	#mqtt;
 	#prefix;
+	#replyPrefix;
 	#handles = new Map();
 	#endedTokens = new Map();
+	#pendingReleases = new Set();
+	#unackedReleases = new Map();
 	#brokerUp = false;
 	#coordinator = null;
+	#timing = { ...COORDINATOR_DEFAULTS };
 	#epoch = null;
+	#returnedAt = null;
 	#offline = true;
-	#offlineTimer = null;
+	#offlineReason = null;
 	#closed = false;
+	#lastRx = Date.now();
+	#clock = [];
+	#ticketSource = null;
+	#ticket = null;
+	#ticketClaims = null;
+	#ticketPromise = null;
+	#queries = new Map();
 	#onPageHide = null;
 	#onVisible = null;
 
@@ -610,19 +914,38 @@ export class MqlockClient extends Emitter {
 		if (pp) {
 			throw new TypeError(`connect: ${pp}`);
 		}
+		this.#replyPrefix = opts.replyPrefix ?? DEFAULTS.replyPrefix;
+		if (typeof this.#replyPrefix !== 'string' || /[+#]/.test(this.#replyPrefix)) {
+			throw new TypeError('connect: replyPrefix must be a string without + or #');
+		}
 		this.user = opts.user ?? '';
 		if (typeof this.user !== 'string' || byteLength(this.user) > 128) {
 			throw new TypeError('connect: user must be a string of at most 128 bytes');
 		}
-		this.clientId = opts.clientId ?? `${opts.clientIdPrefix ?? DEFAULTS.clientIdPrefix}-${randomHex(8)}`;
+
+		// A ticket names the client id it was made for: a fixed ticket sets
+		// it, a ticket function is told which one to vouch for.
+		if (opts.ticket !== undefined && opts.ticket !== null) {
+			if (typeof opts.ticket === 'string') {
+				this.#setTicket(opts.ticket);
+			} else if (typeof opts.ticket !== 'function') {
+				throw new TypeError('connect: ticket must be a string or a function returning one');
+			}
+			this.#ticketSource = opts.ticket;
+		}
+		const ticketClient = typeof this.#ticketClaims?.client === 'string' ? this.#ticketClaims.client : null;
+		this.clientId = opts.clientId ?? ticketClient ??
+		    `${opts.clientIdPrefix ?? DEFAULTS.clientIdPrefix}-${randomHex(8)}`;
 		const cp = clientIdProblem(this.clientId);
 		if (cp) {
 			throw new TypeError(`connect: ${cp}`);
 		}
+		if (ticketClient !== null && ticketClient !== this.clientId) {
+			throw new TypeError(`connect: the ticket is for client id ${ticketClient}, not ${this.clientId}`);
+		}
 		this.session = randomHex(16);
 		this.conn = 1;
 		this.keepalive = opts.keepalive ?? DEFAULTS.keepalive;
-		this.grace = opts.grace ?? DEFAULTS.grace;
 		this.activityInterval = opts.activityInterval ?? DEFAULTS.activityInterval;
 
 		const mqttOptions = {
@@ -637,6 +960,10 @@ export class MqlockClient extends Emitter {
 			// We subscribe again ourselves on every connect, before any
 			// request, so that no event of ours can slip past.
 			resubscribe: false,
+			// Requests carry the conn of the connection that sends them; one
+			// queued while disconnected would reach the coordinator stale.
+			// This client keeps what must survive a reconnect itself.
+			queueQoSZero: false,
 			will: this.#will(),
 		};
 		if (opts.username !== undefined) {
@@ -659,7 +986,10 @@ export class MqlockClient extends Emitter {
 			mq.options.will = this.#will();
 		});
 		mq.on('close', () => this.#onClose());
-		mq.on('message', (topic, payload) => this.#onMessage(topic, payload));
+		mq.on('packetreceive', () => {
+			this.#lastRx = Date.now();
+		});
+		mq.on('message', (topic, payload, packet) => this.#onMessage(topic, payload, packet));
 		mq.on('error', (err) => this._emit('error', { code: 'mqtt', message: String(err?.message ?? err) }));
 
 		if (IN_BROWSER && opts.releaseOnPageHide !== false) {
@@ -700,18 +1030,77 @@ export class MqlockClient extends Emitter {
 		return this.#coordinator;
 	}
 
+	/** True while connected to the broker and the coordinator's status says it is not online. */
+	get coordinatorOffline() {
+		return this.#brokerUp && this.#coordinator !== null && this.#coordinator.state !== 'online';
+	}
+
 	/** True while the broker is unreachable or the coordinator says offline. */
 	get offline() {
 		return this.#offline;
 	}
 
 	/**
+	 * The coordinator's timing settings, from its status message (ms, and
+	 * `keepalive` in s): {grace, idle_timeout, idle_warning, idle_policy,
+	 * keepalive, tickets}. COORDINATOR_DEFAULTS until a status says more.
+	 */
+	get timing() {
+		return this.#timing;
+	}
+
+	/** The user id (`sub`) of this client's ticket, unverified; null without a ticket. */
+	get uid() {
+		const sub = this.#ticketClaims?.sub;
+		return typeof sub === 'string' ? sub : null;
+	}
+
+	/** Local ms (Date.now()) of the last packet received from the broker. */
+	get lastReceived() {
+		return this.#lastRx;
+	}
+
+	/**
+	 * ms to add to Date.now() to get the coordinator's clock: the best
+	 * estimate from the `now` of recent events and replies (0 before any).
+	 */
+	get clockOffset() {
+		if (this.#clock.length === 0) {
+			return 0;
+		}
+		// A message's `now` is older than its arrival by the time it spent
+		// on the way, so each sample is at most the true offset: the largest
+		// recent one is the best.
+		const cut = Date.now() - CLOCK_WINDOW_MS;
+		let best = -Infinity;
+		for (const s of this.#clock) {
+			if (s.at >= cut && s.offset > best) {
+				best = s.offset;
+			}
+		}
+		return best === -Infinity ? this.#clock.at(-1).offset : best;
+	}
+
+	/** The coordinator's clock now (ms), as well as this client can tell. */
+	now() {
+		return Date.now() + this.clockOffset;
+	}
+
+	/** A coordinator time (ms) on this machine's clock (Date.now() scale). */
+	toLocal(coordinatorMs) {
+		return coordinatorMs - this.clockOffset;
+	}
+
+	/**
 	 * Ask for lock `id` and return its handle. While a handle for `id` is
-	 * still live (pending, waiting or editing) the same handle is returned.
+	 * still live (pending, waiting or editing) the same handle is returned
+	 * (with `takeover`, it also asks to take the lock over).
 	 * `wait: false` is a try-lock: the handle ends in busy if someone else
-	 * holds the lock. Throws TypeError for an invalid lock id.
+	 * holds the lock. `takeover: true`: if this client's ticket names the
+	 * same user as the holder's, the lock comes here at once (see
+	 * LockHandle.takeOver). Throws TypeError for an invalid lock id.
 	 * @param {string} id
-	 * @param {{wait?: boolean}} [options]
+	 * @param {{wait?: boolean, takeover?: boolean}} [options]
 	 * @returns {LockHandle}
 	 */
 	lock(id, options = {}) {
@@ -724,9 +1113,12 @@ export class MqlockClient extends Emitter {
 		}
 		const live = this.#handles.get(id);
 		if (live) {
+			if (options.takeover === true) {
+				live.takeOver();
+			}
 			return live;
 		}
-		const h = new LockHandle(this, id, options.wait !== false, this.#endedTokens.get(id) ?? -1);
+		const h = new LockHandle(this, id, options, this.#endedTokens.get(id) ?? -1);
 		this.#handles.set(id, h);
 		// While disconnected, #onConnect subscribes and asks.
 		if (this.#brokerUp) {
@@ -759,6 +1151,47 @@ export class MqlockClient extends Emitter {
 	}
 
 	/**
+	 * Ask the coordinator for the exact state of lock `id` (op `query`, an
+	 * MQTT 5 request/response under replies/<client id>/). Resolves with the
+	 * reply ({ok, lock, result: 'state', owner, token, since, idle_deadline,
+	 * waiting, queue, now}, or {ok: false, code, message}); rejects after
+	 * `timeout` ms without one, or when not connected.
+	 * @param {string} id
+	 * @param {{timeout?: number}} [options]
+	 * @returns {Promise<object>}
+	 */
+	query(id, { timeout = 10000 } = {}) {
+		const p = lockIdProblem(id);
+		if (p) {
+			return Promise.reject(new TypeError(`mqlock: ${p}`));
+		}
+		if (!this.#brokerUp) {
+			return Promise.reject(new Error('mqlock: not connected'));
+		}
+		const corr = randomHex(8);
+		return new Promise((resolve, reject) => {
+			const timer = setTimeout(() => {
+				this.#queries.delete(corr);
+				reject(new Error(`mqlock: no reply to query ${id} within ${timeout} ms`));
+			}, timeout);
+			this.#queries.set(corr, (reply) => {
+				clearTimeout(timer);
+				this.#queries.delete(corr);
+				resolve(reply);
+			});
+			const body = { op: 'query', client: this.clientId, lock: id };
+			this.#mqtt.publish(this.#topic(id, 'request', this.clientId), JSON.stringify(body), {
+				qos: 1,
+				retain: false,
+				properties: {
+					responseTopic: `${this.#replyPrefix}${this.clientId}/q`,
+					correlationData: encoder.encode(corr),
+				},
+			});
+		});
+	}
+
+	/**
 	 * Release every lock and disconnect normally (no will). Resolves when
 	 * the connection is closed.
 	 * @returns {Promise<void>}
@@ -772,7 +1205,6 @@ export class MqlockClient extends Emitter {
 		for (const h of [...this.#handles.values()]) {
 			h._close();
 		}
-		clearTimeout(this.#offlineTimer);
 		if (this.#onPageHide) {
 			window.removeEventListener('pagehide', this.#onPageHide);
 		}
@@ -784,8 +1216,19 @@ export class MqlockClient extends Emitter {
 
 	// --- called by handles --------------------------------------------------
 
-	/** @internal publish one request (topics.md, "Requests") */
+	/**
+	 * @internal publish one request (topics.md, "Requests") on the request
+	 * topic bound to our client id. While the broker is unreachable nothing
+	 * is sent: a live handle asks again after the reconnect, and a release
+	 * is kept and sent then, with the new connection's conn.
+	 */
 	_send(lockId, op, extra = {}) {
+		if (!this.#brokerUp) {
+			if (op === 'release') {
+				this.#pendingReleases.add(lockId);
+			}
+			return;
+		}
 		const body = {
 			op,
 			client: this.clientId,
@@ -794,7 +1237,47 @@ export class MqlockClient extends Emitter {
 			user: this.user,
 			...extra,
 		};
-		this.#mqtt.publish(this.#topic(lockId, 'request'), JSON.stringify(body), { qos: 1, retain: false });
+		this.#mqtt.publish(this.#topic(lockId, 'request', this.clientId), JSON.stringify(body),
+		    { qos: 1, retain: false }, op === 'release' ? this.#trackRelease(lockId) : undefined);
+	}
+
+	/** @internal an acquire, with a ticket when this client has one */
+	_sendAcquire(handle, extra) {
+		if (this.#ticketSource === null) {
+			this._send(handle.id, 'acquire', extra);
+			return;
+		}
+		const conn = this.conn;
+		this.#getTicket().then((ticket) => {
+			// Asked again since, or ended meanwhile: this one is moot.
+			if (this.#handles.get(handle.id) === handle && this.conn === conn) {
+				this._send(handle.id, 'acquire', { ...extra, ticket });
+			}
+		}, (err) => {
+			this._emit('error', { code: 'ticket-fetch', message: String(err?.message ?? err), lock: handle.id });
+			if (this.#handles.get(handle.id) === handle) {
+				handle._onEvent({ event: 'error', lock: handle.id, code: 'ticket-fetch',
+				    message: `no ticket: ${String(err?.message ?? err)}` });
+			}
+		});
+	}
+
+	/** @internal true if a fresh ticket can be asked for */
+	_canRefreshTicket() {
+		return typeof this.#ticketSource === 'function';
+	}
+
+	/** @internal the ticket was refused as expired: ask for another next time */
+	_invalidateTicket() {
+		this.#ticket = null;
+	}
+
+	/**
+	 * @internal the coordinator time before which no deadline ends after it
+	 * came back (topics.md, "After an outage"), or 0
+	 */
+	_returnFloor() {
+		return this.#returnedAt === null ? 0 : this.#returnedAt + this.#timing.grace;
 	}
 
 	/** @internal a handle reached a final state */
@@ -825,18 +1308,100 @@ export class MqlockClient extends Emitter {
 		};
 	}
 
+	#setTicket(ticket) {
+		if (typeof ticket !== 'string' || ticket === '' || byteLength(ticket) > 2048) {
+			throw new TypeError('mqlock: a ticket must be a non-empty string of at most 2048 bytes');
+		}
+		this.#ticket = ticket;
+		this.#ticketClaims = ticketClaims(ticket);
+	}
+
+	#getTicket() {
+		const src = this.#ticketSource;
+		if (typeof src === 'string') {
+			return Promise.resolve(src);
+		}
+		const exp = this.#ticketClaims?.exp;
+		const fresh = this.#ticket !== null &&
+		    !(Number.isFinite(exp) && exp * 1000 - TICKET_REFRESH_MS <= this.now());
+		if (fresh) {
+			return Promise.resolve(this.#ticket);
+		}
+		if (!this.#ticketPromise) {
+			this.#ticketPromise = Promise.resolve()
+				.then(() => src({ clientId: this.clientId }))
+				.then((t) => {
+					this.#setTicket(t);
+					const c = this.#ticketClaims?.client;
+					if (typeof c === 'string' && c !== this.clientId) {
+						throw new Error(`the ticket is for client id ${c}, not ${this.clientId}`);
+					}
+					return t;
+				})
+				.finally(() => {
+					this.#ticketPromise = null;
+				});
+		}
+		return this.#ticketPromise;
+	}
+
+	// A release that the broker has not acknowledged when the connection
+	// ends may never have arrived: it is sent again after the reconnect
+	// (a copy that did arrive makes the second one `ignored`).
+	#trackRelease(lockId) {
+		this.#unackedReleases.set(lockId, (this.#unackedReleases.get(lockId) ?? 0) + 1);
+		return (err) => {
+			const n = this.#unackedReleases.get(lockId);
+			if (n === undefined) {
+				return;
+			}
+			if (n <= 1) {
+				this.#unackedReleases.delete(lockId);
+			} else {
+				this.#unackedReleases.set(lockId, n - 1);
+			}
+			if (err) {
+				this.#pendingReleases.add(lockId);
+			}
+		};
+	}
+
+	#noteNow(now) {
+		if (!isMs(now)) {
+			return;
+		}
+		const at = Date.now();
+		const before = this.clockOffset;
+		this.#clock.push({ offset: now - at, at });
+		if (this.#clock.length > CLOCK_SAMPLES) {
+			this.#clock.shift();
+		}
+		if (Math.abs(this.clockOffset - before) > 250) {
+			for (const h of this.#handles.values()) {
+				h._rearm();
+			}
+		}
+	}
+
 	#onConnect() {
 		this.#brokerUp = true;
-		clearTimeout(this.#offlineTimer);
-		this.#offlineTimer = null;
+		this.#lastRx = Date.now();
 		// Subscriptions first: the broker handles one connection's packets in
 		// order, so every answer to the requests below finds them in place.
+		// Events are the coordinator's alone and never retained: retain
+		// handling 2 asks the broker not to send a retained copy, and
+		// #onMessage drops one if it comes anyway.
+		this.#mqtt.subscribe(this.#topic('_clients', this.clientId, 'events'), { qos: 1, rh: 2 });
 		const topics = [
-			this.#topic('_clients', this.clientId, 'events'),
 			this.#topic('_coordinator', 'status'),
+			`${this.#replyPrefix}${this.clientId}/#`,
 			...[...this.#handles.keys()].map((id) => this.#topic(id, 'owner')),
 		];
 		this.#mqtt.subscribe(topics, { qos: 1 });
+		for (const id of this.#pendingReleases) {
+			this._send(id, 'release');
+		}
+		this.#pendingReleases.clear();
 		this.#resendAcquires();
 		this._emit('connect', { conn: this.conn });
 		this.#updateOffline();
@@ -845,17 +1410,12 @@ export class MqlockClient extends Emitter {
 	#onClose() {
 		const wasUp = this.#brokerUp;
 		this.#brokerUp = false;
+		for (const id of this.#unackedReleases.keys()) {
+			this.#pendingReleases.add(id);
+		}
+		this.#unackedReleases.clear();
 		if (wasUp) {
 			this._emit('disconnect', {});
-		}
-		if (wasUp && !this.#closed && this.#offlineTimer === null) {
-			// Past the coordinator's grace our locks are gone anyway; stop
-			// editing rather than type into a lock someone else may have.
-			this.#offlineTimer = setTimeout(() => {
-				for (const h of [...this.#handles.values()]) {
-					h._onOfflineExpired();
-				}
-			}, Math.min(this.grace * 1000, MAX_TIMER_MS));
 		}
 		this.#updateOffline();
 	}
@@ -866,17 +1426,28 @@ export class MqlockClient extends Emitter {
 		}
 	}
 
-	#onMessage(topic, payload) {
+	#onMessage(topic, payload, packet) {
 		const pre = this.#prefix + '/';
+		const replies = `${this.#replyPrefix}${this.clientId}/`;
+		if (topic.startsWith(replies)) {
+			this.#onReply(payload, packet);
+			return;
+		}
 		if (!topic.startsWith(pre)) {
 			return;
 		}
 		const rest = topic.slice(pre.length);
 		if (rest === `_clients/${this.clientId}/events`) {
+			// Only the coordinator writes events, and never retained: a
+			// retained one was put there by someone else.
+			if (packet?.retain) {
+				return;
+			}
 			const ev = parseJson(payload);
 			if (!ev || typeof ev.event !== 'string') {
 				return;
 			}
+			this.#noteNow(ev.now);
 			const h = typeof ev.lock === 'string' ? this.#handles.get(ev.lock) : undefined;
 			// Events of a lock without a live handle are ignored: every handle
 			// that ends while the coordinator may still count it sends a
@@ -896,16 +1467,48 @@ export class MqlockClient extends Emitter {
 		const slash = rest.indexOf('/');
 		if (slash > 0 && rest.slice(slash + 1) === 'owner') {
 			const h = this.#handles.get(rest.slice(0, slash));
+			// An empty payload (a cleared owner message) means free.
 			h?._onOwner(parseJson(payload));
 		}
 	}
 
+	#onReply(payload, packet) {
+		const corr = packet?.properties?.correlationData;
+		if (!corr) {
+			return;
+		}
+		const key = new TextDecoder().decode(corr);
+		const done = this.#queries.get(key);
+		const reply = parseJson(payload);
+		if (done && reply) {
+			this.#noteNow(reply.now);
+			done(reply);
+		}
+	}
+
 	#onStatus(st) {
+		const wasOnline = this.#coordinator?.state === 'online';
 		this.#coordinator = st;
+		if (st && st.state === 'online') {
+			this.#timing = {
+				grace: positiveMs(st.grace, COORDINATOR_DEFAULTS.grace),
+				idle_timeout: positiveMs(st.idle_timeout, COORDINATOR_DEFAULTS.idle_timeout),
+				idle_warning: positiveMs(st.idle_warning, COORDINATOR_DEFAULTS.idle_warning),
+				idle_policy: st.idle_policy === 'contended' || st.idle_policy === 'always'
+				    ? st.idle_policy : COORDINATOR_DEFAULTS.idle_policy,
+				keepalive: Number.isFinite(st.keepalive) && st.keepalive > 0 ? st.keepalive : COORDINATOR_DEFAULTS.keepalive,
+				tickets: typeof st.tickets === 'string' ? st.tickets : COORDINATOR_DEFAULTS.tickets,
+			};
+		}
 		this._emit('status', st);
 		if (st && st.state === 'online' && Number.isSafeInteger(st.epoch)) {
 			const prev = this.#epoch;
 			this.#epoch = st.epoch;
+			// Back after an outage: no deadline ends sooner than one grace
+			// period after it returned (topics.md, "After an outage").
+			if ((prev !== null && st.epoch !== prev) || (this.#coordinator && !wasOnline && prev !== null)) {
+				this.#returnedAt = isMs(st.since) ? st.since : this.now();
+			}
 			// A coordinator that (re)started may have come back from an older
 			// journal or lost requests we sent while it was down: ask again.
 			// The first status after a connect needs nothing: #onConnect
@@ -915,20 +1518,29 @@ export class MqlockClient extends Emitter {
 			}
 		}
 		this.#updateOffline();
+		for (const h of [...this.#handles.values()]) {
+			h._rearm();
+		}
 	}
 
 	#updateOffline() {
 		const coordDown = this.#coordinator !== null && this.#coordinator.state !== 'online';
 		const offline = !this.#brokerUp || coordDown;
-		if (offline === this.#offline) {
+		const reason = !this.#brokerUp ? 'broker' : 'coordinator';
+		if (offline === this.#offline && (!offline || reason === this.#offlineReason)) {
 			return;
 		}
 		this.#offline = offline;
-		const reason = !this.#brokerUp ? 'broker' : 'coordinator';
+		this.#offlineReason = offline ? reason : null;
 		this._emit(offline ? 'offline' : 'online', { reason });
 		for (const h of [...this.#handles.values()]) {
 			h._onOffline(offline, reason);
 		}
+	}
+
+	/** 'broker' or 'coordinator' while offline, else null. */
+	get offlineReason() {
+		return this.#offline ? this.#offlineReason ?? 'broker' : null;
 	}
 }
 
@@ -938,14 +1550,15 @@ export class MqlockClient extends Emitter {
  *
  * @param {object} options
  * @param {string} options.url  broker URL: ws://host:port in a browser, mqtt://host:port in Node
- * @param {string} [options.user]  the name others see (at most 128 bytes)
+ * @param {string} [options.user]  the name others see (at most 128 bytes; a ticket's name wins)
+ * @param {string} [options.clientId]  the MQTT client id (unique per live connection); default from the ticket, else random
+ * @param {string|function} [options.ticket]  a ticket (JWT) for this client id, or a function ({clientId}) => ticket or Promise of one, asked again before expiry
  * @param {string} [options.prefix='locks']  mqlockd's --prefix
- * @param {number} [options.keepalive=60]  MQTT keepalive, s
- * @param {number} [options.grace=10]  mqlockd's --grace, s: how long to keep editing while disconnected
+ * @param {string} [options.replyPrefix='replies/']  mqlockd's --reply-prefix
+ * @param {number} [options.keepalive=10]  MQTT keepalive, s
  * @param {number} [options.activityInterval=5]  s between activity requests at most
  * @param {number} [options.reconnectPeriod=1000]  ms between reconnect attempts
- * @param {string} [options.clientIdPrefix='ed']  the client id is this, '-' and 16 random hex digits
- * @param {string} [options.clientId]  a client id of your own (must be unique per live connection)
+ * @param {string} [options.clientIdPrefix='ed']  a random client id is this, '-' and 16 random hex digits
  * @param {string} [options.username]  broker username
  * @param {string} [options.password]  broker password
  * @param {boolean} [options.releaseOnPageHide=true]  browser only
@@ -957,4 +1570,13 @@ export function connect(options) {
 	return new MqlockClient(options ?? {});
 }
 
-export default { connect, lockIdProblem, clientIdProblem, randomHex, DEFAULTS, PROTOCOL };
+export default {
+	connect,
+	lockIdProblem,
+	clientIdProblem,
+	randomHex,
+	ticketClaims,
+	DEFAULTS,
+	COORDINATOR_DEFAULTS,
+	PROTOCOL,
+};

@@ -491,9 +491,14 @@ client_remove_lock(struct locktab *t, struct client *c, struct lock *l)
 			break;
 		}
 	}
-	/* A client with nothing left is deleted at the next flush. */
-	if (c->nlocks == 0)
+	/*
+	 * A client with nothing left is deleted at the next flush, and its
+	 * binding to a user ends now.
+	 */
+	if (c->nlocks == 0) {
+		client_drop_user(t, c);
 		dirty_client(t, c);
+	}
 }
 
 static long
@@ -550,13 +555,20 @@ queue_take(struct lock *l, size_t i)
 	return w;
 }
 
-/* Tell every waiter from index `from` on its (new) place. */
+/*
+ * Tell every live waiter from index `from` on its (new) place.  Others are
+ * not listening (gone) or will ask again (a roll call), and learn their
+ * place then; telling them would cost a publish per waiter behind each of
+ * a queue of silent waiters dropped in turn.
+ */
 static void
 send_positions(struct locktab *t, struct lock *l, size_t from,
     struct lt_fxlist *fx)
 {
 	for (size_t i = from; i < l->nw; i++) {
-		struct lt_fx *e = fx_event(t, fx, LT_E_QUEUED, l->w[i].c, l);
+		struct lt_fx *e = !alive(l->w[i].c)
+		    ? NULL
+		    : fx_event(t, fx, LT_E_QUEUED, l->w[i].c, l);
 
 		if (e != NULL) {
 			e->position = (uint32_t)(i + 1);
@@ -896,22 +908,16 @@ event_queued(struct rq_ctx *x, uint32_t position)
 }
 
 /*
- * Room for the sender to take one more place (holder or waiter) in x->l?
- * LT_OK, or the refusal (LT_N_FULL noted where a roll call can make room).
- */
-/*
- * The user a request binds its client to anew: the request's uid when the
- * client is new, unverified, or verified as another user while it holds
- * and waits for nothing (its binding ended).  NULL: no new binding.
+ * The user a request binds its client to: the request's uid when the
+ * client is new or not bound (a bound client holds or waits, and one with
+ * another uid was refused as ticket-mismatch).  NULL: no new binding.
  */
 static const char *
 binds(const struct rq_ctx *x)
 {
 	const char *uid = x->rq->uid;
 
-	if (uid[0] == '\0' ||
-	    (x->c != NULL && x->c->user != NULL &&
-		strcmp(x->c->user->uid, uid) == 0))
+	if (uid[0] == '\0' || (x->c != NULL && x->c->user != NULL))
 		return NULL;
 	return uid;
 }
@@ -927,6 +933,10 @@ user_full(const struct rq_ctx *x)
 	    u->nclients >= x->t->cfg.clients_per_user;
 }
 
+/*
+ * Room for the sender to take one more place (holder or waiter) in x->l?
+ * LT_OK, or the refusal (LT_N_FULL noted where a roll call can make room).
+ */
 static enum lt_err
 check_room(struct rq_ctx *x, bool new_waiter)
 {
@@ -958,7 +968,10 @@ check_room(struct rq_ctx *x, bool new_waiter)
 	return refuse(t, rq->client, rq->lock, LT_ERR_LIMIT, why, x->fx);
 }
 
-/* Make sure the sender has a client and the lock exists. */
+/*
+ * Make sure the sender has a client and the lock exists.  A sender that
+ * joins a lock with a ticket is bound to its user.
+ */
 static enum lt_err
 materialise(struct rq_ctx *x)
 {
@@ -969,9 +982,9 @@ materialise(struct rq_ctx *x)
 		if (x->c == NULL)
 			return LT_ERR_INTERNAL;
 		x->c->max_conn = x->rq->conn;
-		if (x->rq->uid[0] != '\0')
-			client_set_user(t, x->c, x->rq->uid);
 	}
+	if (x->rq->uid[0] != '\0' && x->c->user == NULL)
+		client_set_user(t, x->c, x->rq->uid);
 	if (x->l == NULL && (x->l = lock_new(t, x->rq->lock)) == NULL)
 		return LT_ERR_INTERNAL;
 	return t->oom ? LT_ERR_INTERNAL : LT_OK;
@@ -1273,13 +1286,8 @@ touch_client(struct locktab *t, lt_ms now, struct client *c,
 		c->max_conn = rq->conn;
 		dirty_client(t, c);
 	}
-	/* Holding and waiting for nothing, it is bound to no user. */
-	if (c->nlocks == 0 && c->user != NULL &&
-	    strcmp(c->user->uid, rq->uid) != 0) {
-		client_drop_user(t, c);
-		dirty_client(t, c);
-	}
-	if (rq->uid[0] != '\0' && c->user == NULL)
+	/* A holder or waiter verified now (joining binds in materialise). */
+	if (rq->uid[0] != '\0' && c->user == NULL && c->nlocks > 0)
 		client_set_user(t, c, rq->uid);
 	client_event(t, now, c, CEV_REQUEST, 0, fx);
 }
@@ -1287,8 +1295,8 @@ touch_client(struct locktab *t, lt_ms now, struct client *c,
 /*
  * The room a request needs, checked before it changes anything: a sender
  * that joins the lock (acquires it free, queues for it, takes it over)
- * needs room in the client, the lock, the user and the tables; any
- * request that binds its client to a user needs room in the user.
+ * needs room in the client, the lock, the user and the tables; any other
+ * request that binds a holder or waiter to a user needs room in the user.
  */
 static enum lt_err
 admit(struct rq_ctx *x, enum cell_op op, enum lt_lock_state ls,
@@ -1300,7 +1308,8 @@ admit(struct rq_ctx *x, enum cell_op op, enum lt_lock_state ls,
 
 	if (joins)
 		return check_room(x, op == COP_ACQUIRE && ls == LT_LS_HELD);
-	if (user_full(x))
+	/* Any request binds a holder or waiter; others bind by joining. */
+	if (x->c != NULL && x->c->nlocks > 0 && user_full(x))
 		return refuse(x->t, x->rq->client, x->rq->lock, LT_ERR_LIMIT,
 		    "too many clients for this user", x->fx);
 	return LT_OK;
@@ -2083,6 +2092,8 @@ check_client_cb(const char *key, void *value, void *arg)
 	else if (c->user != NULL &&
 	    idmap_get(a->t->users, c->user->uid) != c->user)
 		a->why = "client's user is not in the user map";
+	else if (c->user != NULL && c->nlocks == 0)
+		a->why = "client bound to a user holds and waits for nothing";
 	if (a->why != NULL)
 		return 1;
 	a->verified += c->user != NULL;

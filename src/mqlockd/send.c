@@ -62,10 +62,14 @@ publish_now(struct coord *d, const char *topic, const char *payload, size_t len,
 		d->status_says_why = status == 1;
 }
 
+/*
+ * Room in the window.  None before the first connection exists: what the
+ * journal's load repaired is queued until then.
+ */
 static bool
 window_open(struct coord *d)
 {
-	return mqtt_in_flight(d->mqtt, 0) < d->window;
+	return d->mqtt != NULL && mqtt_in_flight(d->mqtt, 0) < d->window;
 }
 
 static int

@@ -9,11 +9,15 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <MQTTAsync.h>
 
 #include "tutil.h"
 
@@ -150,6 +154,12 @@ struct h_client *
 s_mon(struct s_world *w)
 {
 	return w->mon;
+}
+
+long long
+s_epoch(struct s_world *w)
+{
+	return h_int(h_last(w->mon, H_PREFIX "/_coordinator/status"), "epoch");
 }
 
 void
@@ -412,6 +422,21 @@ s_coord_restart(struct s_world *w)
 	coord_start(w);
 }
 
+void
+s_coord_stop(struct s_world *w)
+{
+	int status;
+
+	if (w->coord_pid <= 0 || tutil_proc_field(w->coord_pid, 0) == 'Z')
+		s_fail("mqlockd is not running");
+	status = tutil_stop_child(w->coord_pid, SIGTERM, S_STOP_MS);
+	w->coord_pid = -1;
+	if (status != 0)
+		s_fail("mqlockd did not stop cleanly on SIGTERM: wait status "
+		       "0x%x",
+		    status);
+}
+
 struct s_world *
 s_world_start(void **state, const char *flags)
 {
@@ -547,6 +572,27 @@ s_pub(struct h_client *c, const char *topic, const char *payload, int retained,
 
 /* Processes ------------------------------------------------------------ */
 
+struct h_proc *
+s_hold(struct s_world *w, const char *user, const char *id, const char *lock,
+    const char *session, long long conn, long long *token)
+{
+	struct h_client *c = s_connect(w, user, id);
+	struct h_msg *m;
+	char ids[S_BURST_ID], sess[160];
+
+	/* Copies: the arguments may live in h_fmt() buffers. */
+	snprintf(ids, sizeof(ids), "%s", id);
+	snprintf(sess, sizeof(sess), "%s", session);
+	h_sub(c, h_fmt("replies/%s/#", ids));
+	s_request(c, ids, lock, "acquire", sess, h_fmt("\"conn\":%lld", conn),
+	    "hold");
+	m = h_expect(c, h_reply_topic(c), H_WAIT_MS, "result", "granted");
+	if (token != NULL)
+		*token = h_int(m, "token");
+	h_disconnect(c);
+	return s_holder(w, user, ids, sess, conn, s_will(ids));
+}
+
 const char *
 s_will(const char *id)
 {
@@ -590,4 +636,220 @@ s_holder(struct s_world *w, const char *user, const char *id,
 		tutil_nap_ms(20);
 	}
 	return p;
+}
+
+void
+s_send(struct h_client *c, const char *topic, const char *body,
+    const char *corr)
+{
+	h_publish(c, topic, body, strlen(body), 0, corr);
+}
+
+/* Bursts of short connections ------------------------------------------ */
+
+#define BURST_PARALLEL 16
+#define BURST_MS 120000
+
+enum burst_state { B_FREE, B_BUSY, B_DONE, B_FAILED };
+
+struct burst;
+
+/* One connection of a burst; its Paho callbacks run on Paho's thread. */
+struct burst_slot {
+	struct burst *b;
+	MQTTAsync mq;
+	enum burst_state state;
+	const char *failed; /* what failed */
+	int reason;
+	char id[S_BURST_ID];
+	char topic[S_BURST_TOPIC];
+	char body[S_BURST_BODY];
+};
+
+struct burst {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct burst_slot slot[BURST_PARALLEL];
+};
+
+static void
+burst_end(struct burst_slot *s, enum burst_state st, const char *what,
+    int reason)
+{
+	pthread_mutex_lock(&s->b->mu);
+	s->state = st;
+	s->failed = what;
+	s->reason = reason;
+	pthread_cond_broadcast(&s->b->cv);
+	pthread_mutex_unlock(&s->b->mu);
+}
+
+static void
+burst_failed(void *ctx, MQTTAsync_failureData5 *r)
+{
+	struct burst_slot *s = ctx;
+
+	burst_end(s, B_FAILED, "an operation failed",
+	    r != NULL ? (int)r->reasonCode : -1);
+}
+
+static void
+burst_gone(void *ctx, MQTTAsync_successData5 *r)
+{
+	(void)r;
+	burst_end(ctx, B_DONE, NULL, 0);
+}
+
+static void
+burst_acked(void *ctx, MQTTAsync_successData5 *r)
+{
+	struct burst_slot *s = ctx;
+	MQTTAsync_disconnectOptions d =
+	    MQTTAsync_disconnectOptions_initializer5;
+
+	if (r != NULL && r->reasonCode >= 0x80) {
+		burst_end(s, B_FAILED, "the publish was refused",
+		    (int)r->reasonCode);
+		return;
+	}
+	d.timeout = 1000;
+	d.onSuccess5 = burst_gone;
+	d.onFailure5 = burst_failed;
+	d.context = s;
+	if (MQTTAsync_disconnect(s->mq, &d) != MQTTASYNC_SUCCESS)
+		burst_end(s, B_FAILED, "disconnect", -1);
+}
+
+static void
+burst_connected(void *ctx, MQTTAsync_successData5 *r)
+{
+	struct burst_slot *s = ctx;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	MQTTAsync_message m = MQTTAsync_message_initializer;
+
+	(void)r;
+	m.payload = s->body;
+	m.payloadlen = (int)strlen(s->body);
+	m.qos = 1;
+	ro.onSuccess5 = burst_acked;
+	ro.onFailure5 = burst_failed;
+	ro.context = s;
+	if (MQTTAsync_sendMessage(s->mq, s->topic, &m, &ro) !=
+	    MQTTASYNC_SUCCESS)
+		burst_end(s, B_FAILED, "publish", -1);
+}
+
+static void
+burst_start(struct s_world *w, struct burst_slot *s, const char *uri,
+    const char *user)
+{
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+	MQTTAsync_connectOptions cn = MQTTAsync_connectOptions_initializer5;
+	MQTTAsync_SSLOptions so = MQTTAsync_SSLOptions_initializer;
+	int rc;
+
+	co.MQTTVersion = MQTTVERSION_5;
+	rc = MQTTAsync_createWithOptions(&s->mq, uri, s->id,
+	    MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+	if (rc != MQTTASYNC_SUCCESS)
+		s_fail("%s: MQTTAsync_createWithOptions: %d", s->id, rc);
+	if (strncmp(uri, "ssl://", 6) == 0) {
+		so.trustStore = s_file(w, "ca.crt");
+		so.enableServerCertAuth = 1;
+		so.verify = 1;
+		cn.ssl = &so;
+	}
+	cn.username = user;
+	cn.password = s_password(w, user);
+	cn.keepAliveInterval = 30;
+	cn.cleanstart = 1;
+	cn.connectTimeout = 10;
+	cn.onSuccess5 = burst_connected;
+	cn.onFailure5 = burst_failed;
+	cn.context = s;
+	s->state = B_BUSY;
+	rc = MQTTAsync_connect(s->mq, &cn);
+	if (rc != MQTTASYNC_SUCCESS)
+		s_fail("%s: MQTTAsync_connect: %d", s->id, rc);
+}
+
+long long
+s_burst(struct s_world *w, const char *user, int n, s_burst_fn *fn, void *arg)
+{
+	static struct burst b; /* large; one burst at a time */
+	const char *uri = s_uri_of(w, listener_of(w, user));
+	long long start = tutil_mono_ms(), end = start + BURST_MS, kicked = 0;
+	struct burst_slot *s;
+	struct timespec ts;
+	int next = 0, done = 0, busy, i;
+	pthread_condattr_t ca;
+
+	memset(&b, 0, sizeof(b));
+	pthread_mutex_init(&b.mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&b.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	for (i = 0; i < BURST_PARALLEL; i++)
+		b.slot[i].b = &b;
+	while (done < n) {
+		/*
+		 * Paho is called only without b.mu held: its callbacks take
+		 * b.mu while Paho holds its own lock.
+		 */
+		busy = 0;
+		for (i = 0; i < BURST_PARALLEL; i++) {
+			enum burst_state st;
+
+			s = &b.slot[i];
+			pthread_mutex_lock(&b.mu);
+			st = s->state;
+			pthread_mutex_unlock(&b.mu);
+			if (st == B_FAILED)
+				s_fail("burst connection %s (%s): %s, reason "
+				       "0x%x",
+				    s->id, user, s->failed, s->reason);
+			if (st == B_DONE) {
+				/* Not from a callback: Paho forbids that. */
+				MQTTAsync_destroy(&s->mq);
+				st = s->state = B_FREE;
+				done++;
+			}
+			if (st == B_FREE && next < n) {
+				fn(next++, s->id, s->topic, s->body, arg);
+				burst_start(w, s, uri, user);
+				st = B_BUSY;
+			}
+			busy += st == B_BUSY;
+		}
+		if (busy == 0)
+			continue;
+		if (tutil_mono_ms() >= end)
+			s_fail("a burst of %d connections (%s) did not end "
+			       "within %d ms: %d done",
+			    n, user, BURST_MS, done);
+		/*
+		 * Paho's receive thread sees a new socket only when its poll
+		 * returns, which a kick on another connection hurries.
+		 */
+		if (tutil_mono_ms() - kicked >= 20) {
+			h_pub(h_ctl(w->hw), "h/kick", "k");
+			kicked = tutil_mono_ms();
+		}
+		pthread_mutex_lock(&b.mu);
+		for (i = 0; i < BURST_PARALLEL; i++)
+			if (b.slot[i].state != B_BUSY)
+				break;
+		if (i == BURST_PARALLEL) {
+			long long t = tutil_mono_ms() + 20;
+
+			ts.tv_sec = (time_t)(t / 1000);
+			ts.tv_nsec = (long)(t % 1000) * 1000000L;
+			pthread_cond_timedwait(&b.cv, &b.mu, &ts);
+		}
+		pthread_mutex_unlock(&b.mu);
+	}
+	pthread_mutex_destroy(&b.mu);
+	pthread_cond_destroy(&b.cv);
+	return tutil_mono_ms() - start;
 }

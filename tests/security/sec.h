@@ -60,6 +60,12 @@ struct s_world *s_world_start(void **state, const char *flags);
  */
 void s_coord_restart(struct s_world *w);
 
+/*
+ * s_coord_stop(w): stop mqlockd with SIGTERM (it must exit with status 0);
+ * s_teardown() then has nothing left to stop.
+ */
+void s_coord_stop(struct s_world *w);
+
 /* cmocka teardown for s_world_start(). */
 int s_teardown(void **state);
 
@@ -110,6 +116,12 @@ const char *s_password(const struct s_world *w, const char *user);
  * and the coordinator status since before mqlockd started.
  */
 struct h_client *s_mon(struct s_world *w);
+
+/*
+ * s_epoch(w): the epoch of the latest status message the world's monitor
+ * received (the coordinator's current epoch, once it is online).
+ */
+long long s_epoch(struct s_world *w);
 
 /*
  * s_connect(w, user, id): a connection with client id id to the listener
@@ -166,7 +178,52 @@ int s_pub(struct h_client *c, const char *topic, const char *payload,
 struct h_proc *s_holder(struct s_world *w, const char *user, const char *id,
     const char *session, long long conn, const char *topic);
 
+/*
+ * s_hold(w, user, id, lock, session, conn, token): client id holds lock
+ * through a connection that carries the will a page's connection does
+ * ({"session":session,"conn":conn} on its own will topic).  The
+ * harness's clients carry no will, so the bound acquire goes out on one
+ * of them (user's listener, reply asked, granted or the test fails),
+ * which then ends with a normal DISCONNECT; s_holder() then connects
+ * with the same client id and the will.  *token (when not NULL) is the
+ * granted token.  Kill the returned process with SIGKILL to fire the will.
+ * user must be a role of the TLS listener (services, monitors, admins).
+ */
+struct h_proc *s_hold(struct s_world *w, const char *user, const char *id,
+    const char *lock, const char *session, long long conn, long long *token);
+
 /* P/_clients/<id>/will, in an h_fmt() buffer. */
 const char *s_will(const char *id);
+
+/*
+ * s_send(c, topic, body, corr): publish body (a string) on topic at QoS 1
+ * with the MQTT 5 Response Topic h_reply_topic(c) and correlation data
+ * corr (no reply asked when corr is NULL); fails the test unless the
+ * broker accepts it.  For requests whose payload says something other than
+ * s_request() writes.
+ */
+void s_send(struct h_client *c, const char *topic, const char *body,
+    const char *corr);
+
+/*
+ * What connection i of s_burst() does: connect with client id id and
+ * publish body on topic (not retained, no reply asked).  Fills the three
+ * buffers (sizes S_BURST_ID, S_BURST_TOPIC, S_BURST_BODY).
+ */
+#define S_BURST_ID 160
+#define S_BURST_TOPIC 512
+#define S_BURST_BODY 4096
+typedef void s_burst_fn(int i, char *id, char *topic, char *body, void *arg);
+
+/*
+ * s_burst(w, user, n, fn, arg): n short-lived connections of user's role
+ * (on its listener, as s_connect()), a few at a time: each connects with
+ * clean start and no will, publishes one message at QoS 1, waits for the
+ * PUBACK and sends a normal DISCONNECT, so the broker publishes no will.
+ * Fails the test if a connection or a publish is refused or gets no
+ * answer.  Returns the time it took in ms.
+ */
+long long s_burst(struct s_world *w, const char *user, int n, s_burst_fn *fn,
+    void *arg);
 
 #endif

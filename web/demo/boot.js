@@ -4,12 +4,13 @@
 // to run a module script that does not come with a JavaScript MIME type
 // (classic scripts like this one are still allowed). So this script fetches
 // the modules itself, hands them to the module loader as blobs typed
-// text/javascript, and maps the bare names they import ("mqtt", "mqlock")
-// with an import map. Served by any ordinary web server it works the same.
+// text/javascript, and maps the bare names they import ("mqtt", "mqlock",
+// "mqlock/element") with an import map. Served by any ordinary web server,
+// an import map with the files' own URLs is all a page needs.
 (function () {
 	'use strict';
 
-	var modules = { mqtt: 'mqtt.esm.js', mqlock: 'mqlock.js' };
+	var modules = { mqtt: 'mqtt.esm.js', mqlock: 'mqlock.js', 'mqlock/element': 'mqlock-lock.js' };
 	var main = 'demo.js';
 
 	function blobUrl(file) {
@@ -24,10 +25,10 @@
 	}
 
 	function fail(err) {
-		document.body.dataset.state = 'error';
-		var el = document.getElementById('status');
+		var el = document.getElementById('start-error');
 		if (el) {
 			el.textContent = 'Could not start the editor: ' + err.message;
+			el.hidden = false;
 		}
 		console.error(err);
 	}

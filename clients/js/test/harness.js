@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
+import { ticketKey } from './tickets.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../..');
@@ -185,11 +186,15 @@ export async function observe(url, filters) {
 /**
  * Start mosquitto and mqlockd. Options:
  *   grace, idleTimeout, idleWarning, keepalive (mqlockd, seconds)
+ *   idlePolicy: 'always' or 'contended' (mqlockd's default)
+ *   tickets: true for mqlockd --ticket-key with a fresh key (stack.ticketKey);
+ *     requireTicket: also --require-ticket
  *   webRoot: also open a websockets listener serving this directory
  * Returns the stack; call stack.stop() in a finally block.
  */
 export async function startStack(opts = {}) {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mqlock-js-'));
+	let ticketKeyValue = null;
 	const tcpPort = await freePort();
 	const wsPort = opts.webRoot ? await freePort() : null;
 	const conf = [
@@ -215,6 +220,11 @@ export async function startStack(opts = {}) {
 		'',
 	);
 	fs.writeFileSync(path.join(dir, 'mosquitto.conf'), conf.join('\n'));
+	if (opts.tickets) {
+		const { key, file } = ticketKey(dir);
+		opts = { ...opts, ticketKeyFile: file };
+		ticketKeyValue = key;
+	}
 	const brokerLog = path.join(dir, 'mosquitto.log');
 	const mqlockdLog = path.join(dir, 'mqlockd.log');
 	const stack = {
@@ -226,6 +236,8 @@ export async function startStack(opts = {}) {
 		httpUrl: wsPort ? `http://127.0.0.1:${wsPort}` : null,
 		broker: null,
 		mqlockd: null,
+		/** The ticket key mqlockd checks tickets with (option tickets). */
+		ticketKey: ticketKeyValue,
 		watcher: null,
 		opts,
 		/** The last retained coordinator status seen, or null. */
@@ -252,6 +264,15 @@ export async function startStack(opts = {}) {
 			'--keepalive', String(opts.keepalive ?? 2),
 			'--log-level', 'debug',
 		];
+		if (opts.idlePolicy) {
+			args.push('--idle-policy', opts.idlePolicy);
+		}
+		if (opts.ticketKeyFile) {
+			args.push('--ticket-key', opts.ticketKeyFile);
+		}
+		if (opts.requireTicket) {
+			args.push('--require-ticket');
+		}
 		stack.mqlockd = spawnLogged(mqlockdBin(), args, mqlockdLog, dir);
 		await waitFor(() => {
 			if (exited(stack.mqlockd)) {

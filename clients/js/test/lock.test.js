@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, lockIdProblem, clientIdProblem } from '../mqlock.js';
 import { withStack, nextEvent, observe, waitFor } from './harness.js';
+import { mintTicket } from './tickets.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -155,8 +156,7 @@ test('a reconnect within the grace period keeps the lock and its token', async (
 
 test('a connection gone past the grace period: the re-sent acquire shows the lock lost', async () => {
 	await run({ grace: 1 }, async (stack, cs) => {
-		// The grace hint is long, so only the coordinator's answer can tell.
-		const a = cs.connect({ url: stack.mqttUrl, user: 'Alice', grace: 60, reconnectPeriod: 5000 });
+		const a = cs.connect({ url: stack.mqttUrl, user: 'Alice', reconnectPeriod: 5000 });
 		const b = cs.connect({ url: stack.mqttUrl, user: 'Bob' });
 		const ha = a.lock('doc-1');
 		await nextEvent(ha, 'editing');
@@ -176,18 +176,22 @@ test('a connection gone past the grace period: the re-sent acquire shows the loc
 	});
 });
 
-test('offline longer than the grace hint: editing stops locally (offline-expired)', async () => {
+test('broker unreachable past the grace period: unsure, then lost by the answer after the reconnect', async () => {
 	await run({ grace: 1 }, async (stack, cs) => {
-		const a = cs.connect({ url: stack.mqttUrl, user: 'Alice', grace: 1, reconnectPeriod: 60000 });
+		const a = cs.connect({ url: stack.mqttUrl, user: 'Alice', reconnectPeriod: 4000 });
 		const ha = a.lock('doc-1');
 		await nextEvent(ha, 'editing');
+		await waitFor(() => a.timing.grace === 1000, { what: 'grace from the status' });
 		const offline = nextEvent(ha, 'offline');
-		const lost = nextEvent(ha, 'lost', { timeout: 15000 });
+		const unsure = nextEvent(ha, 'unsure', { timeout: 15000 });
+		const lost = nextEvent(ha, 'lost', { timeout: 20000 });
 		a.mqtt.stream.destroy();
 		assert.equal((await offline).reason, 'broker');
+		await unsure;
+		assert.equal(ha.state, 'editing');
+		assert.equal(ha.canSave, false);
 		const d = await lost;
-		assert.equal(d.reason, 'offline-expired');
-		assert.equal(d.local, true);
+		assert.deepEqual([d.reason, d.local, d.afterReconnect], ['disconnect', false, true]);
 	});
 });
 
@@ -227,5 +231,104 @@ test('try-lock on a held lock ends busy; a second lock after release works', asy
 		await new Promise((r) => setTimeout(r, 300));
 		assert.equal(again.state, 'editing');
 		assert.deepEqual(lost, []);
+	});
+});
+
+test('query: the committed state of a lock, and the coordinator\'s clock', async () => {
+	await run({}, async (stack, cs) => {
+		const a = cs.connect({ url: stack.mqttUrl, user: 'Alice' });
+		const b = cs.connect({ url: stack.mqttUrl, user: 'Bob' });
+		const { token } = await nextEvent(a.lock('doc-1'), 'editing');
+		await waitFor(() => b.connected, { what: 'Bob connected' });
+		const r = await b.query('doc-1');
+		assert.equal(r.ok, true);
+		assert.equal(r.result, 'state');
+		assert.equal(r.owner.client, a.clientId);
+		assert.equal(r.token, token);
+		assert.ok(Math.abs(r.now - Date.now()) < 2000);
+		const free = await b.query('doc-2');
+		assert.equal(free.owner, null);
+	});
+});
+
+test('an admin purge drops the waiters: dropped, reason admin, with the message', async () => {
+	await run({}, async (stack, cs) => {
+		const a = cs.connect({ url: stack.mqttUrl, user: 'Alice' });
+		const b = cs.connect({ url: stack.mqttUrl, user: 'Bob' });
+		const ha = a.lock('doc-1');
+		await nextEvent(ha, 'editing');
+		const hb = b.lock('doc-1');
+		await nextEvent(hb, 'waiting');
+		const dropped = nextEvent(hb, 'dropped');
+		await a.mqtt.publishAsync('locks/_admin/command',
+		    JSON.stringify({ op: 'purge', lock: 'doc-1', reason: 'queue of ghosts' }), { qos: 1 });
+		assert.deepEqual(await dropped, { reason: 'admin', message: 'queue of ghosts' });
+		assert.equal(hb.state, 'dropped');
+		assert.equal(ha.state, 'editing');
+	});
+});
+
+// A ticket function as a page would have: the application mints a ticket
+// for the client id the page uses.
+function ticketsFor(key, sub, name, log = []) {
+	return ({ clientId }) => {
+		log.push(clientId);
+		return mintTicket(key, { sub, name, client: clientId });
+	};
+}
+
+test('tickets: verified holders show uid and name; the same user takes over, another user only waits', async () => {
+	await run({ tickets: true }, async (stack, cs) => {
+		const asked = [];
+		const tab1 = cs.connect({ url: stack.mqttUrl, user: 'ignored', ticket: ticketsFor(stack.ticketKey, 'u-1', 'Alice A.', asked) });
+		const tab2 = cs.connect({ url: stack.mqttUrl, ticket: ticketsFor(stack.ticketKey, 'u-1', 'Alice A.', asked) });
+		const bob = cs.connect({ url: stack.mqttUrl, ticket: ticketsFor(stack.ticketKey, 'u-2', 'Bob B.') });
+		const h1 = tab1.lock('doc-1');
+		const { token } = await nextEvent(h1, 'editing');
+		await waitFor(() => h1.owner?.owner?.uid === 'u-1', { what: 'uid in the owner message' });
+		assert.equal(h1.owner.owner.user, 'Alice A.');
+		assert.deepEqual(asked, [tab1.clientId]);
+		assert.equal(tab1.timing.tickets, 'optional');
+
+		const hb = bob.lock('doc-1', { takeover: true });
+		await nextEvent(hb, 'waiting', { pred: (d) => d.holder?.uid === 'u-1' });
+		assert.equal(hb.canTakeOver, false, 'another user');
+		assert.equal(h1.state, 'editing', 'another user\'s takeover is a plain acquire');
+
+		const h2 = tab2.lock('doc-1');
+		const w2 = await nextEvent(h2, 'waiting', { pred: (d) => d.holder?.uid === 'u-1' });
+		assert.equal(w2.canTakeOver, true);
+		const lost = nextEvent(h1, 'lost');
+		h2.takeOver();
+		const ed2 = await nextEvent(h2, 'editing');
+		assert.ok(ed2.token > token);
+		assert.equal(ed2.uid, 'u-1');
+		const d = await lost;
+		assert.deepEqual([d.reason, d.local], ['takeover', false]);
+		await waitFor(() => hb.holder?.client === tab2.clientId && hb.position === 1, { what: 'Bob still first, behind tab 2' });
+	});
+});
+
+test('require-ticket: no ticket fails with ticket-required; an expired one is replaced once', async () => {
+	await run({ tickets: true, requireTicket: true }, async (stack, cs) => {
+		const none = cs.connect({ url: stack.mqttUrl, user: 'Nobody' });
+		const hn = none.lock('doc-1');
+		await nextEvent(hn, 'error');
+		assert.equal(hn.state, 'failed');
+		assert.equal(hn.error.code, 'ticket-required');
+
+		let calls = 0;
+		const c = cs.connect({
+			url: stack.mqttUrl,
+			ticket: ({ clientId }) => {
+				calls += 1;
+				const exp = Math.floor(Date.now() / 1000) + (calls === 1 ? -60 : 600);
+				return mintTicket(stack.ticketKey, { sub: 'u-3', name: 'Carol', client: clientId, exp });
+			},
+		});
+		const h = c.lock('doc-1');
+		await nextEvent(h, 'editing');
+		assert.equal(calls, 2);
+		assert.equal(c.timing.tickets, 'required');
 	});
 });

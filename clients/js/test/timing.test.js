@@ -1,5 +1,6 @@
-// mqlock.js and time: activity debouncing, idle warnings and revocation,
-// self-fencing at the idle deadline, and a coordinator restart (new epoch).
+// mqlock.js and time: activity debouncing, idle warnings and revocation
+// under both idle policies, self-fencing at the warned deadline by the
+// coordinator's clock, and a coordinator restart (new epoch).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from '../mqlock.js';
@@ -22,12 +23,12 @@ async function run(opts, fn) {
 }
 
 function requests(obs, client, op) {
-	return obs.messages.filter((m) => m.topic.endsWith('/request') && m.json?.client === client && m.json.op === op);
+	return obs.messages.filter((m) => m.topic.endsWith(`/request/${client}`) && m.json?.op === op);
 }
 
 test('touch() sends at most one activity per interval, and the last one of a burst', async () => {
 	await run({}, async (stack, open) => {
-		const obs = await observe(stack.mqttUrl, ['locks/+/request']);
+		const obs = await observe(stack.mqttUrl, ['locks/+/request/+']);
 		try {
 			const a = open({ url: stack.mqttUrl, user: 'Alice', activityInterval: 1 });
 			const h = a.lock('doc-1');
@@ -79,16 +80,19 @@ test('idle: a warning, then revoked with reason idle, and the waiter gets the lo
 		const hb = b.lock('doc-1');
 		await nextEvent(hb, 'waiting');
 		const w = await warned;
-		assert.equal(w.deadline, ed.idle_deadline);
+		// Revocation no sooner than one warning period after the warning.
+		assert.ok(w.deadline >= ed.idle_deadline && w.deadline - ed.idle_deadline < 1000,
+		    `warning deadline ${w.deadline - ed.idle_deadline} ms after the idle deadline`);
 		const lost = await lostEv;
 		assert.equal(lost.reason, 'idle');
 		assert.equal(lost.token, ed.token);
-		await nextEvent(hb, 'editing');
+		// The grant may reach Bob before the revocation reaches Alice.
+		await waitFor(() => hb.state === 'editing', { what: 'Bob editing' });
 	});
 });
 
 test('activity after the warning moves the deadline and clears the warning', async () => {
-	await run({ idleTimeout: 4, idleWarning: 3 }, async (stack, open) => {
+	await run({ idleTimeout: 4, idleWarning: 3, idlePolicy: 'always' }, async (stack, open) => {
 		const a = open({ url: stack.mqttUrl, user: 'Alice', activityInterval: 0.2 });
 		const h = a.lock('doc-1');
 		const warned = nextEvent(h, 'idle-warning');
@@ -103,29 +107,81 @@ test('activity after the warning moves the deadline and clears the warning', asy
 	});
 });
 
-test('self-fencing: a holder stops at its idle deadline without hearing the revocation', async () => {
-	await run({ idleTimeout: 3, idleWarning: 1 }, async (stack, open) => {
+test('idle policy contended: nobody waits, no warning; a waiter arrives after the deadline, warned at once', async () => {
+	await run({ idleTimeout: 1, idleWarning: 1 }, async (stack, open) => {
+		const a = open({ url: stack.mqttUrl, user: 'Alice' });
+		const b = open({ url: stack.mqttUrl, user: 'Bob' });
+		const ha = a.lock('doc-1');
+		const warnings = [];
+		ha.on('idle-warning', (w) => warnings.push(w));
+		const ed = await nextEvent(ha, 'editing');
+		await waitFor(() => a.timing.idle_policy === 'contended', { what: 'the policy from the status' });
+		await sleep(2000);
+		assert.deepEqual(warnings, [], 'warned with nobody waiting');
+		assert.equal(ha.state, 'editing');
+		const warned = nextEvent(ha, 'idle-warning');
+		const hb = b.lock('doc-1');
+		const arrived = Date.now();
+		const w = await warned;
+		assert.ok(Date.now() - arrived < 1000, 'the warning comes at once');
+		assert.ok(w.deadline > ed.idle_deadline);
+		const lost = await nextEvent(ha, 'lost', { timeout: 5000 });
+		assert.equal(lost.reason, 'idle');
+		await waitFor(() => hb.state === 'editing', { what: 'Bob editing' });
+	});
+});
+
+test('self-fencing: a warned holder stops at the deadline by the coordinator\'s clock, revocation or not', async () => {
+	// The coordinator freezes after the warning (SIGSTOP) and its long
+	// keepalive keeps the broker from noticing: no revocation, no offline.
+	await run({ idleTimeout: 3, idleWarning: 1.5, idlePolicy: 'always', keepalive: 60 }, async (stack, open) => {
 		const a = open({ url: stack.mqttUrl, user: 'Alice' });
 		const h = a.lock('doc-1');
+		const warned = nextEvent(h, 'idle-warning', { timeout: 15000 });
 		const lostEv = nextEvent(h, 'lost', { timeout: 15000 });
 		const ed = await nextEvent(h, 'editing');
-		// Nobody is left to revoke: the coordinator is gone.
+		assert.ok(Math.abs(a.clockOffset) < 1000, `events carry the coordinator's now (offset ${a.clockOffset})`);
+		const w = await warned;
+		stack.mqlockd.kill('SIGSTOP');
+		try {
+			const lost = await lostEv;
+			const late = Date.now() - w.deadline;
+			assert.ok(late >= 0 && late < 2000, `fenced ${late} ms after the deadline`);
+			assert.deepEqual(lost, { reason: 'idle', message: lost.message, token: ed.token, local: true,
+				afterReconnect: false });
+			assert.equal(h.editing, false);
+		} finally {
+			stack.mqlockd.kill('SIGCONT');
+		}
+	});
+});
+
+test('coordinator stopped: a warned holder keeps editing past the deadline', async () => {
+	await run({ idleTimeout: 2, idleWarning: 1, idlePolicy: 'always' }, async (stack, open) => {
+		const a = open({ url: stack.mqttUrl, user: 'Alice' });
+		const h = a.lock('doc-1');
+		const warned = nextEvent(h, 'idle-warning', { timeout: 15000 });
+		const { token } = await nextEvent(h, 'editing');
+		const w = await warned;
 		const offline = nextEvent(h, 'offline');
 		await stack.stopMqlockd('SIGTERM');
 		assert.equal((await offline).reason, 'coordinator');
-		if (Date.now() < ed.idle_deadline) {
-			assert.equal(h.state, 'editing', 'offline alone does not stop editing');
+		while (Date.now() < w.deadline + 1500) {
+			h.touch();
+			await sleep(200);
 		}
-		const lost = await lostEv;
-		assert.ok(Date.now() >= ed.idle_deadline, 'not before the deadline');
-		assert.deepEqual(lost, { reason: 'idle', message: lost.message, token: ed.token, local: true });
-		assert.equal(h.editing, false);
+		assert.equal(h.state, 'editing', 'it cannot have revoked: it is down');
+		const online = nextEvent(h, 'online');
+		await stack.startMqlockd();
+		await online;
+		await waitFor(() => h.warning === null && h.idleDeadline > w.deadline, { what: 'a later deadline after the return' });
+		assert.equal(h.token, token);
 	});
 });
 
 test('a new coordinator epoch makes the client send acquire again; the lock is kept', async () => {
 	await run({}, async (stack, open) => {
-		const obs = await observe(stack.mqttUrl, ['locks/+/request']);
+		const obs = await observe(stack.mqttUrl, ['locks/+/request/+']);
 		try {
 			const a = open({ url: stack.mqttUrl, user: 'Alice' });
 			const b = open({ url: stack.mqttUrl, user: 'Bob' });
