@@ -100,14 +100,6 @@ enqueue(struct coord *d, const char *topic, char *payload, int retain,
 		return;
 	}
 	/*
-	 * No broker client yet (what a load repaired, before connecting):
-	 * the owner messages go out with the republish once connected.
-	 */
-	if (d->mqtt == NULL) {
-		free(payload);
-		return;
-	}
-	/*
 	 * Not d->connected: after a reconnect the broker hands over what it
 	 * kept for us before our subscriptions are confirmed, and the answers
 	 * to those go out at once.  With no connection at all Paho refuses
