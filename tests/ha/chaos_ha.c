@@ -1253,23 +1253,35 @@ await_serving(enum fault kind, long long at, long long from, long long bound,
 		    what);
 }
 
-/* Wait (working) until a leader is known and serves now. */
+/* No leader served: the faults stop, the checker still runs. */
+static int aborted;
+
+/*
+ * Wait (working) until a leader is known and serves now; its index, or
+ * -1 (a problem counted) when none does within SERVE_WAIT_MS.
+ */
 static int
 steady_leader(void)
 {
 	long long end = tutil_wall_ms() + SERVE_WAIT_MS;
 	int i;
 
-	for (;;) {
+	while (!aborted) {
 		long long now = tutil_wall_ms();
 
 		if ((i = leader_index()) >= 0 && served_since(now - 300) > 0)
 			return i;
-		if (now > end)
-			die("no leader serving within %d s",
+		if (now > end) {
+			problem(C_SERVE,
+			    "no leader serving within %d s; faults stopped",
 			    SERVE_WAIT_MS / 1000);
+			note("no leader serving: faults stopped");
+			aborted = 1;
+			return -1;
+		}
 		tick();
 	}
+	return -1;
 }
 
 static void
@@ -1277,9 +1289,12 @@ fault_leader_kill(void)
 {
 	int i;
 
+	long long at;
+
 	freeze_a_holder();
-	i = steady_leader();
-	long long at = tutil_wall_ms();
+	if ((i = steady_leader()) < 0)
+		return;
+	at = tutil_wall_ms();
 
 	server_signal(&coords[i], SIGKILL);
 	await_serving(F_LEADER_KILL, at, at, BOUND_LEADER_MS,
@@ -1296,6 +1311,8 @@ fault_leader_stop(void)
 	int i = steady_leader();
 	long long at = tutil_wall_ms();
 
+	if (i < 0)
+		return;
 	server_signal(&coords[i], SIGSTOP);
 	run_for((LEASE_S + 2) * 1000);
 	server_signal(&coords[i], SIGCONT);
@@ -1309,7 +1326,8 @@ fault_etcd_one(void)
 	int m = (int)rnd_in(0, 2);
 	long long at;
 
-	steady_leader();
+	if (steady_leader() < 0)
+		return;
 	at = tutil_wall_ms();
 	if (etcdtest_signal(cluster, m, SIGKILL) != 0)
 		die("could not kill etcd member %d", m);
@@ -1338,7 +1356,8 @@ fault_etcd_quorum(void)
 	long long at, back;
 
 	freeze_a_holder();
-	steady_leader();
+	if (steady_leader() < 0)
+		return;
 	at = tutil_wall_ms();
 	if (etcdtest_signal(cluster, a, SIGKILL) != 0 ||
 	    etcdtest_signal(cluster, b, SIGKILL) != 0)
@@ -1369,7 +1388,8 @@ fault_broker(int sig)
 	long long at, back;
 	int st;
 
-	steady_leader();
+	if (steady_leader() < 0)
+		return;
 	at = tutil_wall_ms();
 	server_signal(&broker, sig);
 	/* Ours to wait for here, so reap() must not take it first. */
@@ -1910,7 +1930,7 @@ main(void)
 	steady_leader();
 	run_for(WARMUP_MS);
 
-	for (int round = 0; round < ROUNDS; round++) {
+	for (int round = 0; round < ROUNDS && !aborted; round++) {
 		fault_leader_kill();
 		faults[F_LEADER_KILL]++;
 		run_for(SETTLE_MS);
