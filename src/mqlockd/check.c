@@ -54,7 +54,9 @@ check_etcd(const struct config *c, FILE *out)
 	    .certfile = c->etcd_certfile,
 	    .keyfile = c->etcd_keyfile,
 	    .user = c->etcd_user,
-	    .timeout_ms = (int)c->etcd_timeout_ms};
+	    .timeout_ms = (int)c->etcd_timeout_ms,
+	    .max_txn_ops = (size_t)c->etcd_max_txn_ops,
+	    .max_request_bytes = (size_t)c->etcd_max_request_bytes};
 	struct store_etcd_info info;
 	struct store_etcd *s = NULL;
 	struct locktab *t = NULL;

@@ -131,6 +131,12 @@ static const struct flag flags[] = {
     OPT("etcd-user", T_STRING, etcd_user, NULL, 0, 0, "etcd user"),
     OPT("etcd-password-file", T_STRING, etcd_password_file, NULL, 0, 0,
 	"file whose first line is the etcd user's password"),
+    OPT("etcd-max-txn-ops", T_COUNT, etcd_max_txn_ops,
+	MQL_STR(ETCD_DEFAULT_MAX_TXN_OPS), 16, 100000,
+	"the cluster's --max-txn-ops: operations in one transaction"),
+    OPT("etcd-max-request-bytes", T_COUNT, etcd_max_request_bytes,
+	MQL_STR(ETCD_DEFAULT_MAX_REQUEST_BYTES_N), 65536, 1073741824,
+	"the cluster's --max-request-bytes"),
 };
 
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
@@ -290,7 +296,8 @@ validate_etcd(struct config *c, const bool *named, char *err, size_t errsz)
 {
 	static const char *const only[] = {"etcd-prefix", "lease",
 	    "etcd-timeout", "etcd-id", "etcd-cafile", "etcd-certfile",
-	    "etcd-keyfile", "etcd-user", "etcd-password-file"};
+	    "etcd-keyfile", "etcd-user", "etcd-password-file",
+	    "etcd-max-txn-ops", "etcd-max-request-bytes"};
 	struct etcd_opts eo = {0};
 	struct etcd *e;
 	char host[64], why[256];

@@ -66,6 +66,8 @@ struct config {
 	const char *etcd_keyfile;  /* its key */
 	const char *etcd_user;     /* etcd authentication, with */
 	const char *etcd_password_file; /* the password's file */
+	int64_t etcd_max_txn_ops;       /* the cluster's --max-txn-ops */
+	int64_t etcd_max_request_bytes; /* its --max-request-bytes */
 	char etcd_prefix_buf[LEADER_PREFIX_MAX + 1];
 	char etcd_id_buf[LEADER_ID_MAX + 1];
 };

@@ -802,6 +802,8 @@ etcd_options(const struct config *cfg, const char *password,
 	eo->user = cfg->etcd_user;
 	eo->password = password;
 	eo->timeout_ms = (int)cfg->etcd_timeout_ms;
+	eo->max_txn_ops = (size_t)cfg->etcd_max_txn_ops;
+	eo->max_request_bytes = (size_t)cfg->etcd_max_request_bytes;
 }
 
 /* With etcd: the journal there, and the candidate's thread.  0 or -1. */

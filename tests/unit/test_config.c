@@ -59,6 +59,8 @@ test_defaults(void **state)
 	assert_int_equal(c.lease_s, 5);
 	assert_int_equal(c.etcd_timeout_ms, 2000);
 	assert_int_equal(config_lease_margin_ms(&c), 1000);
+	assert_int_equal(c.etcd_max_txn_ops, 128);
+	assert_int_equal(c.etcd_max_request_bytes, 1572864);
 }
 
 static void
@@ -276,6 +278,12 @@ test_etcd_flags(void **state)
 	assert_string_equal(c.etcd_cafile, "/dev/null");
 	assert_string_equal(c.etcd_certfile, "/dev/null");
 	assert_string_equal(c.etcd_keyfile, "/dev/null");
+	assert_int_equal(PARSE(&c, err, "--etcd", "http://e1:2379",
+			     "--etcd-max-txn-ops", "64",
+			     "--etcd-max-request-bytes", "1048576"),
+	    CONFIG_OK);
+	assert_int_equal(c.etcd_max_txn_ops, 64);
+	assert_int_equal(c.etcd_max_request_bytes, 1048576);
 	assert_int_equal(
 	    PARSE(&c, err, "--etcd", "http://e1:2379", "--lease", "2"),
 	    CONFIG_OK);
@@ -296,6 +304,12 @@ test_etcd_refusals(void **state)
 	EXPECT_ERROR("--etcd-timeout needs --etcd", "--etcd-timeout", "1");
 	EXPECT_ERROR("--etcd-user needs --etcd", "--etcd-user", "u");
 	EXPECT_ERROR("--etcd-cafile needs --etcd", "--etcd-cafile", "/f");
+	EXPECT_ERROR("--etcd-max-txn-ops needs --etcd", "--etcd-max-txn-ops",
+	    "64");
+	EXPECT_ERROR("--etcd-max-txn-ops", "--etcd", "http://h:2379",
+	    "--etcd-max-txn-ops", "8");
+	EXPECT_ERROR("--etcd-max-request-bytes", "--etcd", "http://h:2379",
+	    "--etcd-max-request-bytes", "1000");
 	/* Endpoints and files are checked without contacting etcd. */
 	EXPECT_ERROR("--etcd:", "--etcd", "");
 	EXPECT_ERROR("--etcd:", "--etcd", "tcp://h:2379");
