@@ -795,15 +795,44 @@ rec_start(void)
 		die("recorder: not subscribed within 10 s");
 }
 
+static int rec_disconnected;
+
+static void
+rec_disconnect_done(void *ctx, MQTTAsync_successData5 *d)
+{
+	(void)ctx;
+	(void)d;
+	pthread_mutex_lock(&rec_mu);
+	rec_disconnected = 1;
+	pthread_mutex_unlock(&rec_mu);
+}
+
+static void
+rec_disconnect_failed(void *ctx, MQTTAsync_failureData5 *d)
+{
+	rec_disconnect_done(ctx, NULL);
+	(void)d;
+}
+
 static void
 rec_stop(void)
 {
 	MQTTAsync_disconnectOptions d =
 	    MQTTAsync_disconnectOptions_initializer5;
+	long long end = tutil_mono_ms() + 5000;
+	int done = 0;
 
 	d.timeout = 1000;
-	MQTTAsync_disconnect(rec_mq, &d);
-	tutil_nap_ms(200);
+	d.onSuccess5 = rec_disconnect_done;
+	d.onFailure5 = rec_disconnect_failed;
+	if (MQTTAsync_disconnect(rec_mq, &d) != MQTTASYNC_SUCCESS)
+		done = 1; /* not connected: nothing to wait for */
+	while (!done && tutil_mono_ms() < end) {
+		pthread_mutex_lock(&rec_mu);
+		done = rec_disconnected;
+		pthread_mutex_unlock(&rec_mu);
+		tutil_nap_ms(10);
+	}
 	MQTTAsync_destroy(&rec_mq);
 	fclose(reclog);
 }

@@ -2341,8 +2341,13 @@ test_broker_drops_start_roll_call(void **state)
 	argv[n++] = (char *)"-t";
 	argv[n++] = (char *)"noise/#";
 	argv[n] = NULL;
+	/*
+	 * Its subscription is in place before it stops reading: it has
+	 * printed the retained message that subscribing brings.
+	 */
+	h_publish(pub, "noise/ready", "ready", 5, 1, NULL);
 	slow = h_spawn(w, argv, "slow.out");
-	tutil_nap_ms(300); /* (its SUBSCRIBE is in before the flood) */
+	wait_file_has(h_path(w, "slow.out"), "ready", H_WAIT_MS);
 	h_proc_kill(slow, SIGSTOP);
 	for (i = 0; i < 200; i++)
 		h_pub(pub, "noise/x", "0123456789");

@@ -500,6 +500,22 @@ s_teardown(void **state)
 /* Clients -------------------------------------------------------------- */
 
 struct h_client *
+s_editor(struct s_world *w, const char *user, const char *id)
+{
+	struct h_client *c = s_connect(w, user, id);
+
+	h_sub(c, h_events(id));
+	h_sub(c, h_fmt("replies/%s/#", id));
+	return c;
+}
+
+struct h_msg *
+s_reply(struct h_client *c, const char *key, const char *value)
+{
+	return h_expect(c, h_reply_topic(c), H_WAIT_MS, key, value);
+}
+
+struct h_client *
 s_connect(struct s_world *w, const char *user, const char *id)
 {
 	struct h_login login = {s_uri_of(w, listener_of(w, user)), user,

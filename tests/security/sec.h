@@ -136,6 +136,15 @@ struct h_client *s_connect_at(struct s_world *w, enum s_listener l,
     const char *user, const char *id);
 
 /*
+ * s_editor(w, user, id): s_connect(), subscribed to its events and to
+ * replies/<id>/#.
+ */
+struct h_client *s_editor(struct s_world *w, const char *user, const char *id);
+
+/* s_reply(c, key, value): the next reply to c whose member key has value. */
+struct h_msg *s_reply(struct h_client *c, const char *key, const char *value);
+
+/*
  * s_try_connect(w, user, password, id, cafile): one connection attempt
  * over TLS; user NULL connects without a username (anonymous), cafile NULL
  * trusts only the system's CAs.  Returns as h_client_try() does: 0 when

@@ -166,24 +166,6 @@ attempt(struct s_world *w, const char *user, const char *topic,
 	return s_pub(c, t, p, retained, resp);
 }
 
-/* An editor that subscribed to its events and replies. */
-static struct h_client *
-editor(struct s_world *w, const char *user, const char *id)
-{
-	struct h_client *c = s_connect(w, user, id);
-
-	h_sub(c, h_events(id));
-	h_sub(c, h_fmt("replies/%s/#", id));
-	return c;
-}
-
-/* c's requests as client `id` get this reply (result or error code). */
-static struct h_msg *
-reply(struct h_client *c, const char *key, const char *value)
-{
-	return h_expect(c, h_reply_topic(c), H_WAIT_MS, key, value);
-}
-
 /*
  * Traffic of every kind the coordinator handles, by legitimate clients:
  * requests with replies, events, a queue, a will that fires, an admin
@@ -193,8 +175,8 @@ static void
 scenario(struct s_world *w, const char **secrets)
 {
 	const char *sa = h_session(), *sb = h_session(), *sc = h_session();
-	struct h_client *alice = editor(w, "editors", "ed-alice");
-	struct h_client *bob = editor(w, "services", "svc-bob");
+	struct h_client *alice = s_editor(w, "editors", "ed-alice");
+	struct h_client *bob = s_editor(w, "services", "svc-bob");
 	struct h_client *ops = s_connect(w, "admins", "ops");
 	struct h_client *mon = s_mon(w);
 	struct h_proc *walker;
@@ -207,13 +189,13 @@ scenario(struct s_world *w, const char **secrets)
 
 	s_request(alice, "ed-alice", "doc-a", "acquire", sa,
 	    "\"user\":\"Alice\",\"conn\":1", "c");
-	reply(alice, "result", "granted");
+	s_reply(alice, "result", "granted");
 	h_expect(alice, h_events("ed-alice"), H_WAIT_MS, "event", "granted");
 	s_request(bob, "svc-bob", "doc-a", "acquire", sb, "\"user\":\"Bob\"",
 	    "c");
-	reply(bob, "result", "queued");
+	s_reply(bob, "result", "queued");
 	s_request(alice, "ed-alice", "doc-a", "activity", sa, NULL, "c");
-	reply(alice, "result", "refreshed");
+	s_reply(alice, "result", "refreshed");
 
 	/* Carol holds doc-b through a connection whose will fires. */
 	walker = s_hold(w, "services", "svc-carol", "doc-b", sc, 1, NULL);
@@ -227,10 +209,10 @@ scenario(struct s_world *w, const char **secrets)
 	    "{\"op\":\"break\",\"lock\":\"doc-a\",\"reason\":\"drill\"}", 0,
 	    h_reply_topic(ops));
 	assert_true(rc < 0x80);
-	reply(ops, "result", "revoked");
+	s_reply(ops, "result", "revoked");
 	h_expect(bob, h_events("svc-bob"), H_WAIT_MS, "event", "granted");
 	s_request(bob, "svc-bob", "doc-a", "release", sb, NULL, "c");
-	reply(bob, "result", "released");
+	s_reply(bob, "result", "released");
 	h_state(mon, h_owner("doc-a"), H_WAIT_MS, H_FREE);
 	/* Carol's grace ends: her lock is free too. */
 	h_state(mon, h_owner("doc-b"), H_WAIT_MS, H_FREE);
@@ -292,8 +274,8 @@ test_hostile_cannot_release_refresh_or_take_over(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
 	struct h_client *mon = s_mon(w);
-	struct h_client *victim = editor(w, "editors", "victim");
-	struct h_client *hostile = editor(w, "editors", "hostile");
+	struct h_client *victim = s_editor(w, "editors", "victim");
+	struct h_client *hostile = s_editor(w, "editors", "hostile");
 	struct h_client *intruder;
 	const char *sv = h_session(), *sh = h_session();
 	struct holder h = {"doc-1", "victim", 0};
@@ -303,7 +285,7 @@ test_hostile_cannot_release_refresh_or_take_over(void **state)
 	size_t i;
 
 	s_request(victim, "victim", "doc-1", "acquire", sv, "\"conn\":1", "c");
-	h.token = h_int(reply(victim, "result", "granted"), "token");
+	h.token = h_int(s_reply(victim, "result", "granted"), "token");
 	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 	deadline = h_int(m, "idle_deadline");
 
@@ -314,7 +296,7 @@ test_hostile_cannot_release_refresh_or_take_over(void **state)
 			  "\"session\":\"%s\"}",
 			ops[i], sh),
 		    "c");
-		reply(hostile, "code", "bad-request");
+		s_reply(hostile, "code", "bad-request");
 		h_expect(hostile, h_events("hostile"), H_WAIT_MS, "event",
 		    "error", "code", "bad-request");
 	}
@@ -340,21 +322,21 @@ test_hostile_cannot_release_refresh_or_take_over(void **state)
 	 * connection (it has no will, as after a clean takeover), and the
 	 * intruder still lacks the session.
 	 */
-	intruder = editor(w, "editors", "victim");
+	intruder = s_editor(w, "editors", "victim");
 	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
 		s_request(intruder, "victim", "doc-1", ops[i], sh, NULL, "c");
-		reply(intruder, "code", "session-mismatch");
+		s_reply(intruder, "code", "session-mismatch");
 		/* With the same session but other connection numbers. */
 		s_request(intruder, "victim", "doc-1", ops[i], sh,
 		    "\"conn\":9007199254740991", "c");
-		reply(intruder, "code", "session-mismatch");
+		s_reply(intruder, "code", "session-mismatch");
 	}
 	s_request(intruder, "victim", "doc-1", "acquire", sh, "\"wait\":false",
 	    "c");
-	reply(intruder, "code", "session-mismatch");
+	s_reply(intruder, "code", "session-mismatch");
 	/* Not a session at all: refused before it is compared. */
 	s_request(intruder, "victim", "doc-1", "release", "", NULL, "c");
-	reply(intruder, "code", "bad-request");
+	s_reply(intruder, "code", "bad-request");
 	assert_int_equal(attempt(w, "editors", H_PREFIX "/_admin/command/%c",
 			     "{\"op\":\"break\",\"lock\":\"doc-1\"}", 0, NULL),
 	    S_RC_NOT_AUTHORIZED);
@@ -365,9 +347,9 @@ test_hostile_cannot_release_refresh_or_take_over(void **state)
 	 * unchanged; its next connection number is not stale, so none of
 	 * the intruder's was remembered.
 	 */
-	victim = editor(w, "editors", "victim");
+	victim = s_editor(w, "editors", "victim");
 	s_request(victim, "victim", "doc-1", "activity", sv, "\"conn\":2", "c");
-	reply(victim, "result", "refreshed");
+	s_reply(victim, "result", "refreshed");
 	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 	assert_int_equal(h_int(m, "token"), h.token);
 	assert_true(h_int(m, "idle_deadline") >= deadline);
@@ -376,9 +358,9 @@ test_hostile_cannot_release_refresh_or_take_over(void **state)
 
 	/* Legitimate use by the same client still works. */
 	s_request(hostile, "hostile", "doc-1", "acquire", sh, NULL, "c");
-	reply(hostile, "result", "queued");
+	s_reply(hostile, "result", "queued");
 	s_request(victim, "victim", "doc-1", "release", sv, "\"conn\":2", "c");
-	reply(victim, "result", "released");
+	s_reply(victim, "result", "released");
 	m = h_expect(hostile, h_events("hostile"), H_WAIT_MS, "event",
 	    "granted");
 	assert_true(h_int(m, "token") > h.token);
@@ -476,7 +458,7 @@ test_hostile_cannot_forge_owner_status_or_events(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
 	struct h_client *mon = s_mon(w);
-	struct h_client *victim = editor(w, "editors", "victim");
+	struct h_client *victim = s_editor(w, "editors", "victim");
 	struct h_client *late;
 	const char *sv = h_session();
 	struct holder h = {"doc-1", "victim", 0};
@@ -494,7 +476,7 @@ test_hostile_cannot_forge_owner_status_or_events(void **state)
 	snprintf(revoked.topic, sizeof(revoked.topic), "%s",
 	    h_events("victim"));
 	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
-	h.token = h_int(reply(victim, "result", "granted"), "token");
+	h.token = h_int(s_reply(victim, "result", "granted"), "token");
 	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
 	h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 
@@ -548,8 +530,8 @@ test_replies_cannot_reach_coordinator_topics(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
 	struct h_client *mon = s_mon(w);
-	struct h_client *victim = editor(w, "editors", "victim");
-	struct h_client *hostile = editor(w, "editors", "hostile");
+	struct h_client *victim = s_editor(w, "editors", "victim");
+	struct h_client *hostile = s_editor(w, "editors", "hostile");
 	const char *sv = h_session(), *sh = h_session();
 	char body[512];
 	struct shape owner = {"", "v"}, status = {STATUS, "state"};
@@ -561,7 +543,7 @@ test_replies_cannot_reach_coordinator_topics(void **state)
 	snprintf(owner.topic, sizeof(owner.topic), "%s", h_owner("doc-1"));
 	snprintf(events.topic, sizeof(events.topic), "%s", h_events("victim"));
 	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
-	reply(victim, "result", "granted");
+	s_reply(victim, "result", "granted");
 	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
 	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 	deadline = h_int(m, "idle_deadline");
@@ -582,7 +564,7 @@ test_replies_cannot_reach_coordinator_topics(void **state)
 	 * those topics would have come before them.
 	 */
 	s_request(victim, "victim", "doc-1", "activity", sv, NULL, "c");
-	reply(victim, "result", "refreshed");
+	s_reply(victim, "result", "refreshed");
 	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 	assert_true(h_int(m, "idle_deadline") >= deadline);
 	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
@@ -606,8 +588,8 @@ test_reply_topic_cannot_cut_off_coordinator(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
 	struct h_client *mon = s_mon(w);
-	struct h_client *victim = editor(w, "editors", "victim");
-	struct h_client *hostile = editor(w, "editors", "hostile");
+	struct h_client *victim = s_editor(w, "editors", "victim");
+	struct h_client *hostile = s_editor(w, "editors", "hostile");
 	const char *sv = h_session(), *sh = h_session();
 	struct member offline = {STATUS, "state", "offline"};
 	static const char *const topics[] = {"elsewhere/x",
@@ -618,7 +600,7 @@ test_reply_topic_cannot_cut_off_coordinator(void **state)
 	char body[512];
 
 	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
-	reply(victim, "result", "granted");
+	s_reply(victim, "result", "granted");
 	snprintf(body, sizeof(body),
 	    "{\"op\":\"acquire\",\"client\":\"hostile\",\"session\":\"%s\","
 	    "\"wait\":false}",
@@ -629,7 +611,7 @@ test_reply_topic_cannot_cut_off_coordinator(void **state)
 			body, 0, topics[i]) < 0x80);
 	/* Served after them, in order, and the status never went offline. */
 	s_request(victim, "victim", "doc-1", "activity", sv, NULL, "c");
-	reply(victim, "result", "refreshed");
+	s_reply(victim, "result", "refreshed");
 	h_forbidden(mon, H_QUIET_MS, member_is, &offline,
 	    "the coordinator's offline status");
 	h_expect_none(mon, STATUS, 0, H_ANY);
@@ -700,8 +682,8 @@ static void
 test_only_admins_break_locks(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
-	struct h_client *victim = editor(w, "editors", "victim");
-	struct h_client *waiter = editor(w, "editors", "waiter");
+	struct h_client *victim = s_editor(w, "editors", "victim");
+	struct h_client *waiter = s_editor(w, "editors", "waiter");
 	struct h_client *ops = s_connect(w, "admins", "ops");
 	static const char *const users[] = {"editors", "services", "monitors"};
 	static const char *const topics[] = {H_PREFIX "/_admin/command",
@@ -715,9 +697,9 @@ test_only_admins_break_locks(void **state)
 
 	h_sub(ops, "replies/ops/#");
 	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
-	token = h_int(reply(victim, "result", "granted"), "token");
+	token = h_int(s_reply(victim, "result", "granted"), "token");
 	s_request(waiter, "waiter", "doc-1", "acquire", h_session(), NULL, "c");
-	reply(waiter, "result", "queued");
+	s_reply(waiter, "result", "queued");
 	for (i = 0; i < sizeof(users) / sizeof(users[0]); i++)
 		for (j = 0; j < sizeof(topics) / sizeof(topics[0]); j++) {
 			assert_int_equal(
@@ -752,7 +734,7 @@ test_only_admins_break_locks(void **state)
 	 */
 	assert_true(s_pub(ops, H_PREFIX "/_admin/command/ops", cmd, 0,
 			h_reply_topic(ops)) < 0x80);
-	m = reply(ops, "result", "revoked");
+	m = s_reply(ops, "result", "revoked");
 	assert_int_equal(h_int(m, "token"), token);
 	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "revoked",
 	    "reason", "admin");
@@ -772,7 +754,7 @@ static void
 test_wildcard_client_ids(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
-	struct h_client *victim = editor(w, "editors", "victim");
+	struct h_client *victim = s_editor(w, "editors", "victim");
 	const char *sv = h_session();
 	static const char *const ids[] = {"+", "#", "victim/r", "+/#",
 	    "victim/+"};
@@ -798,7 +780,7 @@ test_wildcard_client_ids(void **state)
 		assert_true(rc != 0);
 	}
 	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
-	reply(victim, "result", "granted");
+	s_reply(victim, "result", "granted");
 	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
 	s_pass(w);
 }

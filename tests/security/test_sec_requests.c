@@ -34,24 +34,6 @@
 #define STATUS H_PREFIX "/_coordinator/status"
 #define GHOSTS 1024 /* mqlockd's default --max-waiters */
 
-/* An editor subscribed to its events and replies. */
-static struct h_client *
-editor(struct s_world *w, const char *user, const char *id)
-{
-	struct h_client *c = s_connect(w, user, id);
-
-	h_sub(c, h_events(id));
-	h_sub(c, h_fmt("replies/%s/#", id));
-	return c;
-}
-
-/* The next reply to c whose member key has value. */
-static struct h_msg *
-reply(struct h_client *c, const char *key, const char *value)
-{
-	return h_expect(c, h_reply_topic(c), H_WAIT_MS, key, value);
-}
-
 /* P/<lock>/request/<id>, in an h_fmt() buffer. */
 static const char *
 req_topic(const char *lock, const char *id)
@@ -108,8 +90,8 @@ test_request_in_anothers_name_refused(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
 	struct h_client *mon = s_mon(w);
-	struct h_client *victim = editor(w, "editors", "victim");
-	struct h_client *hostile = editor(w, "editors", "hostile");
+	struct h_client *victim = s_editor(w, "editors", "victim");
+	struct h_client *hostile = s_editor(w, "editors", "hostile");
 	static const char *const ops[] = {"release", "activity", "acquire"};
 	static const char *const users[] = {"editors", "services"};
 	const char *sv = h_session(), *sh = h_session();
@@ -118,7 +100,7 @@ test_request_in_anothers_name_refused(void **state)
 	int k = 0;
 
 	s_request(victim, "victim", "doc-1", "acquire", sv, "\"conn\":1", "c");
-	token = h_int(reply(victim, "result", "granted"), "token");
+	token = h_int(s_reply(victim, "result", "granted"), "token");
 	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
 
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
@@ -132,7 +114,7 @@ test_request_in_anothers_name_refused(void **state)
 				req_topic("doc-1", "victim"), body, 0),
 			    S_RC_NOT_AUTHORIZED);
 		s_send(hostile, req_topic("doc-1", "hostile"), body, "c");
-		m = reply(hostile, "code", "bad-request");
+		m = s_reply(hostile, "code", "bad-request");
 		assert_non_null(strstr(h_str(m, "message"), "client differs"));
 		h_expect(hostile, h_events("hostile"), H_WAIT_MS, "event",
 		    "error", "code", "bad-request");
@@ -140,7 +122,7 @@ test_request_in_anothers_name_refused(void **state)
 	/* The victim heard nothing, and its lock is as it was. */
 	h_expect_none(victim, h_events("victim"), H_QUIET_MS, H_ANY);
 	s_request(victim, "victim", "doc-1", "activity", sv, "\"conn\":1", "c");
-	reply(victim, "result", "refreshed");
+	s_reply(victim, "result", "refreshed");
 	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 	assert_int_equal(h_int(m, "token"), token);
 	assert_int_equal(h_int(m, "waiting"), 0);
@@ -159,9 +141,9 @@ test_forged_requests_leave_waiter_alone(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
 	struct h_client *mon = s_mon(w);
-	struct h_client *holder = editor(w, "editors", "holder");
-	struct h_client *victim = editor(w, "editors", "victim");
-	struct h_client *hostile = editor(w, "editors", "hostile");
+	struct h_client *holder = s_editor(w, "editors", "holder");
+	struct h_client *victim = s_editor(w, "editors", "victim");
+	struct h_client *hostile = s_editor(w, "editors", "hostile");
 	const char *sh = h_session(), *sv = h_session();
 	const char *forged[] = {
 	    h_fmt("{\"op\":\"release\",\"client\":\"victim\","
@@ -184,15 +166,15 @@ test_forged_requests_leave_waiter_alone(void **state)
 		snprintf(bodies[i], sizeof(bodies[i]), "%s", forged[i]);
 
 	s_request(holder, "holder", "doc-1", "acquire", hs, NULL, "c");
-	reply(holder, "result", "granted");
+	s_reply(holder, "result", "granted");
 	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
-	reply(victim, "result", "queued");
+	s_reply(victim, "result", "queued");
 	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "queued",
 	    "position", "#1");
 
 	for (i = 0; i < 5; i++) {
 		s_send(hostile, req_topic("doc-1", "hostile"), bodies[i], "c");
-		reply(hostile, "code", "bad-request");
+		s_reply(hostile, "code", "bad-request");
 		h_expect(hostile, h_events("hostile"), H_WAIT_MS, "event",
 		    "error");
 		assert_int_equal(attempt_as(w, "editors", h_fmt("att-%zu", i),
@@ -202,13 +184,13 @@ test_forged_requests_leave_waiter_alone(void **state)
 	}
 	/* Control, after them in order: the hostile's own request. */
 	s_request(hostile, "hostile", "doc-1", "acquire", sh, NULL, "c");
-	reply(hostile, "result", "queued");
+	s_reply(hostile, "result", "queued");
 	h_expect_none(victim, h_events("victim"), 0, H_ANY);
 	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "waiting", "#2");
 	assert_string_equal(h_str(m, "queue.0.client"), "victim");
 
 	s_request(holder, "holder", "doc-1", "release", hs, NULL, "c");
-	reply(holder, "result", "released");
+	s_reply(holder, "result", "released");
 	h_expect(victim, h_events("victim"), H_WAIT_MS, "event", "granted");
 	h_expect_none(victim, h_events("victim"), 0, "event", "error");
 	s_pass(w);
@@ -225,21 +207,21 @@ test_rate_bucket_is_the_senders(void **state)
 {
 	/* --rate 2: a bucket of 20 requests, 2 more a second. */
 	struct s_world *w = s_world_start(state, FLAGS " --rate 2");
-	struct h_client *victim = editor(w, "editors", "victim");
-	struct h_client *hostile = editor(w, "editors", "hostile");
+	struct h_client *victim = s_editor(w, "editors", "victim");
+	struct h_client *hostile = s_editor(w, "editors", "hostile");
 	const char *sv = h_session(), *sh = h_session();
 	int limited = 0, i;
 	struct h_msg *m;
 
 	s_request(victim, "victim", "doc-1", "acquire", sv, NULL, "c");
-	reply(victim, "result", "granted");
+	s_reply(victim, "result", "granted");
 	for (i = 0; i < 60; i++) {
 		s_send(hostile, req_topic("doc-1", "hostile"),
 		    h_fmt("{\"op\":\"release\",\"client\":\"victim\","
 			  "\"session\":\"%s\"}",
 			sh),
 		    "c");
-		m = reply(hostile, "ok", "#false");
+		m = s_reply(hostile, "ok", "#false");
 		limited += strcmp(h_str(m, "code"), "limit") == 0;
 	}
 	print_message("%d of 60 forged requests were over the sender's rate\n",
@@ -247,12 +229,12 @@ test_rate_bucket_is_the_senders(void **state)
 	assert_true(limited >= 30);
 	/* Its own bucket is empty: even its own request is refused. */
 	s_request(hostile, "hostile", "doc-1", "acquire", sh, NULL, "c");
-	m = reply(hostile, "code", "limit");
+	m = s_reply(hostile, "code", "limit");
 	assert_string_equal(h_str(m, "message"), "too many requests");
 	/* The victim's is full: 15 requests in a row, all served. */
 	for (i = 0; i < 15; i++) {
 		s_request(victim, "victim", "doc-1", "activity", sv, NULL, "c");
-		reply(victim, "result", "refreshed");
+		s_reply(victim, "result", "refreshed");
 	}
 	h_expect_none(victim, h_events("victim"), 0, "event", "error");
 	s_pass(w);
@@ -283,27 +265,27 @@ test_ghost_waiters_dropped_by_roll_call(void **state)
 {
 	struct s_world *w = s_world_start(state, ROLL_FLAGS);
 	struct h_client *mon = s_mon(w);
-	struct h_client *holder = editor(w, "editors", "holder");
-	struct h_client *late = editor(w, "editors", "late");
+	struct h_client *holder = s_editor(w, "editors", "holder");
+	struct h_client *late = s_editor(w, "editors", "late");
 	const char *sh = h_session(), *sl = h_session();
 	long long token, epoch = s_epoch(w), ms, t0;
 	struct h_msg *m;
 
 	s_request(holder, "holder", "doc-g", "acquire", sh, NULL, "c");
-	token = h_int(reply(holder, "result", "granted"), "token");
+	token = h_int(s_reply(holder, "result", "granted"), "token");
 	ms = s_burst(w, "editors", GHOSTS, ghost, "doc-g");
 	print_message("%d ghost waiters queued in %lld ms\n", GHOSTS, ms);
 	h_state(mon, h_owner("doc-g"), H_WAIT_MS, "waiting",
 	    h_fmt("#%d", GHOSTS));
 
 	s_request(late, "late", "doc-g", "acquire", sl, NULL, "c");
-	m = reply(late, "code", "limit");
+	m = s_reply(late, "code", "limit");
 	print_message("refused: %s\n", h_str(m, "message"));
 	epoch = await_roll_call(w, epoch);
 	t0 = tutil_mono_ms();
 	/* The holder answers the roll call, as every client does. */
 	s_request(holder, "holder", "doc-g", "acquire", sh, NULL, "c");
-	m = reply(holder, "result", "granted");
+	m = s_reply(holder, "result", "granted");
 	assert_int_equal(h_int(m, "token"), token);
 	h_state(mon, h_owner("doc-g"), ROLL_WINDOW_MS + H_WAIT_MS, "waiting",
 	    "#0", "owner.client", "holder", "token", h_fmt("#%lld", token));
@@ -313,7 +295,7 @@ test_ghost_waiters_dropped_by_roll_call(void **state)
 
 	t0 = tutil_mono_ms();
 	s_request(late, "late", "doc-g", "acquire", sl, NULL, "c");
-	reply(late, "result", "queued");
+	s_reply(late, "result", "queued");
 	print_message("late answered after %lld ms\n", tutil_mono_ms() - t0);
 	h_state(mon, h_owner("doc-g"), H_WAIT_MS, "waiting", "#1",
 	    "queue.0.client", "late", "owner.client", "holder");
@@ -330,7 +312,7 @@ test_admin_purge_empties_queue(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
 	struct h_client *mon = s_mon(w);
-	struct h_client *holder = editor(w, "editors", "holder");
+	struct h_client *holder = s_editor(w, "editors", "holder");
 	struct h_client *ops = s_connect(w, "admins", "ops");
 	struct h_client *wt[3];
 	const char *sh = h_session(), *sw[3];
@@ -340,15 +322,15 @@ test_admin_purge_empties_queue(void **state)
 
 	h_sub(ops, "replies/ops/#");
 	s_request(holder, "holder", "doc-1", "acquire", sh, NULL, "c");
-	token = h_int(reply(holder, "result", "granted"), "token");
+	token = h_int(s_reply(holder, "result", "granted"), "token");
 	for (i = 0; i < 3; i++) {
 		const char *id = h_fmt("waiter-%d", i);
 
-		wt[i] = editor(w, "editors", id);
+		wt[i] = s_editor(w, "editors", id);
 		sw[i] = h_session();
 		s_request(wt[i], h_fmt("waiter-%d", i), "doc-1", "acquire",
 		    sw[i], NULL, "c");
-		reply(wt[i], "result", "queued");
+		s_reply(wt[i], "result", "queued");
 	}
 	h_state(mon, h_owner("doc-1"), H_WAIT_MS, "waiting", "#3");
 
@@ -356,7 +338,7 @@ test_admin_purge_empties_queue(void **state)
 			"{\"op\":\"purge\",\"lock\":\"doc-1\","
 			"\"reason\":\"queue reset\"}",
 			0, h_reply_topic(ops)) < 0x80);
-	m = reply(ops, "result", "purged");
+	m = s_reply(ops, "result", "purged");
 	assert_int_equal(h_int(m, "count"), 3);
 	for (i = 0; i < 3; i++)
 		h_expect(wt[i], h_events(h_fmt("waiter-%d", i)), H_WAIT_MS,
@@ -364,11 +346,11 @@ test_admin_purge_empties_queue(void **state)
 	h_state(mon, h_owner("doc-1"), H_WAIT_MS, "waiting", "#0",
 	    "owner.client", "holder", "token", h_fmt("#%lld", token));
 	s_request(holder, "holder", "doc-1", "activity", sh, NULL, "c");
-	reply(holder, "result", "refreshed");
+	s_reply(holder, "result", "refreshed");
 	h_expect_none(holder, h_events("holder"), 0, "event", "revoked");
 	/* The queue takes waiters again. */
 	s_request(wt[2], "waiter-2", "doc-1", "acquire", sw[2], NULL, "c");
-	reply(wt[2], "result", "queued");
+	s_reply(wt[2], "result", "queued");
 	h_state(mon, h_owner("doc-1"), H_WAIT_MS, "waiting", "#1",
 	    "queue.0.client", "waiter-2");
 	s_pass(w);
@@ -401,9 +383,9 @@ test_invented_ids_cannot_fill_client_table(void **state)
 	struct s_world *w =
 	    s_world_start(state, ROLL_FLAGS " --max-clients 32");
 	struct h_client *mon = s_mon(w);
-	struct h_client *hostile = editor(w, "services", "hostile");
-	struct h_client *user = editor(w, "editors", "user");
-	struct h_client *late = editor(w, "editors", "late");
+	struct h_client *hostile = s_editor(w, "services", "hostile");
+	struct h_client *user = s_editor(w, "editors", "user");
+	struct h_client *late = s_editor(w, "editors", "late");
 	const char *su = h_session(), *sl = h_session();
 	long long epoch = s_epoch(w), ms;
 	int i;
@@ -414,7 +396,7 @@ test_invented_ids_cannot_fill_client_table(void **state)
 			  "\"session\":\"%s\"}",
 			i, h_session()),
 		    "c");
-		reply(hostile, "ok", "#false");
+		s_reply(hostile, "ok", "#false");
 	}
 	assert_int_equal(attempt_as(w, "services", "hostile-2",
 			     H_PREFIX "/inv-x/request",
@@ -424,9 +406,9 @@ test_invented_ids_cannot_fill_client_table(void **state)
 	    S_RC_NOT_AUTHORIZED);
 	/* None of them is in the table: a real user is served. */
 	s_request(user, "user", "doc-u", "acquire", su, NULL, "c");
-	reply(user, "result", "granted");
+	s_reply(user, "result", "granted");
 	s_request(user, "user", "doc-u", "release", su, NULL, "c");
-	reply(user, "result", "released");
+	s_reply(user, "result", "released");
 	assert_int_equal(h_count(mon, h_owner("inv-0")), 0);
 
 	/* A connection per id fills it. */
@@ -435,13 +417,13 @@ test_invented_ids_cannot_fill_client_table(void **state)
 	h_state(mon, h_owner("fill-031"), H_WAIT_MS, "owner.client",
 	    "filler-031");
 	s_request(late, "late", "doc-l", "acquire", sl, NULL, "c");
-	reply(late, "code", "limit");
+	s_reply(late, "code", "limit");
 	await_roll_call(w, epoch);
 	for (i = 0; i < 32; i++)
 		h_state(mon, h_owner(h_fmt("fill-%03d", i)),
 		    ROLL_WINDOW_MS + H_WAIT_MS, H_FREE);
 	s_request(late, "late", "doc-l", "acquire", sl, NULL, "c");
-	reply(late, "result", "granted");
+	s_reply(late, "result", "granted");
 	s_pass(w);
 }
 
@@ -465,7 +447,7 @@ test_retained_junk_not_acted_on(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
 	struct h_client *mon = s_mon(w);
-	struct h_client *hostile = editor(w, "services", "hostile");
+	struct h_client *hostile = s_editor(w, "services", "hostile");
 	struct h_client *ops = s_connect(w, "admins", "ops");
 	struct h_client *spy;
 	long long epoch = s_epoch(w);
@@ -487,13 +469,13 @@ test_retained_junk_not_acted_on(void **state)
 		"{\"op\":\"break\",\"lock\":\"doc-r\"}", 1, NULL) < 0x80);
 	/* Markers: served after all of them. */
 	s_request(hostile, "hostile", "doc-m", "acquire", sh, NULL, "c");
-	reply(hostile, "result", "granted");
+	s_reply(hostile, "result", "granted");
 	assert_true(s_pub(ops, H_PREFIX "/_admin/command/ops",
 			"{\"op\":\"break\",\"lock\":\"doc-m\"}", 0,
 			h_reply_topic(ops)) < 0x80);
-	reply(ops, "result", "revoked");
+	s_reply(ops, "result", "revoked");
 	s_request(hostile, "hostile", "doc-m2", "acquire", sh, NULL, "c");
-	reply(hostile, "result", "granted");
+	s_reply(hostile, "result", "granted");
 
 	/* Not acted on: doc-r was never granted. */
 	h_expect_none(mon, h_owner("doc-r"), 0, H_ANY);
@@ -580,7 +562,7 @@ test_replies_not_aimed_at_another(void **state)
 {
 	struct s_world *w = s_world_start(state, FLAGS);
 	struct h_client *victim = s_connect(w, "editors", "victim");
-	struct h_client *hostile = editor(w, "editors", "hostile");
+	struct h_client *hostile = s_editor(w, "editors", "hostile");
 	static const char *const targets[] = {"replies/victim/r",
 	    "replies/victim", "replies/victim/r/deeper"};
 	const char *sv = h_session(), *sh = h_session();

@@ -132,15 +132,11 @@ ticket(const char *sub, const char *name, const char *client)
 	return mint(&c);
 }
 
-/* An editor subscribed to its events and replies. */
+/* An editor (the editors account) subscribed to its events and replies. */
 static struct h_client *
 editor(struct s_world *w, const char *id)
 {
-	struct h_client *c = s_connect(w, "editors", id);
-
-	h_sub(c, h_events(id));
-	h_sub(c, h_fmt("replies/%s/#", id));
-	return c;
+	return s_editor(w, "editors", id);
 }
 
 /*
@@ -163,13 +159,6 @@ request(struct h_client *c, const char *id, const char *lock, const char *op,
 	if (n < 0 || (size_t)n >= sizeof(body))
 		fail_msg("request too long for the test's buffer");
 	s_send(c, h_fmt("%s/%s/request/%s", H_PREFIX, lock, id), body, "t");
-}
-
-/* The next reply to c whose member key has value. */
-static struct h_msg *
-reply(struct h_client *c, const char *key, const char *value)
-{
-	return h_expect(c, h_reply_topic(c), H_WAIT_MS, key, value);
 }
 
 /*
@@ -202,26 +191,26 @@ test_no_ticket_no_binding(void **state)
 
 	/* In its own name. */
 	request(hostile, "hostile", "doc-1", "acquire", sh, NULL, NULL);
-	reply(hostile, "code", "ticket-required");
+	s_reply(hostile, "code", "ticket-required");
 	request(hostile, "hostile", "doc-1", "acquire", sh, tv, NULL);
-	reply(hostile, "code", "ticket-mismatch");
+	s_reply(hostile, "code", "ticket-mismatch");
 	s_send(hostile, H_PREFIX "/doc-1/request/hostile",
 	    h_fmt("{\"op\":\"acquire\",\"client\":\"victim\","
 		  "\"session\":\"%s\",\"ticket\":\"%s\"}",
 		sh, tv),
 	    "t");
-	reply(hostile, "code", "bad-request");
+	s_reply(hostile, "code", "bad-request");
 
 	/* With the victim's client id, before the victim comes. */
 	intruder = editor(w, "victim");
 	request(intruder, "victim", "doc-1", "acquire", sh, NULL, NULL);
-	reply(intruder, "code", "ticket-required");
+	s_reply(intruder, "code", "ticket-required");
 	request(intruder, "victim", "doc-1", "acquire", sh, th, NULL);
-	reply(intruder, "code", "ticket-mismatch");
+	s_reply(intruder, "code", "ticket-mismatch");
 	request(intruder, "victim", "doc-1", "release", sh, NULL, NULL);
-	reply(intruder, "result", "ignored");
+	s_reply(intruder, "result", "ignored");
 	request(intruder, "victim", "doc-1", "activity", sh, NULL, NULL);
-	reply(intruder, "result", "ignored");
+	s_reply(intruder, "result", "ignored");
 	h_disconnect(intruder);
 	h_expect_none(mon, h_owner("doc-1"), 0, H_ANY);
 
@@ -233,7 +222,7 @@ test_no_ticket_no_binding(void **state)
 	victim = editor(w, "victim");
 	request(victim, "victim", "doc-1", "acquire", sv, tv,
 	    "\"user\":\"Mallory\",\"conn\":1");
-	token = h_int(reply(victim, "result", "granted"), "token");
+	token = h_int(s_reply(victim, "result", "granted"), "token");
 	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "victim");
 	assert_string_equal(h_str(m, "owner.uid"), "u-alice");
 	assert_string_equal(h_str(m, "owner.user"), "Alice");
@@ -241,29 +230,29 @@ test_no_ticket_no_binding(void **state)
 	/* With the victim's client id, while the victim holds the lock. */
 	intruder = editor(w, "victim");
 	request(intruder, "victim", "doc-1", "release", sh, NULL, NULL);
-	reply(intruder, "code", "session-mismatch");
+	s_reply(intruder, "code", "session-mismatch");
 	request(intruder, "victim", "doc-1", "activity", sh, NULL, NULL);
-	reply(intruder, "code", "session-mismatch");
+	s_reply(intruder, "code", "session-mismatch");
 	/* Its own ticket names another client id. */
 	request(intruder, "victim", "doc-1", "acquire", sh, th,
 	    "\"takeover\":true");
-	reply(intruder, "code", "ticket-mismatch");
+	s_reply(intruder, "code", "ticket-mismatch");
 	/* Replaying the victim's own ticket does not give the session. */
 	request(intruder, "victim", "doc-1", "acquire", sh, tv,
 	    "\"takeover\":true");
-	reply(intruder, "code", "session-mismatch");
+	s_reply(intruder, "code", "session-mismatch");
 	/* Even with the session: its ticket's user is not the victim's. */
 	request(intruder, "victim", "doc-2", "acquire", sv, tm, NULL);
-	reply(intruder, "code", "ticket-mismatch");
+	s_reply(intruder, "code", "ticket-mismatch");
 	request(intruder, "victim", "doc-1", "acquire", sv, tm,
 	    "\"takeover\":true");
-	reply(intruder, "code", "ticket-mismatch");
+	s_reply(intruder, "code", "ticket-mismatch");
 	h_disconnect(intruder);
 
 	/* The victim, back: same lock, same token, same user. */
 	victim = editor(w, "victim");
 	request(victim, "victim", "doc-1", "activity", sv, NULL, "\"conn\":2");
-	reply(victim, "result", "refreshed");
+	s_reply(victim, "result", "refreshed");
 	m = h_last(mon, h_owner("doc-1"));
 	assert_true(h_matches(m, h_owner("doc-1"), "owner.client", "victim",
 	    "owner.uid", "u-alice", "token", h_fmt("#%lld", token)));
@@ -272,7 +261,7 @@ test_no_ticket_no_binding(void **state)
 	/* In its own name, with its own ticket: it only queues. */
 	request(hostile, "hostile", "doc-1", "acquire", sh, th,
 	    "\"takeover\":true");
-	reply(hostile, "result", "queued");
+	s_reply(hostile, "result", "queued");
 	m = h_state(mon, h_owner("doc-1"), H_WAIT_MS, "waiting", "#1");
 	assert_string_equal(h_str(m, "owner.client"), "victim");
 	assert_int_equal(h_int(m, "token"), token);
@@ -297,16 +286,16 @@ test_ticket_locks_bound_the_locks(void **state)
 	snprintf(t2, sizeof(t2), "%s", mint(&two));
 	snprintf(t0, sizeof(t0), "%s", mint(&none));
 	request(c, "ed-1", "doc-3", "acquire", s1, t2, NULL);
-	reply(c, "code", "ticket-lock");
+	s_reply(c, "code", "ticket-lock");
 	request(c, "ed-1", "doc-1", "acquire", s1, t0, NULL);
-	reply(c, "code", "ticket-lock");
+	s_reply(c, "code", "ticket-lock");
 	request(c, "ed-1", "doc-1", "acquire", s1, t2, NULL);
-	reply(c, "result", "granted");
+	s_reply(c, "result", "granted");
 	request(c, "ed-1", "doc-2", "acquire", s1, t2, NULL);
-	reply(c, "result", "granted");
+	s_reply(c, "result", "granted");
 	/* Holding some locks does not widen the ticket. */
 	request(c, "ed-1", "doc-3", "acquire", s1, t2, NULL);
-	reply(c, "code", "ticket-lock");
+	s_reply(c, "code", "ticket-lock");
 	h_expect_none(mon, h_owner("doc-3"), 0, H_ANY);
 	s_pass(w);
 }
@@ -322,14 +311,14 @@ test_expired_ticket_refused(void **state)
 	    JWT_ALG_HS256, NULL};
 
 	request(c, "ed-1", "doc-1", "acquire", h_session(), mint(&old), NULL);
-	reply(c, "code", "ticket-expired");
+	s_reply(c, "code", "ticket-expired");
 	h_expect(c, h_events("ed-1"), H_WAIT_MS, "event", "error", "code",
 	    "ticket-expired");
 	h_expect_none(mon, h_owner("doc-1"), 0, H_ANY);
 	/* Control: a fresh one, with another session. */
 	request(c, "ed-1", "doc-1", "acquire", h_session(),
 	    ticket("u-alice", "Alice", "ed-1"), NULL);
-	reply(c, "result", "granted");
+	s_reply(c, "result", "granted");
 	s_pass(w);
 }
 
@@ -388,7 +377,7 @@ test_bad_tickets_refused(void **state)
 			tk = "";
 		}
 		request(c, "ed-1", "doc-1", "acquire", s1, tk, NULL);
-		m = reply(c, "ok", "#false");
+		m = s_reply(c, "ok", "#false");
 		print_message("bad ticket #%zu (%zu bytes): %s\n", i,
 		    strlen(tk), h_str(m, "code"));
 		if (strcmp(h_str(m, "code"), "ticket-invalid") != 0 &&
@@ -401,7 +390,7 @@ test_bad_tickets_refused(void **state)
 	h_expect_none(mon, h_owner("doc-1"), 0, H_ANY);
 	/* Nothing was bound: a good ticket with another session works. */
 	request(c, "ed-1", "doc-1", "acquire", h_session(), good, NULL);
-	reply(c, "result", "granted");
+	s_reply(c, "result", "granted");
 	s_pass(w);
 }
 
@@ -425,20 +414,20 @@ test_same_user_takeover(void **state)
 
 	request(tab1, "tab-1", "doc-1", "acquire", s1,
 	    ticket("u-alice", "Alice", "tab-1"), NULL);
-	token = h_int(reply(tab1, "result", "granted"), "token");
+	token = h_int(s_reply(tab1, "result", "granted"), "token");
 	h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "tab-1",
 	    "owner.uid", "u-alice", "owner.user", "Alice");
 
 	request(bob, "bob-1", "doc-1", "acquire", sb,
 	    ticket("u-bob", "Bob", "bob-1"), "\"takeover\":true");
-	reply(bob, "result", "queued");
+	s_reply(bob, "result", "queued");
 	h_state(mon, h_owner("doc-1"), H_WAIT_MS, "owner.client", "tab-1",
 	    "waiting", "#1", "queue.0.uid", "u-bob");
 	h_expect_none(tab1, h_events("tab-1"), 0, "event", "revoked");
 
 	request(tab2, "tab-2", "doc-1", "acquire", s2,
 	    ticket("u-alice", "Alice", "tab-2"), "\"takeover\":true");
-	m = reply(tab2, "result", "granted");
+	m = s_reply(tab2, "result", "granted");
 	assert_true(h_int(m, "token") > token);
 	h_expect(tab1, h_events("tab-1"), H_WAIT_MS, "event", "revoked",
 	    "reason", "takeover", "token", h_fmt("#%lld", token));
@@ -447,7 +436,7 @@ test_same_user_takeover(void **state)
 	assert_true(h_int(m, "token") > token);
 	/* The first tab no longer holds it. */
 	request(tab1, "tab-1", "doc-1", "activity", s1, NULL, NULL);
-	reply(tab1, "result", "ignored");
+	s_reply(tab1, "result", "ignored");
 	s_pass(w);
 }
 
