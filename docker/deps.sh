@@ -15,6 +15,7 @@
 #   fuzz     clang and its libFuzzer and sanitizer runtimes, for tests/fuzz
 #   ha       etcd (server and etcdctl), libcurl's headers and openssl:
 #            mqlockd's high-availability mode and its tests (label ha)
+#   etcd     etcd alone (server and etcdctl), for docker/compose-ha.yaml
 #   python   the Python client in clients/python and its tests (pytest)
 #   drf      python + Django, DRF, nginx and gunicorn, for examples/drf
 #
@@ -69,6 +70,7 @@ pkgs_fuzz=(clang libclang-rt-14-dev)
 # (etcd-client, also how people inspect the journal by hand) and make a
 # throwaway CA and certificates for the TLS case with openssl.
 pkgs_ha=(etcd-server etcd-client libcurl4-openssl-dev openssl)
+pkgs_etcd=(etcd-server etcd-client)
 # The Python client speaks MQTT 5 through paho-mqtt 1.6.1 and signs tickets
 # with PyJWT; the example adds Django REST Framework, gunicorn to run it,
 # nginx in front (its auth_request module guards the broker's WebSocket
@@ -78,7 +80,7 @@ pkgs_drf=("${pkgs_python[@]}" python3-django python3-djangorestframework
 	gunicorn nginx openssl mosquitto mosquitto-clients)
 
 usage() {
-	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser docs security fuzz ha python drf)" >&2
+	echo "usage: $0 ROLE...   (roles: build libs broker run test node web browser docs security fuzz ha python drf etcd)" >&2
 	exit 64
 }
 
@@ -98,6 +100,7 @@ for role in "$@"; do
 	security) wanted+=("${pkgs_security[@]}") ;;
 	fuzz) wanted+=("${pkgs_fuzz[@]}") ;;
 	ha) wanted+=("${pkgs_ha[@]}") ;;
+	etcd) wanted+=("${pkgs_etcd[@]}") ;;
 	python) wanted+=("${pkgs_python[@]}") ;;
 	drf) wanted+=("${pkgs_drf[@]}") ;;
 	*)

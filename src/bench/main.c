@@ -25,6 +25,7 @@
 #include "bench/report.h"
 #include "bench/standin.h"
 #include "bench/world.h"
+#include "etcdtest.h"
 #include "io/log.h"
 
 #ifndef MQLOCKD_BIN
@@ -45,6 +46,8 @@ struct args {
 	bool no_spawn;
 	long mqlockd_pid;
 	const char *client_id; /* standin */
+	const char *etcd;      /* ha: an etcd cluster's endpoints */
+	int etcd_members;      /* ha: or members to start here */
 };
 
 enum type { T_INT, T_LONG, T_DOUBLE, T_STR, T_TRUE };
@@ -119,6 +122,10 @@ static const struct flag flags[] = {
     {"keep", T_TRUE, W(keep), 0, 0, NULL,
 	"keep the temporary directory (logs, journal)"},
     {"client-id", T_STR, A(client_id), 0, 0, "ID", "standin: client id"},
+    {"etcd", T_STR, A(etcd), 0, 0, "URLS",
+	"ha: the etcd cluster to use (default: start one here)"},
+    {"etcd-members", T_INT, A(etcd_members), 1, ETCDTEST_MAX, "N",
+	"ha: members of the cluster started here (default 3)"},
     {"json", T_TRUE, A(json_only), 0, 0, NULL, "print only the JSON line"},
     {"help", T_TRUE, A(help), 0, 0, NULL, "this text"},
 };
@@ -162,6 +169,9 @@ static const struct mode modes[] = {
 	    .ops = 2000,
 	    .rounds = 4},
 	"M held locks and W waiters: memory, latency at size, restart"},
+    {"ha", mode_ha, {.ops = 4000, .warmup = 400, .rounds = 4},
+	"mqlockd on etcd against mqlockd on sqlite: latency, throughput, "
+	"and etcd's own put and transaction latency"},
     {"standin", NULL, {.clients = 0},
 	"run the stand-in coordinator (--broker, --prefix)"},
 };
@@ -424,6 +434,19 @@ conditions(struct report *r, const struct args *a, int argc, char **argv)
 	snprintf(buf, sizeof(buf), "%s on %s, WAL, synchronous=FULL (default)",
 	    dir != NULL ? dir : "/tmp", fs_name(dir != NULL ? dir : "/tmp"));
 	report_cond(r, "journal", buf);
+	if (a->w.etcd != NULL) {
+		char version[128];
+
+		first_line("etcd --version 2>&1", version, sizeof(version));
+		if (a->etcd != NULL)
+			snprintf(buf, sizeof(buf), "%s: %s", version, a->etcd);
+		else
+			snprintf(buf, sizeof(buf),
+			    "%s: %d member(s) started here on loopback, data "
+			    "in /tmp on %s",
+			    version, a->etcd_members, fs_name("/tmp"));
+		report_cond(r, "etcd", buf);
+	}
 	for (int i = 0; i < argc && n < sizeof(buf) - 1; i++)
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s",
 		    i > 0 ? " " : "", i == 0 ? "mqlock-bench" : argv[i]);
@@ -453,7 +476,9 @@ main(int argc, char **argv)
 		.mosquitto = MOSQUITTO_BIN,
 		.prefix = "locks"},
 	    .client_id = "standin",
+	    .etcd_members = 3,
 	};
+	struct etcdtest *cluster = NULL;
 	const struct mode *m = NULL;
 	struct report *r = NULL;
 	struct world *w;
@@ -510,11 +535,30 @@ main(int argc, char **argv)
 	}
 	self[n] = '\0';
 	a.w.self = self;
-	if ((r = report_new(m->name)) == NULL)
+	if (m->run == mode_ha) {
+		if (a.no_spawn) {
+			fprintf(stderr, "mqlock-bench: ha needs --spawn\n");
+			return 64;
+		}
+		if (a.etcd == NULL) {
+			struct etcdtest_opts eo = {.members = a.etcd_members};
+
+			fprintf(stderr, "bench: starting %d etcd member(s)\n",
+			    a.etcd_members);
+			if ((cluster = etcdtest_start(&eo)) == NULL)
+				return 1;
+		}
+		a.w.etcd =
+		    a.etcd != NULL ? a.etcd : etcdtest_endpoints(cluster);
+	}
+	if ((r = report_new(m->name)) == NULL) {
+		etcdtest_stop(cluster, false);
 		return 1;
+	}
 	conditions(r, &a, argc, argv);
 	if ((w = world_start(&a.w)) == NULL) {
 		report_free(r);
+		etcdtest_stop(cluster, false);
 		return 1;
 	}
 	rc = m->run(&a.b, w, r);
@@ -522,6 +566,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench: logs were in %s (--keep keeps them)\n",
 		    world_dir(w));
 	world_stop(w);
+	etcdtest_stop(cluster, false);
 	if (!a.json_only)
 		report_print_table(r, stdout);
 	report_print_json(r, stdout);

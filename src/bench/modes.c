@@ -7,10 +7,17 @@
 #include <string.h>
 
 #include "bench/cycle.h"
+#include "bench/etcdfloor.h"
 #include "bench/handover.h"
 #include "bench/scale.h"
 #include "bench/stats.h"
 #include "io/log.h"
+
+/* High availability (issue 15): etcd against sqlite. */
+#define T_HA_TPUT_RATIO 0.5
+#define T_HA_P50_BUDGET 1.0
+#define HA_TPUT_CLIENTS 32
+#define HA_TPUT_LOCKS 4
 
 /* Issue 6's targets. */
 #define T_P50_RATIO 1.3
@@ -318,5 +325,127 @@ mode_scale(const struct bench_opts *o, struct world *w, struct report *r)
 		log_error("bench: scale: %lu errors", sr.errors);
 out:
 	scale_result_free(&sr);
+	return rc;
+}
+
+/* One workload of the ha mode, its figures under prefix. */
+static int
+ha_cycles(const struct bench_opts *o, struct world *w, struct report *r,
+    const struct cycle_opts *co, const char *prefix, struct stats_sum *p50_from)
+{
+	struct cycle_result cr;
+	char key[64];
+	int rc = 1;
+
+	if (cycle_run(w, co, &cr) != 0)
+		goto out;
+	add_latency(r, prefix, cr.lat);
+	for (int c = 0; c < W_NCOORD; c++)
+		p50_from[c] = stats_summary(cr.lat[c]);
+	snprintf(key, sizeof(key), "%sops_per_s", prefix);
+	report_metric(r, key, "1/s",
+	    per((double)cr.ops[W_MQLOCKD], cr.secs[W_MQLOCKD]),
+	    per((double)cr.ops[W_STANDIN], cr.secs[W_STANDIN]));
+	snprintf(key, sizeof(key), "%scpu_us_per_op", prefix);
+	report_metric(r, key, "us",
+	    per(cr.cpu_us[W_MQLOCKD], (double)cr.ops[W_MQLOCKD]),
+	    per(cr.cpu_us[W_STANDIN], (double)cr.ops[W_STANDIN]));
+	if (cr.errors > 0) {
+		log_error("bench: %lu requests refused or publishes lost",
+		    cr.errors);
+		goto out;
+	}
+	rc = limits_exceeded(o, cr.lat) ? 3 : 0;
+out:
+	cycle_result_free(&cr);
+	return rc;
+}
+
+int
+mode_ha(const struct bench_opts *o, struct world *w, struct report *r)
+{
+	struct cycle_opts lat = {
+	    .clients = 1,
+	    .locks = 1,
+	    .window = 1,
+	    .ops = o->ops,
+	    .warmup = o->warmup,
+	    .rounds = o->rounds,
+	    .timeout_ms = o->timeout_s * 1000,
+	    .tag = "halat",
+	    .only = -1,
+	};
+	struct cycle_opts tput = {
+	    .clients = HA_TPUT_CLIENTS,
+	    .locks = HA_TPUT_LOCKS,
+	    .window = o->inflight / 4 / HA_TPUT_CLIENTS,
+	    .ops = o->ops * 10,
+	    .warmup = o->warmup * 10,
+	    .rounds = o->rounds,
+	    .timeout_ms = o->timeout_s * 1000,
+	    .tag = "hatput",
+	    .only = -1,
+	};
+	struct stats *put = stats_new(), *txn = stats_new();
+	struct stats_sum l[W_NCOORD], t[W_NCOORD], sp, st;
+	int rc = 1, rc2;
+
+	if (world_etcd(w) == NULL) {
+		log_error("bench: the ha mode needs etcd");
+		goto out;
+	}
+	if (put == NULL || txn == NULL)
+		goto out;
+	if (tput.window > tput.locks)
+		tput.window = tput.locks;
+	if (tput.window < 1)
+		tput.window = 1;
+	report_sides(r, "etcd", "sqlite");
+	report_param(r, "ops", (double)o->ops);
+	report_param(r, "warmup", (double)o->warmup);
+	report_param(r, "rounds", o->rounds);
+	report_param(r, "tput_clients", HA_TPUT_CLIENTS);
+	report_param(r, "tput_locks_per_client", HA_TPUT_LOCKS);
+	report_param(r, "tput_window", tput.window);
+	report_param(r, "inflight", o->inflight);
+	/* The floor is measured around the workloads, at the same times. */
+	fprintf(stderr, "bench: ha: etcd's own latency\n");
+	if (etcdfloor_run(world_etcd(w), o->ops / 2, o->warmup, put, txn) != 0)
+		goto out;
+	fprintf(stderr, "bench: ha: latency, 1 client\n");
+	if ((rc = ha_cycles(o, w, r, &lat, "lat.", l)) == 1)
+		goto out;
+	fprintf(stderr, "bench: ha: etcd's own latency\n");
+	if (etcdfloor_run(world_etcd(w), o->ops / 2, o->warmup, put, txn) != 0)
+		goto fail;
+	fprintf(stderr, "bench: ha: throughput, %d clients\n", HA_TPUT_CLIENTS);
+	if ((rc2 = ha_cycles(o, w, r, &tput, "tput.", t)) == 1)
+		goto fail;
+	rc = rc > rc2 ? rc : rc2;
+	sp = stats_summary(put);
+	st = stats_summary(txn);
+	report_metric(r, "etcd_put_p50_us", "us", sp.p50, NAN);
+	report_metric(r, "etcd_put_p99_us", "us", sp.p99, NAN);
+	report_metric(r, "etcd_txn_p50_us", "us", st.p50, NAN);
+	report_metric(r, "etcd_txn_p99_us", "us", st.p99, NAN);
+	/* etcd's p50 over its budget: etcd's put p50 + sqlite's p50. */
+	report_metric(r, "lat.p50_over_budget", "x",
+	    per(l[W_MQLOCKD].p50, sp.p50 + l[W_STANDIN].p50), NAN);
+	report_target(r, "throughput, 32 clients", "tput.ops_per_s",
+	    REPORT_RATIO_MIN, T_HA_TPUT_RATIO);
+	report_target(r, "p50 <= etcd put p50 + sqlite p50",
+	    "lat.p50_over_budget", REPORT_ABS_MAX, T_HA_P50_BUDGET);
+	report_note(r,
+	    "etcd: mqlockd --etcd (prefix etcd); sqlite: mqlockd --db "
+	    "(prefix sqlite); ratio = etcd / sqlite");
+	report_note(r,
+	    "etcd_put: one put of a 64-byte value; etcd_txn: a batch of one "
+	    "lock and one client (the fence, two puts); one at a time");
+	goto out;
+fail:
+	rc = 1;
+out:
+	stats_free(put);
+	stats_free(txn);
 	return rc;
 }

@@ -42,4 +42,13 @@ int mode_contention(const struct bench_opts *o, struct world *w,
     struct report *r);
 int mode_scale(const struct bench_opts *o, struct world *w, struct report *r);
 
+/*
+ * mode_ha(o, w, r): in a world started with etcd, mqlockd on etcd against
+ * mqlockd on sqlite: latency with one client (o->ops operations), then
+ * throughput with 32 clients x 4 locks (ten times as many), alternating
+ * between the two; and etcd's own put and fenced transaction latency
+ * (o->ops each, between the two workloads and after them) as the floor.
+ */
+int mode_ha(const struct bench_opts *o, struct world *w, struct report *r);
+
 #endif

@@ -32,6 +32,7 @@ struct kv {
 
 struct report {
 	char mode[32];
+	char side[2][16]; /* the columns: table heading and JSON key */
 	struct kv params[ITEMS_MAX];
 	size_t nparams;
 	struct kv conds[ITEMS_MAX];
@@ -49,9 +50,18 @@ report_new(const char *mode)
 {
 	struct report *r = calloc(1, sizeof(*r));
 
-	if (r != NULL)
+	if (r != NULL) {
 		snprintf(r->mode, sizeof(r->mode), "%s", mode);
+		report_sides(r, "mqlockd", "standin");
+	}
 	return r;
+}
+
+void
+report_sides(struct report *r, const char *first, const char *second)
+{
+	snprintf(r->side[0], sizeof(r->side[0]), "%s", first);
+	snprintf(r->side[1], sizeof(r->side[1]), "%s", second);
 }
 
 void
@@ -165,7 +175,7 @@ fmt(char *buf, size_t size, double v)
 }
 
 static const char *
-kind_text(enum report_target k)
+kind_text(const struct report *r, enum report_target k, char *buf, size_t size)
 {
 	switch (k) {
 	case REPORT_RATIO_MAX:
@@ -174,7 +184,8 @@ kind_text(enum report_target k)
 		return "ratio >=";
 	case REPORT_ABS_MAX:
 	default:
-		return "mqlockd <=";
+		snprintf(buf, size, "%s <=", r->side[0]);
+		return buf;
 	}
 }
 
@@ -191,8 +202,9 @@ report_print_table(const struct report *r, FILE *f)
 		fmt(a, sizeof(a), r->params[i].num);
 		fprintf(f, " %s=%s", r->params[i].key, a);
 	}
-	fprintf(f, "\n\n  %-30s %12s %12s %8s\n", "metric", "mqlockd",
-	    "stand-in", "ratio");
+	fprintf(f, "\n\n  %-30s %12s %12s %8s\n", "metric", r->side[0],
+	    strcmp(r->side[1], "standin") == 0 ? "stand-in" : r->side[1],
+	    "ratio");
 	for (size_t i = 0; i < r->nm; i++) {
 		char label[KEY_MAX + 20];
 
@@ -206,10 +218,11 @@ report_print_table(const struct report *r, FILE *f)
 		fprintf(f, "\n  %-34s %-22s %8s  %s\n", "target", "limit",
 		    "value", "");
 	for (size_t i = 0; i < r->nt; i++) {
-		char lim[48];
+		char lim[64], kb[32];
 
 		fmt(a, sizeof(a), r->t[i].limit);
-		snprintf(lim, sizeof(lim), "%s %s", kind_text(r->t[i].kind), a);
+		snprintf(lim, sizeof(lim), "%s %s",
+		    kind_text(r, r->t[i].kind, kb, sizeof(kb)), a);
 		fmt(b, sizeof(b), r->t[i].value);
 		fprintf(f, "  %-34s %-22s %8s  %s\n", r->t[i].name, lim, b,
 		    r->t[i].met ? "met" : "MISSED");
@@ -240,8 +253,8 @@ report_print_json(const struct report *r, FILE *f)
 	p = cJSON_AddObjectToObject(o, "params");
 	for (size_t i = 0; p != NULL && i < r->nparams; i++)
 		add_num(p, r->params[i].key, r->params[i].num);
-	side[0] = cJSON_AddObjectToObject(o, "mqlockd");
-	side[1] = cJSON_AddObjectToObject(o, "standin");
+	side[0] = cJSON_AddObjectToObject(o, r->side[0]);
+	side[1] = cJSON_AddObjectToObject(o, r->side[1]);
 	ra = cJSON_AddObjectToObject(o, "ratio");
 	for (size_t i = 0;
 	     side[0] != NULL && side[1] != NULL && ra != NULL && i < r->nm;

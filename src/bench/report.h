@@ -26,6 +26,13 @@ struct report *report_new(const char *mode);
 /* report_free(r): NULL is a no-op. */
 void report_free(struct report *r);
 
+/*
+ * report_sides(r, first, second): what the two columns are, in the table
+ * and as the JSON keys ("mqlockd" and "standin" unless set; at most 15
+ * bytes each).  The ratio stays first / second.
+ */
+void report_sides(struct report *r, const char *first, const char *second);
+
 /* report_param(r, key, value): a run parameter ("clients", "ops"...). */
 void report_param(struct report *r, const char *key, double value);
 

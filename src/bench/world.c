@@ -25,7 +25,8 @@
 #define STOP_MS 5000
 #define ARGS_MAX 48
 
-static const char *const names[W_NCOORD] = {"mqlockd", "standin"};
+/* The world's coordinators; one world per process. */
+static const char *names[W_NCOORD] = {"mqlockd", "standin"};
 
 /* The latest status a coordinator published. */
 struct status {
@@ -41,7 +42,8 @@ struct world {
 	char uri[64];
 	char prefix[W_NCOORD][72];
 	char db[PATH_MAX + 16];
-	bool has_rate; /* this mqlockd has a per-client rate limit */
+	char etcd_prefix[64]; /* the run's own keys in etcd */
+	bool has_rate;        /* this mqlockd has a per-client rate limit */
 	struct proc *broker;
 	struct proc *coord[W_NCOORD];
 	struct conn *watch;
@@ -285,15 +287,20 @@ mqlockd_has_flag(const char *path, const char *flag)
 	return found;
 }
 
+/*
+ * mqlockd as coordinator c: on the world's sqlite journal, or (c ==
+ * W_MQLOCKD in a world with etcd) on etcd, each then with a client id of
+ * its own since both share the broker.
+ */
 static struct proc *
-spawn_mqlockd(struct world *w)
+spawn_mqlockd(struct world *w, enum world_coord c)
 {
 	char log[PATH_MAX + 32], *extra;
 	const char *argv[ARGS_MAX];
 	struct proc *p = NULL;
 	int n = 0;
 
-	snprintf(log, sizeof(log), "%s/mqlockd.log", w->dir);
+	snprintf(log, sizeof(log), "%s/%s.log", w->dir, names[c]);
 	if ((extra = strdup(
 		 w->o.mqlockd_args != NULL ? w->o.mqlockd_args : "")) == NULL)
 		return NULL;
@@ -301,9 +308,22 @@ spawn_mqlockd(struct world *w)
 	argv[n++] = "--broker";
 	argv[n++] = w->uri;
 	argv[n++] = "--prefix";
-	argv[n++] = w->prefix[W_MQLOCKD];
-	argv[n++] = "--db";
-	argv[n++] = w->db;
+	argv[n++] = w->prefix[c];
+	if (w->o.etcd != NULL && c == W_MQLOCKD) {
+		argv[n++] = "--etcd";
+		argv[n++] = w->o.etcd;
+		argv[n++] = "--etcd-prefix";
+		argv[n++] = w->etcd_prefix;
+		argv[n++] = "--client-id";
+		argv[n++] = "mqlockd-etcd";
+	} else {
+		argv[n++] = "--db";
+		argv[n++] = w->db;
+		if (w->o.etcd != NULL) {
+			argv[n++] = "--client-id";
+			argv[n++] = "mqlockd-sqlite";
+		}
+	}
 	/* Nothing may expire during a run, or a restart roll call bite. */
 	argv[n++] = "--idle-timeout";
 	argv[n++] = "86400";
@@ -337,12 +357,19 @@ spawn_standin(struct world *w)
 	return proc_spawn(argv, log);
 }
 
+static struct proc *
+spawn_coord(struct world *w, enum world_coord c)
+{
+	return c == W_MQLOCKD || w->o.etcd != NULL ? spawn_mqlockd(w, c)
+						   : spawn_standin(w);
+}
+
 static int
 start_coord(struct world *w, enum world_coord c)
 {
 	char log[PATH_MAX + 32];
 
-	w->coord[c] = c == W_MQLOCKD ? spawn_mqlockd(w) : spawn_standin(w);
+	w->coord[c] = spawn_coord(w, c);
 	if (w->coord[c] == NULL)
 		return -1;
 	if (wait_status(w, c, 1, 0, 0, READY_MS, NULL) != 0) {
@@ -370,9 +397,20 @@ world_start(const struct world_opts *o)
 		free(w);
 		return NULL;
 	}
+	if (o->etcd != NULL && !o->spawn) {
+		log_error("bench: etcd needs --spawn");
+		goto err;
+	}
+	if (o->etcd != NULL) {
+		names[W_MQLOCKD] = "etcd";
+		names[W_STANDIN] = "sqlite";
+	}
 	snprintf(w->prefix[W_MQLOCKD], sizeof(w->prefix[0]), "%s",
-	    o->spawn ? "mqlockd" : o->prefix);
-	snprintf(w->prefix[W_STANDIN], sizeof(w->prefix[0]), "standin");
+	    o->etcd != NULL ? "etcd"
+		: o->spawn  ? "mqlockd"
+			    : o->prefix);
+	snprintf(w->prefix[W_STANDIN], sizeof(w->prefix[0]), "%s",
+	    o->etcd != NULL ? "sqlite" : "standin");
 	if (o->spawn) {
 		snprintf(w->dir, sizeof(w->dir), "%s/mqlock-bench-XXXXXX",
 		    tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
@@ -383,6 +421,8 @@ world_start(const struct world_opts *o)
 			goto err;
 		}
 		snprintf(w->db, sizeof(w->db), "%s/mqlock.db", w->dir);
+		snprintf(w->etcd_prefix, sizeof(w->etcd_prefix), "%s/",
+		    strrchr(w->dir, '/') + 1);
 		w->has_rate = mqlockd_has_flag(o->mqlockd, "--rate ");
 		if (start_broker(w) != 0)
 			goto err;
@@ -497,6 +537,12 @@ world_broker_pid(const struct world *w)
 }
 
 const char *
+world_etcd(const struct world *w)
+{
+	return w->o.etcd;
+}
+
+const char *
 world_dir(const struct world *w)
 {
 	return w->dir[0] != '\0' ? w->dir : NULL;
@@ -533,7 +579,7 @@ world_restart(struct world *w, enum world_coord c, int timeout_ms,
 	if (wait_status(w, c, 0, -1, before.seq, READY_MS, &now) != 0)
 		return -1;
 	*spawned_ns = stats_now_ns();
-	w->coord[c] = c == W_MQLOCKD ? spawn_mqlockd(w) : spawn_standin(w);
+	w->coord[c] = spawn_coord(w, c);
 	if (w->coord[c] == NULL ||
 	    wait_status(w, c, 1, before.epoch, now.seq, timeout_ms, &now) != 0)
 		return -1;

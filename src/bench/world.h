@@ -9,6 +9,11 @@
  * status.  Without spawn it uses a broker and an mqlockd already running and
  * starts only the stand-in.  Both coordinators serve the same broker at the
  * same time, so a workload can alternate between them.
+ *
+ * With etcd set (spawn only), the two coordinators are both mqlockd: the
+ * first ("etcd", prefix "etcd") keeps its journal and leadership in the
+ * etcd cluster at those endpoints, the second ("sqlite", prefix "sqlite")
+ * in the temporary directory, each with a client id of its own.
  */
 #ifndef MQLOCK_BENCH_WORLD_H
 #define MQLOCK_BENCH_WORLD_H
@@ -31,6 +36,7 @@ struct world_opts {
 	const char *broker;       /* !spawn: the broker's URI */
 	const char *prefix;       /* !spawn: mqlockd's topic prefix */
 	pid_t mqlockd_pid;        /* !spawn: its pid for CPU figures, or 0 */
+	const char *etcd;         /* endpoints: compare etcd with sqlite */
 };
 
 struct world;
@@ -50,8 +56,12 @@ const char *world_prefix(const struct world *w, enum world_coord c);
 pid_t world_pid(const struct world *w, enum world_coord c);
 pid_t world_broker_pid(const struct world *w);
 
-/* The name of a coordinator: "mqlockd" or "standin". */
+/* The name of a coordinator: "mqlockd" or "standin" ("etcd" or
+ * "sqlite" in a world started with etcd). */
 const char *world_name(enum world_coord c);
+
+/* world_etcd(w): the etcd endpoints it was started with, or NULL. */
+const char *world_etcd(const struct world *w);
 
 /* world_dir(w): the temporary directory (logs, journal), or NULL. */
 const char *world_dir(const struct world *w);

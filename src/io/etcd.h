@@ -49,6 +49,8 @@
 #define ETCD_DEFAULT_TIMEOUT_MS 2000
 #define ETCD_DEFAULT_MAX_TXN_OPS 128
 #define ETCD_DEFAULT_MAX_REQUEST_BYTES (1536 * 1024)
+/* The same as a literal, for help texts and flag defaults. */
+#define ETCD_DEFAULT_MAX_REQUEST_BYTES_N 1572864
 #define ETCD_MAX_ENDPOINTS 16
 
 struct etcd;

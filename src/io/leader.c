@@ -41,6 +41,13 @@ struct leader {
 	int64_t lease_sent; /* send time of its last grant or renewal */
 	int64_t term;       /* 0: not leading */
 	bool failing;       /* the last renewal failed */
+	/*
+	 * A lease we gave up but could not revoke (etcd did not answer).
+	 * Left alone it would keep a leader key of ours alive until it
+	 * expires: a full TTL after etcd is back, since a new etcd leader
+	 * restarts the TTL of every lease.  Revoked as soon as etcd answers.
+	 */
+	int64_t stale_lease;
 };
 
 /* Under mu. */
@@ -130,10 +137,30 @@ drop_lease(struct leader *l)
 	rc = etcd_lease_revoke(l->etcd, l->lease);
 	if (rc != ETCD_OK)
 		log_warn("leader: could not revoke lease %lld (it expires by "
-			 "itself): %s",
+			 "itself, or is revoked once etcd answers): %s",
 		    (long long)l->lease, etcd_last_error(l->etcd));
 	note_result(l, rc);
+	if (rc == ETCD_E_UNAVAILABLE || rc == ETCD_E_INTERNAL)
+		l->stale_lease = l->lease;
 	l->lease = 0;
+}
+
+/* Revoke a lease given up while etcd did not answer (see stale_lease). */
+static void
+drop_stale_lease(struct leader *l)
+{
+	enum etcd_err rc;
+
+	if (l->stale_lease == 0)
+		return;
+	rc = etcd_lease_revoke(l->etcd, l->stale_lease);
+	note_result(l, rc);
+	/* Revoked, or etcd says it is gone already (expired). */
+	if (rc == ETCD_OK || rc == ETCD_E_REFUSED) {
+		log_info("leader: revoked lease %lld, given up earlier",
+		    (long long)l->stale_lease);
+		l->stale_lease = 0;
+	}
 }
 
 /* The term is over (lost, resigned, or seen ended by the owner). */
@@ -344,6 +371,7 @@ step(struct leader *l)
 	}
 	if (l->term != 0)
 		return renew(l, now);
+	drop_stale_lease(l);
 	if (!campaign || now < hold) {
 		/* Not a candidate now: no lease, just watch. */
 		drop_lease(l);

@@ -163,6 +163,13 @@ store_etcd_staged(const struct store_etcd *s)
 	return s->staged;
 }
 
+size_t
+store_etcd_batch_records(const struct store_etcd *s)
+{
+	/* One operation is the token block's, and some slack. */
+	return s->max_ops > 8 ? s->max_ops - 8 : 1;
+}
+
 /* Fenced transactions -------------------------------------------------- */
 
 /* A transaction that only commits in our term; NULL when out of memory. */
@@ -990,5 +997,63 @@ store_etcd_load(struct store_etcd *s, struct locktab *t)
 	locktab_restore_token(t, last);
 	locktab_restore_done(t);
 	s->token_reserved = last;
+	return 0;
+}
+
+/* Info ----------------------------------------------------------------- */
+
+int
+store_etcd_info(struct store_etcd *s, struct store_etcd_info *out)
+{
+	char meta[PREFIX_MAX + 16];
+	struct etcd_range r;
+	enum etcd_err e;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(meta, sizeof(meta), "%smeta/", s->prefix);
+	e = etcd_range(s->etcd, meta, &(struct etcd_range_opts){.prefix = meta},
+	    &r);
+	if (e != ETCD_OK)
+		return fail_etcd(s, e, "reading the journal's counters");
+	out->exists = r.n > 0;
+	for (size_t i = 0; i < r.n && rc == 0; i++) {
+		const struct etcd_kv *kv = &r.kvs[i];
+
+		if (strcmp(kv->key, s->k_epoch) == 0 &&
+		    parse_u64(kv->value, &out->epoch) != 0)
+			rc = fail(s, STORE_ETCD_BROKEN, "%s is not a number",
+			    kv->key);
+		else if (strcmp(kv->key, s->k_last) == 0 &&
+		    parse_u64(kv->value, &out->last_token) != 0)
+			rc = fail(s, STORE_ETCD_BROKEN, "%s is not a number",
+			    kv->key);
+		else if (strcmp(kv->key, s->k_pending) == 0)
+			out->pending = true;
+		else if (strcmp(kv->key, s->k_schema) == 0 &&
+		    strcmp(kv->value, SCHEMA) != 0)
+			rc = fail(s, STORE_ETCD_BROKEN,
+			    "%s is '%.20s'; this mqlockd reads schema %s",
+			    kv->key, kv->value, SCHEMA);
+	}
+	etcd_range_clear(&r);
+	if (rc != 0)
+		return rc;
+	if ((e = etcd_range(s->etcd, s->k_leader, NULL, &r)) != ETCD_OK)
+		return fail_etcd(s, e, "reading the leader key");
+	if (r.n == 1) {
+		size_t n = r.kvs[0].value_len < sizeof(out->leader) - 1
+		    ? r.kvs[0].value_len
+		    : sizeof(out->leader) - 1;
+
+		out->term = r.kvs[0].create_revision;
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)r.kvs[0].value[i];
+
+			out->leader[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+		}
+		out->leader[n] = '\0';
+	}
+	etcd_range_clear(&r);
 	return 0;
 }

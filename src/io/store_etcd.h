@@ -47,6 +47,7 @@
 #ifndef MQLOCK_IO_STORE_ETCD_H
 #define MQLOCK_IO_STORE_ETCD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -112,6 +113,31 @@ int store_etcd_next_epoch(struct store_etcd *s, uint64_t *epoch)
  */
 int store_etcd_flush(struct store_etcd *s, struct locktab *t)
     __attribute__((warn_unused_result));
+
+/* What the journal says about itself, and who leads. */
+struct store_etcd_info {
+	bool exists;         /* anything under the prefix's meta/ */
+	uint64_t epoch;      /* the last epoch begun */
+	uint64_t last_token; /* tokens up to here may have been granted */
+	bool pending;        /* a staged batch is being copied into place */
+	int64_t term;        /* the leader key's create_revision; 0: none */
+	char leader[129];    /* its value (the leader's id), printable */
+};
+
+/*
+ * store_etcd_info(s, out): read the counters and the leader key (two
+ * requests; needs no term).  Returns a store_etcd_rc.
+ */
+int store_etcd_info(struct store_etcd *s, struct store_etcd_info *out)
+    __attribute__((warn_unused_result));
+
+/*
+ * store_etcd_batch_records(s): how many dirty records a batch may hold to
+ * go in one transaction within etcd's operation limit (the staged path
+ * takes several).  A caller that ends its batches there commits each in
+ * one request.
+ */
+size_t store_etcd_batch_records(const struct store_etcd *s);
 
 /* store_etcd_error(s): the last failure, readable ("" before any). */
 const char *store_etcd_error(const struct store_etcd *s);

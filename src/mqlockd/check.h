@@ -17,6 +17,9 @@
  * Returns the exit status: 0, or 1 when mqlockd could not start with that
  * journal (the reason is logged): not an mqlock journal, broken rows, in
  * use by a running mqlockd, or absent from a directory it cannot write.
+ * With --etcd it reads the journal in etcd instead (no term needed; it
+ * writes nothing) and also says who leads; 1 when etcd cannot be reached
+ * or what it holds under the prefix is not a journal this mqlockd reads.
  */
 int check_run(const struct config *c, FILE *out);
 

@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/codec.h"
 #include "io/clock.h"
+#include "io/etcd.h"
 #include "io/mqtt.h"
 #include "io/siphash.h"
 
@@ -105,6 +107,36 @@ static const struct flag flags[] = {
 	"error, warn, info or debug"),
     OPT("check", T_FLAG, check, NULL, 0, 0,
 	"validate the flags and the journal, then exit"),
+    OPT("etcd", T_STRING, etcd, NULL, 0, 0,
+	"high availability: etcd endpoints, http(s)://host:port[,...]; the "
+	"journal and the leadership are kept there instead of --db, and "
+	"several mqlockd may run, one of them leading"),
+    OPT("etcd-prefix", T_STRING, etcd_prefix, NULL, 0, 0,
+	"key prefix in etcd (default mqlock/<--prefix>/)"),
+    OPT("lease", T_COUNT, lease_s, "5", 2, 3600,
+	"whole seconds of the leader's etcd lease: a standby takes over "
+	"within this plus 3 s of the leader's end; the leader stops a fifth "
+	"of it before its lease can have expired"),
+    OPT("etcd-timeout", T_SECONDS, etcd_timeout_ms, "2", 100, 60000,
+	"deadline of each request to etcd (at most a quarter of --lease)"),
+    OPT("etcd-id", T_STRING, etcd_id, NULL, 0, 0,
+	"this mqlockd's name among the candidates, unique (default "
+	"<hostname>-<pid>)"),
+    OPT("etcd-cafile", T_STRING, etcd_cafile, NULL, 0, 0,
+	"CA certificates for https:// endpoints (default: the system's)"),
+    OPT("etcd-certfile", T_STRING, etcd_certfile, NULL, 0, 0,
+	"client certificate for etcd"),
+    OPT("etcd-keyfile", T_STRING, etcd_keyfile, NULL, 0, 0,
+	"its private key (default: in --etcd-certfile)"),
+    OPT("etcd-user", T_STRING, etcd_user, NULL, 0, 0, "etcd user"),
+    OPT("etcd-password-file", T_STRING, etcd_password_file, NULL, 0, 0,
+	"file whose first line is the etcd user's password"),
+    OPT("etcd-max-txn-ops", T_COUNT, etcd_max_txn_ops,
+	MQL_STR(ETCD_DEFAULT_MAX_TXN_OPS), 16, 100000,
+	"the cluster's --max-txn-ops: operations in one transaction"),
+    OPT("etcd-max-request-bytes", T_COUNT, etcd_max_request_bytes,
+	MQL_STR(ETCD_DEFAULT_MAX_REQUEST_BYTES_N), 65536, 1073741824,
+	"the cluster's --max-request-bytes"),
 };
 
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
@@ -231,8 +263,126 @@ find_flag(const char *arg, const char **inline_value)
 	return NULL;
 }
 
+/* Which flags the command line named, by index into flags[]. */
+static bool
+given(const bool *named, const char *name)
+{
+	for (size_t i = 0; i < NFLAGS; i++)
+		if (strcmp(flags[i].name, name) == 0)
+			return named[i];
+	return false;
+}
+
+/* 1..max printable ASCII bytes without spaces (store_etcd's key rule). */
+static bool
+key_text(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= ' ' || s[i] >= 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * The high-availability flags: only with --etcd, never with --db, and
+ * defaults for the key prefix and the candidate's id.
+ */
 static int
-validate(const struct config *c, char *err, size_t errsz)
+validate_etcd(struct config *c, const bool *named, char *err, size_t errsz)
+{
+	static const char *const only[] = {"etcd-prefix", "lease",
+	    "etcd-timeout", "etcd-id", "etcd-cafile", "etcd-certfile",
+	    "etcd-keyfile", "etcd-user", "etcd-password-file",
+	    "etcd-max-txn-ops", "etcd-max-request-bytes"};
+	struct etcd_opts eo = {0};
+	struct etcd *e;
+	char host[64], why[256];
+
+	if (c->etcd == NULL) {
+		for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++) {
+			if (given(named, only[i])) {
+				snprintf(err, errsz, "--%s needs --etcd",
+				    only[i]);
+				return -1;
+			}
+		}
+		return 0;
+	}
+	if (given(named, "db")) {
+		snprintf(err, errsz,
+		    "--db and --etcd exclude each other: the journal is a "
+		    "sqlite file (--db) or in etcd (--etcd), not both");
+		return -1;
+	}
+	if (c->etcd_password_file != NULL && c->etcd_user == NULL) {
+		snprintf(err, errsz, "--etcd-password-file needs --etcd-user");
+		return -1;
+	}
+	if (c->etcd_user != NULL && c->etcd_password_file == NULL) {
+		snprintf(err, errsz, "--etcd-user needs --etcd-password-file");
+		return -1;
+	}
+	if (c->etcd_keyfile != NULL && c->etcd_certfile == NULL) {
+		snprintf(err, errsz, "--etcd-keyfile needs --etcd-certfile");
+		return -1;
+	}
+	/* The endpoints' syntax and the TLS files, without contacting etcd. */
+	eo.endpoints = c->etcd;
+	eo.cafile = c->etcd_cafile;
+	eo.certfile = c->etcd_certfile;
+	eo.keyfile = c->etcd_keyfile;
+	if ((e = etcd_new(&eo, why, sizeof(why))) == NULL) {
+		snprintf(err, errsz, "--etcd: %s", why);
+		return -1;
+	}
+	etcd_free(e);
+	if (c->etcd_prefix == NULL) {
+		snprintf(c->etcd_prefix_buf, sizeof(c->etcd_prefix_buf),
+		    "mqlock/%s/", c->prefix);
+		if (!key_text(c->etcd_prefix_buf, LEADER_PREFIX_MAX)) {
+			snprintf(err, errsz,
+			    "--prefix '%s' makes no etcd key prefix (printable "
+			    "ASCII without spaces): give --etcd-prefix",
+			    c->prefix);
+			return -1;
+		}
+		c->etcd_prefix = c->etcd_prefix_buf;
+	}
+	if (!key_text(c->etcd_prefix, LEADER_PREFIX_MAX)) {
+		snprintf(err, errsz,
+		    "--etcd-prefix: '%s' must be 1-%d bytes of printable ASCII "
+		    "without spaces",
+		    c->etcd_prefix, LEADER_PREFIX_MAX);
+		return -1;
+	}
+	if (c->etcd_id == NULL) {
+		/* Unique among live candidates: one pid per host at a time. */
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "mqlockd");
+		host[sizeof(host) - 1] = '\0';
+		snprintf(c->etcd_id_buf, sizeof(c->etcd_id_buf), "%s-%ld", host,
+		    (long)getpid());
+		for (char *p = c->etcd_id_buf; *p != '\0'; p++)
+			if (*p <= ' ' || *p >= 0x7f)
+				*p = '_';
+		c->etcd_id = c->etcd_id_buf;
+	}
+	if (!key_text(c->etcd_id, LEADER_ID_MAX)) {
+		snprintf(err, errsz,
+		    "--etcd-id: '%s' must be 1-%d bytes of printable ASCII "
+		    "without spaces",
+		    c->etcd_id, LEADER_ID_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+validate(struct config *c, const bool *named, char *err, size_t errsz)
 {
 	if (!codec_prefix_valid(c->prefix)) {
 		snprintf(err, errsz,
@@ -275,12 +425,14 @@ validate(const struct config *c, char *err, size_t errsz)
 		snprintf(err, errsz, "--require-ticket needs --ticket-key");
 		return -1;
 	}
-	return 0;
+	return validate_etcd(c, named, err, errsz);
 }
 
 enum config_result
 config_parse(struct config *c, int argc, char **argv, char *err, size_t errsz)
 {
+	bool named[NFLAGS] = {false};
+
 	memset(c, 0, sizeof(*c));
 	for (size_t i = 0; i < NFLAGS; i++) {
 		if (flags[i].def != NULL &&
@@ -322,10 +474,17 @@ config_parse(struct config *c, int argc, char **argv, char *err, size_t errsz)
 		}
 		if (set_value(c, o, value, err, errsz) != 0)
 			return CONFIG_ERROR;
+		named[o - flags] = true;
 	}
 	/* The path too, for readers of the key file of their own. */
 	c->ticket_key = c->ticket_secret.path;
-	return validate(c, err, errsz) == 0 ? CONFIG_OK : CONFIG_ERROR;
+	return validate(c, named, err, errsz) == 0 ? CONFIG_OK : CONFIG_ERROR;
+}
+
+int64_t
+config_lease_margin_ms(const struct config *c)
+{
+	return c->lease_s * 1000 / 5;
 }
 
 void

@@ -1,10 +1,12 @@
 /*
  * coord_int.h: what the coordinator's three parts share.
  *
- *   coord.c   set-up, the loop, the broker connection, epochs
+ *   coord.c   set-up, the loop, the broker connection, epochs, and with
+ *             etcd the leadership: standby, taking over, stepping down
  *   handle.c  inbound: one received message -> checks -> locktab_apply()
  *   send.c    outbound: commit a batch, then publish what it decided,
- *             paced by the broker's receive maximum
+ *             paced by the broker's receive maximum; every publish passes
+ *             the leadership gate (coord_may_publish()) first
  *
  * Everything here runs on the loop's thread only.
  */
@@ -18,6 +20,8 @@
 #include "core/codec.h"
 #include "core/locktab.h"
 #include "io/backoff.h"
+#include "io/journal.h"
+#include "io/leader.h"
 #include "io/mqtt.h"
 #include "mqlockd/config.h"
 
@@ -40,14 +44,40 @@ struct outmsg {
 	size_t len;
 	int retain;
 	struct reply props; /* response topic and correlation, or none */
+	/* A status: 1 offline saying why (an error), 0 any other; -1 none. */
+	int status;
 };
 
 struct coord {
 	const struct config *cfg;
+	struct lt_config lc;
+	/* NULL while this mqlockd does not serve (a standby, with etcd). */
 	struct locktab *tab;
 	struct ratelimit *rate;
 	struct ratelimit *refusals; /* error events for refused input */
-	struct store *store;
+	struct journal *journal;
+	/*
+	 * With etcd: who leads.  term is the term this process serves in
+	 * (its table was loaded in it, its broker connection made in it), 0
+	 * for a standby.  Nothing is published unless leader_check() says
+	 * this process leads in that same term (coord_may_publish()).
+	 */
+	struct leader *leader;
+	int64_t term;
+	bool term_over;        /* the gate found it over: step down now */
+	bool held;             /* a batch is decided, not yet durable */
+	const char *epoch_due; /* an epoch must begin first (why) */
+	int64_t retry_at;      /* monotonic ms: try etcd again; 0: none */
+	bool etcd_down;        /* etcd does not answer: nothing is announced */
+	/*
+	 * The last status handed to the broker on this connection is offline
+	 * with its reason: stepping down then leaves it in place (a normal
+	 * DISCONNECT) rather than letting the will replace it.
+	 */
+	bool status_says_why;
+	struct mqtt_in *stash; /* a connection change waiting for the journal */
+	char *etcd_password;
+	char seen_leader[LEADER_ID_MAX + 1]; /* standby: who leads, as logged */
 	struct mqtt *mqtt;
 	const struct mqtt_sub *subs; /* made on every connect */
 	size_t nsubs;
@@ -83,12 +113,25 @@ struct coord {
 	char sys_topic[64];
 };
 
+/* ---- coord.c ---- */
+
+/*
+ * coord_may_publish(d): whether a message may be handed to the broker
+ * now: always without etcd; with etcd only while leader_check() says this
+ * process leads in d->term, asked at this moment.  When not, d->term_over
+ * is set and the loop steps down before doing anything else.
+ */
+bool coord_may_publish(struct coord *d);
+
 /* ---- send.c ---- */
 
 /*
  * send_flush(d): end of a batch: commit what changed, then (and only then)
- * queue what it decided for publishing.  Returns 0, or -1 when the journal
- * failed: nothing of the batch is announced and the caller must stop.
+ * queue what it decided for publishing.  Returns a journal_rc: JOURNAL_OK
+ * once published; JOURNAL_UNAVAILABLE with the batch kept as it is (the
+ * table, its effects and replies), to be flushed again; JOURNAL_FENCED or
+ * JOURNAL_BROKEN (also when memory ran out while deciding) with nothing
+ * announced: the caller must stop leading, or stop.
  */
 int send_flush(struct coord *d);
 

@@ -3,7 +3,8 @@
  * journal first; only then are its owner messages, events and replies
  * published, never faster than the broker's receive maximum allows: past
  * it Paho holds further publishes back for about a second, and every client
- * waits behind them.
+ * waits behind them.  With etcd, each message is handed to Paho only while
+ * this process leads in the term it serves (coord_may_publish()).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,8 +12,8 @@
 #include <string.h>
 
 #include "io/clock.h"
+#include "io/journal.h"
 #include "io/log.h"
-#include "io/store.h"
 #include "mqlockd/coord_int.h"
 
 /* Owner messages republished per pump after a (re)connect. */
@@ -32,10 +33,13 @@ outmsg_free(struct outmsg *m)
 	free(m);
 }
 
-/* Hand one message to Paho; the caller still owns everything. */
+/*
+ * Hand one message to Paho; the caller still owns everything.  status:
+ * what a status message says (see struct outmsg), -1 for any other.
+ */
 static void
 publish_now(struct coord *d, const char *topic, const char *payload, size_t len,
-    int retain, const struct reply *props)
+    int retain, const struct reply *props, int status)
 {
 	struct mqtt_pub_props p = {NULL, NULL, 0};
 
@@ -44,10 +48,18 @@ publish_now(struct coord *d, const char *topic, const char *payload, size_t len,
 		p.corr = props->corr_len > 0 ? props->corr : NULL;
 		p.corr_len = props->corr_len;
 	}
+	/*
+	 * The leadership is asked last, right before Paho has it: a former
+	 * leader announces nothing, not even what it committed in its term.
+	 */
+	if (!coord_may_publish(d))
+		return;
 	/* What the log says comes before what anyone can see. */
 	log_flush();
-	mqtt_publish(d->mqtt, topic, payload, len, 1, retain,
-	    props != NULL && props->topic != NULL ? &p : NULL);
+	if (mqtt_publish(d->mqtt, topic, payload, len, 1, retain,
+		props != NULL && props->topic != NULL ? &p : NULL) == 0 &&
+	    status >= 0)
+		d->status_says_why = status == 1;
 }
 
 /*
@@ -76,9 +88,10 @@ copy_props(struct reply *dst, const struct reply *src)
 	return 0;
 }
 
-void
-send_publish(struct coord *d, const char *topic, char *payload, int retain,
-    const struct reply *props)
+/* send_publish() for any message; status as for publish_now(). */
+static void
+enqueue(struct coord *d, const char *topic, char *payload, int retain,
+    const struct reply *props, int status)
 {
 	struct outmsg *m;
 
@@ -94,7 +107,8 @@ send_publish(struct coord *d, const char *topic, char *payload, int retain,
 	 * journal after the reconnect.
 	 */
 	if (d->outq == NULL && window_open(d)) {
-		publish_now(d, topic, payload, strlen(payload), retain, props);
+		publish_now(d, topic, payload, strlen(payload), retain, props,
+		    status);
 		free(payload);
 		return;
 	}
@@ -109,9 +123,17 @@ send_publish(struct coord *d, const char *topic, char *payload, int retain,
 	m->payload = payload;
 	m->len = strlen(payload);
 	m->retain = retain;
+	m->status = status;
 	*d->outq_tail = m;
 	d->outq_tail = &m->next;
 	d->noutq++;
+}
+
+void
+send_publish(struct coord *d, const char *topic, char *payload, int retain,
+    const struct reply *props)
+{
+	enqueue(d, topic, payload, retain, props, -1);
 }
 
 size_t
@@ -204,6 +226,9 @@ republish_some(struct coord *d)
 	struct lt_lock_rec rec;
 	size_t budget = REPUBLISH_SLICE;
 
+	/* A batch not yet durable is in the table: wait until it is. */
+	if (d->held)
+		return;
 	while (d->rp_off < d->rp_len && budget > 0 && d->outq == NULL &&
 	    mqtt_in_flight(d->mqtt, 0) < (d->window + 1) / 2) {
 		const char *id = d->rp_ids + d->rp_off;
@@ -226,7 +251,7 @@ send_pump(struct coord *d)
 {
 	size_t mark;
 
-	if (!mqtt_is_connected(d->mqtt))
+	if (d->mqtt == NULL || !mqtt_is_connected(d->mqtt))
 		return false;
 	while (d->outq != NULL && window_open(d)) {
 		struct outmsg *m = d->outq;
@@ -236,11 +261,11 @@ send_pump(struct coord *d)
 			d->outq_tail = &d->outq;
 		d->noutq--;
 		publish_now(d, m->topic, m->payload, m->len, m->retain,
-		    &m->props);
+		    &m->props, m->status);
 		outmsg_free(m);
 	}
 	republish_some(d);
-	if (d->outq == NULL && d->rp_off >= d->rp_len)
+	if (d->outq == NULL && (d->rp_off >= d->rp_len || d->held))
 		return false;
 	/*
 	 * Room now (a republish slice ended on its budget): go on at once.
@@ -284,8 +309,8 @@ send_status_text(const struct coord *d, bool online, lt_ms since,
 void
 send_status(struct coord *d, bool online, lt_ms since, const char *error)
 {
-	send_publish(d, d->status_topic,
-	    send_status_text(d, online, since, error), 1, NULL);
+	enqueue(d, d->status_topic, send_status_text(d, online, since, error),
+	    1, NULL, !online && error != NULL);
 }
 
 /* ---- one batch ---- */
@@ -413,16 +438,19 @@ int
 send_flush(struct coord *d)
 {
 	size_t nl = locktab_dirty_locks(d->tab);
+	int rc;
 
 	if (d->fx.failed) {
 		log_error("out of memory while deciding; stopping");
-		return -1;
+		return JOURNAL_BROKEN;
 	}
 	if ((nl > 0 || locktab_dirty_clients(d->tab) > 0) &&
-	    store_flush(d->store, d->tab) != 0) {
-		log_error("journal write failed; stopping without announcing "
-			  "the undecided batch");
-		return -1;
+	    (rc = journal_flush(d->journal, d->tab)) != JOURNAL_OK) {
+		/* The caller says what becomes of the batch. */
+		if (rc == JOURNAL_BROKEN)
+			log_error("journal write failed; stopping without "
+				  "announcing the undecided batch");
+		return rc;
 	}
 	/* The batch's log lines go out in one write, before its messages. */
 	for (size_t i = 0; i < d->fx.n; i++)
@@ -438,5 +466,5 @@ send_flush(struct coord *d)
 	locktab_dirty_done(d->tab);
 	lt_fxlist_clear(&d->fx);
 	send_clear_replies(d);
-	return 0;
+	return JOURNAL_OK;
 }

@@ -52,6 +52,15 @@ test_defaults(void **state)
 	assert_false(c.require_ticket);
 	assert_int_equal(c.max_clients_per_user, 16);
 	assert_int_equal(c.offline_exit_ms, 60000);
+	/* sqlite, not etcd, unless asked. */
+	assert_null(c.etcd);
+	assert_null(c.etcd_prefix);
+	assert_null(c.etcd_id);
+	assert_int_equal(c.lease_s, 5);
+	assert_int_equal(c.etcd_timeout_ms, 2000);
+	assert_int_equal(config_lease_margin_ms(&c), 1000);
+	assert_int_equal(c.etcd_max_txn_ops, 128);
+	assert_int_equal(c.etcd_max_request_bytes, 1572864);
 }
 
 static void
@@ -233,6 +242,113 @@ test_new_flag_refusals(void **state)
 }
 
 static void
+test_etcd_flags(void **state)
+{
+	struct config c;
+	char err[256], id[64];
+
+	/* Defaults: the key prefix follows --prefix, the id host and pid. */
+	assert_int_equal(PARSE(&c, err, "--etcd",
+			     "http://127.0.0.1:2379,https://10.0.0.2:2379",
+			     "--prefix", "site/locks"),
+	    CONFIG_OK);
+	assert_string_equal(c.etcd,
+	    "http://127.0.0.1:2379,https://10.0.0.2:2379");
+	assert_string_equal(c.etcd_prefix, "mqlock/site/locks/");
+	snprintf(id, sizeof(id), "-%ld", (long)getpid());
+	assert_non_null(c.etcd_id);
+	assert_true(strlen(c.etcd_id) > strlen(id));
+	assert_string_equal(c.etcd_id + strlen(c.etcd_id) - strlen(id), id);
+	assert_int_equal(c.lease_s, 5);
+	/* Every flag. */
+	assert_int_equal(
+	    PARSE(&c, err, "--etcd", "http://e1:2379", "--etcd-prefix", "x/y/",
+		"--lease", "15", "--etcd-timeout", "0.5", "--etcd-id", "node-7",
+		"--etcd-user", "mq", "--etcd-password-file", "/run/pw",
+		"--etcd-cafile", "/dev/null", "--etcd-certfile", "/dev/null",
+		"--etcd-keyfile", "/dev/null"),
+	    CONFIG_OK);
+	assert_string_equal(c.etcd_prefix, "x/y/");
+	assert_int_equal(c.lease_s, 15);
+	assert_int_equal(config_lease_margin_ms(&c), 3000);
+	assert_int_equal(c.etcd_timeout_ms, 500);
+	assert_string_equal(c.etcd_id, "node-7");
+	assert_string_equal(c.etcd_user, "mq");
+	assert_string_equal(c.etcd_password_file, "/run/pw");
+	assert_string_equal(c.etcd_cafile, "/dev/null");
+	assert_string_equal(c.etcd_certfile, "/dev/null");
+	assert_string_equal(c.etcd_keyfile, "/dev/null");
+	assert_int_equal(PARSE(&c, err, "--etcd", "http://e1:2379",
+			     "--etcd-max-txn-ops", "64",
+			     "--etcd-max-request-bytes", "1048576"),
+	    CONFIG_OK);
+	assert_int_equal(c.etcd_max_txn_ops, 64);
+	assert_int_equal(c.etcd_max_request_bytes, 1048576);
+	assert_int_equal(
+	    PARSE(&c, err, "--etcd", "http://e1:2379", "--lease", "2"),
+	    CONFIG_OK);
+	assert_int_equal(config_lease_margin_ms(&c), 400);
+}
+
+static void
+test_etcd_refusals(void **state)
+{
+	EXPECT_ERROR("--db and --etcd exclude each other", "--etcd",
+	    "http://e:2379", "--db", "/tmp/x.db");
+	EXPECT_ERROR("--db and --etcd exclude each other", "--db", "x.db",
+	    "--etcd", "http://e:2379");
+	/* The etcd flags need --etcd. */
+	EXPECT_ERROR("--lease needs --etcd", "--lease", "10");
+	EXPECT_ERROR("--etcd-prefix needs --etcd", "--etcd-prefix", "a/");
+	EXPECT_ERROR("--etcd-id needs --etcd", "--etcd-id", "a");
+	EXPECT_ERROR("--etcd-timeout needs --etcd", "--etcd-timeout", "1");
+	EXPECT_ERROR("--etcd-user needs --etcd", "--etcd-user", "u");
+	EXPECT_ERROR("--etcd-cafile needs --etcd", "--etcd-cafile", "/f");
+	EXPECT_ERROR("--etcd-max-txn-ops needs --etcd", "--etcd-max-txn-ops",
+	    "64");
+	EXPECT_ERROR("--etcd-max-txn-ops", "--etcd", "http://h:2379",
+	    "--etcd-max-txn-ops", "8");
+	EXPECT_ERROR("--etcd-max-request-bytes", "--etcd", "http://h:2379",
+	    "--etcd-max-request-bytes", "1000");
+	/* Endpoints and files are checked without contacting etcd. */
+	EXPECT_ERROR("--etcd:", "--etcd", "");
+	EXPECT_ERROR("--etcd:", "--etcd", "tcp://h:2379");
+	EXPECT_ERROR("--etcd:", "--etcd", "http://h:2379,,http://g:2379");
+	EXPECT_ERROR("--etcd:", "--etcd", "http://h:2379", "--etcd-cafile",
+	    "/nonexistent/ca.pem");
+	/* Ranges. */
+	EXPECT_ERROR("--lease", "--etcd", "http://h:2379", "--lease", "1");
+	EXPECT_ERROR("--lease", "--etcd", "http://h:2379", "--lease", "3601");
+	EXPECT_ERROR("--lease", "--etcd", "http://h:2379", "--lease", "2.5");
+	EXPECT_ERROR("--etcd-timeout", "--etcd", "http://h:2379",
+	    "--etcd-timeout", "0.05");
+	EXPECT_ERROR("--etcd-timeout", "--etcd", "http://h:2379",
+	    "--etcd-timeout", "61");
+	/* Names etcd keys are made of. */
+	EXPECT_ERROR("--etcd-prefix", "--etcd", "http://h:2379",
+	    "--etcd-prefix", "has space/");
+	EXPECT_ERROR("--etcd-prefix", "--etcd", "http://h:2379",
+	    "--etcd-prefix", "");
+	EXPECT_ERROR("--etcd-prefix", "--etcd", "http://h:2379",
+	    "--etcd-prefix",
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "4567890123456789012345678901234567890123456789012345678901234567"
+	    "89");
+	EXPECT_ERROR("give --etcd-prefix", "--etcd", "http://h:2379",
+	    "--prefix", "s\xc3\xa4tze");
+	EXPECT_ERROR("--etcd-id", "--etcd", "http://h:2379", "--etcd-id",
+	    "a\tb");
+	EXPECT_ERROR("--etcd-id", "--etcd", "http://h:2379", "--etcd-id", "");
+	/* Credentials come in pairs. */
+	EXPECT_ERROR("--etcd-password-file needs --etcd-user", "--etcd",
+	    "http://h:2379", "--etcd-password-file", "/p");
+	EXPECT_ERROR("--etcd-user needs --etcd-password-file", "--etcd",
+	    "http://h:2379", "--etcd-user", "u");
+	EXPECT_ERROR("--etcd-keyfile needs --etcd-certfile", "--etcd",
+	    "http://h:2379", "--etcd-keyfile", "/dev/null");
+}
+
+static void
 test_help_and_version_exit(void **state)
 {
 	struct config c;
@@ -256,6 +372,8 @@ main(void)
 	    cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_new_flags),
 	    cmocka_unit_test(test_new_flag_refusals),
+	    cmocka_unit_test(test_etcd_flags),
+	    cmocka_unit_test(test_etcd_refusals),
 	    cmocka_unit_test(test_help_and_version_exit),
 	};
 
