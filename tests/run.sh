@@ -123,6 +123,13 @@ run_ctest() {
 	return "$status"
 }
 
+# chaos_figures: what the chaos tests of the last build/ ctest run measured
+# (a passing test's output is only in ctest's own log).
+chaos_figures() {
+	grep -hE '^(recovery after|worst time|serving again|terms seen|grants:|commands run|mqlock exits|check: |chaos(_ha)?: passed)' \
+		build/Testing/Temporary/LastTest.log
+}
+
 # check_labels DIR: a label whose tests were left unregistered (a missing
 # package: tests/*/CMakeLists.txt skip them with a message) fails here
 # rather than passing by running nothing.
@@ -164,6 +171,7 @@ if step "build/ configure + build (Release, -Werror)" \
 	step "build/ ctest -LE browser, all but plain chaos (-j$jobs)" \
 		run_ctest "$logdir/ctest.log" "$jobs" --test-dir build \
 		-LE browser -E '^chaos$' || true
+	step "build/ figures of the chaos tests" chaos_figures || true
 	# --no-tests=ignore: no browser tests are registered where Node.js
 	# is missing (tests/browser/CMakeLists.txt says so).
 	step "build/ ctest -L browser (one at a time)" \
