@@ -78,8 +78,12 @@ check_etcd(const struct config *c, FILE *out)
 		log_error("journal in etcd: %s", err);
 		goto out;
 	}
-	if (store_etcd_info(s, &info) != STORE_ETCD_OK)
+	if (store_etcd_info(s, &info) != STORE_ETCD_OK) {
+		log_error("journal in etcd %s: could not be read (above); "
+			  "check failed",
+		    c->etcd_prefix);
 		goto out;
+	}
 	if (info.term != 0)
 		fprintf(out, "mqlockd: etcd %s: %s leads (term %" PRId64 ")\n",
 		    c->etcd_prefix, info.leader, info.term);
@@ -106,8 +110,12 @@ check_etcd(const struct config *c, FILE *out)
 		log_error("out of memory");
 		goto out;
 	}
-	if (store_etcd_load(s, t) != STORE_ETCD_OK)
+	if (store_etcd_load(s, t) != STORE_ETCD_OK) {
+		log_error("journal in etcd %s: could not be loaded (above); "
+			  "check failed",
+		    c->etcd_prefix);
 		goto out;
+	}
 	if ((broken = locktab_check(t)) != NULL) {
 		log_error("journal in etcd %s: the table it holds is "
 			  "inconsistent: %s",

@@ -387,6 +387,9 @@ test_check_reads_etcd(void **state)
 	struct h_client *ctl = h_ctl(w);
 	const char *s = h_session();
 	long long epoch = -1;
+	char words[1024];
+	char *argv[32];
+	int n;
 
 	assert_int_equal(check(w, "t5/", "check0.out"), 0);
 	wait_text(h_path(w, "check0.out"), "nobody leads", 1000);
@@ -403,6 +406,15 @@ test_check_reads_etcd(void **state)
 	etcdctl(junk);
 	assert_int_equal(check(w, "t5/", "check2.out"), 1);
 	wait_text(h_path(w, "check2.out"), "bad record t5/lock/bad", 1000);
+
+	/* Nobody answers at that address: the check fails and says so. */
+	snprintf(words, sizeof(words), "%s --check --etcd http://127.0.0.1:%d",
+	    MQLOCKD_BIN, tutil_free_port());
+	n = h_words(words, argv, 0, 31);
+	argv[n] = NULL;
+	assert_int_equal(h_proc_wait(h_spawn(w, argv, "check3.out"), H_WAIT_MS),
+	    1);
+	wait_text(h_path(w, "check3.out"), "could not be read", 1000);
 	h_pass(w);
 }
 
