@@ -2334,6 +2334,8 @@ test_broker_drops_start_roll_call(void **state)
 
 	/* A subscriber that stops reading: its queue overflows. */
 	argv[n++] = (char *)MOSQUITTO_SUB_BIN;
+	argv[n++] = (char *)"-h";
+	argv[n++] = (char *)"127.0.0.1";
 	argv[n++] = (char *)"-p";
 	argv[n++] = (char *)h_fmt("%d", b.port);
 	argv[n++] = (char *)"-q";
