@@ -7,11 +7,11 @@
  * commands' logs.
  *
  * One run per process: the state lives here, behind these functions, from
- * chaos_init() to chaos_verdict().  Nothing here is thread-safe but the
- * recorder (chaos_rec_*) and chaos_problem() from the recorder's hook;
- * call the rest from the main thread.  Fatal trouble (a server that will
- * not start, no memory) ends the process through chaos_die(), which
- * kills every child first.
+ * chaos_init() to chaos_verdict().  Call them from the main thread, except
+ * chaos_rec_publish(), chaos_rec_count() and chaos_rec_get(), which any
+ * thread may call.  Fatal trouble (a server that will not start, no
+ * memory) ends the process through chaos_die(), which kills every child
+ * first.
  *
  * Failed checks are counted against check numbers: CHAOS_C_* below, then
  * each program's own from CHAOS_NSHARED on.  A program names all of them

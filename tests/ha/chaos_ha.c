@@ -75,8 +75,6 @@
  * tests/chaos/chaos.c are in chaoslib.c; the etcd members, the prober,
  * the watcher, the faults and the leadership and quorum checks are here.
  */
-#include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -86,7 +84,6 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "chaoslib.h"
 #include "etcdtest.h"
