@@ -1175,11 +1175,12 @@ etcd_txn_put(struct etcd_txn *t, bool on_success, const char *key,
 	return 0;
 }
 
-int
-etcd_txn_delete(struct etcd_txn *t, bool on_success, const char *key,
-    bool prefix)
+/* A delete or range operation on key (and below it, with prefix). */
+static int
+txn_key_op(struct etcd_txn *t, bool on_success, const char *kind,
+    const char *key, bool prefix)
 {
-	cJSON *o = new_op(t, on_success, "request_delete_range");
+	cJSON *o = new_op(t, on_success, kind);
 
 	if (o == NULL ||
 	    add_key_range(o, key, false, prefix ? key : NULL) != 0) {
@@ -1191,18 +1192,17 @@ etcd_txn_delete(struct etcd_txn *t, bool on_success, const char *key,
 }
 
 int
+etcd_txn_delete(struct etcd_txn *t, bool on_success, const char *key,
+    bool prefix)
+{
+	return txn_key_op(t, on_success, "request_delete_range", key, prefix);
+}
+
+int
 etcd_txn_range(struct etcd_txn *t, bool on_success, const char *key,
     bool prefix)
 {
-	cJSON *o = new_op(t, on_success, "request_range");
-
-	if (o == NULL ||
-	    add_key_range(o, key, false, prefix ? key : NULL) != 0) {
-		t->failed = true;
-		return -1;
-	}
-	t->size += etcd_txn_op_size(strlen(key), prefix ? strlen(key) : 0);
-	return 0;
+	return txn_key_op(t, on_success, "request_range", key, prefix);
 }
 
 size_t

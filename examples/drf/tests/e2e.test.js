@@ -29,8 +29,15 @@ const LAUNCH = {
  * network service), so its sockets close without a word.
  */
 async function launch() {
-	const server = await chromium.launchServer(LAUNCH);
-	const browser = await chromium.connect(server.wsEndpoint());
+	// By address: "localhost" needs a resolver entry a minimal machine may lack.
+	const server = await chromium.launchServer({ ...LAUNCH, host: '127.0.0.1' });
+	let browser;
+	try {
+		browser = await chromium.connect(server.wsEndpoint());
+	} catch (err) {
+		await server.kill().catch(() => {});
+		throw err;
+	}
 	const pid = server.process().pid;
 	return {
 		browser,
@@ -86,7 +93,13 @@ function banner(page) {
 test('a killed holder hands over, its stale save is refused, an idle holder loses the lock', async () => {
 	await withExample(FLAGS, async (ex) => {
 		const chromeA = await launch();
-		const chromeB = await launch();
+		let chromeB;
+		try {
+			chromeB = await launch();
+		} catch (err) {
+			await chromeA.close();
+			throw err;
+		}
 		const browserA = chromeA.browser;
 		const browserB = chromeB.browser;
 		try {
