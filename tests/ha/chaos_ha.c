@@ -69,45 +69,33 @@
  *
  * Environment: CHAOS_SEED repeats the random choices (timing still
  * differs); CHAOS_KEEP keeps the directory.
+ * differs); CHAOS_KEEP keeps the directory.
+ *
+ * The servers, the clients, the recorder and the checks it shares with
+ * tests/chaos/chaos.c are in chaoslib.c; the etcd members, the prober,
+ * the watcher, the faults and the leadership and quorum checks are here.
  */
-#include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <cjson/cJSON.h>
-
-#include <MQTTAsync.h>
-
+#include "chaoslib.h"
 #include "etcdtest.h"
 #include "io/etcd.h"
 #include "tutil.h"
 
-#define PREFIX "locks"
 #define ETCD_PREFIX "chaos/"
 #define COORDS 3
 #define WORKERS 24
 #define LOCKS 4
 #define ROUNDS 2
 #define LEASE_S 3
-#define GRACE_S 2
-#define COORD_KEEPALIVE_S 2
-#define CLIENT_KEEPALIVE_S 5
-#define IDLE_S 30
-#define MAX_WAIT_S 8        /* mqlock --wait is 1..this */
-#define CMD_MAX_MS 800      /* a short command holds its lock this long */
-#define CMD_LONG_MS 4000    /* a long one, at most */
 #define BACKOFF_MAX_MS 5000 /* mqlockd's reconnect backoff */
 #define WARMUP_MS 4000
 #define SETTLE_MS 3000 /* between faults, once served again */
@@ -117,10 +105,9 @@
 #define WATCH_EVERY_MS 20
 #define LOOKAHEAD_S 2
 #define RECOVERY_STEPS 3
-#define PROBE_NAP_MS 50
-#define MAX_ITERS 2048
 #define MAX_FAULTS 32
 #define HARD_LIMIT_MS 175000
+#define PROBE_REPLIES "replies/chaos-probe"
 
 /* The bounds, from the fault (or from what it took away coming back). */
 #define BOUND_LEADER_MS ((LEASE_S + 3) * 1000)
@@ -155,48 +142,6 @@ struct fault_run {
 	char what[96];
 };
 
-/* A server process: mosquitto or an mqlockd. */
-struct server {
-	char name[32];
-	char id[32]; /* mqlockd: etcd id and username of this start */
-	pid_t pid;
-	int up;
-	int sent; /* the signal we sent, 0: none */
-	int starts;
-	int crashes;
-	char crash[256];
-};
-
-/* One `mqlock acquire` process. */
-struct client {
-	char id[32];
-	int slot, lock;
-	pid_t pid;
-	int running;
-	int status;
-	long long start, end;
-	long long cmd_token, cmd_end; /* from runs.log; 0: none */
-	int frozen;
-	long long thaw_at;
-	int killed;   /* by our SIGKILL */
-	int long_cmd; /* its command writes for seconds */
-	pid_t cmd;    /* its command, while frozen */
-};
-
-struct slot {
-	int cur; /* client index, -1: idle */
-	long long next_at;
-	int iter;
-};
-
-/* A recorded message. */
-struct msg {
-	long long at;
-	char *topic;
-	cJSON *json;
-	int retained;
-};
-
 /* A probe: an acquire of "probe" with an MQTT 5 reply. */
 struct probe {
 	long long sent, answered;
@@ -209,470 +154,106 @@ struct term_seen {
 	long long term;
 };
 
-static char dir[PATH_MAX];
-static char uri[64];
-static int port;
+/* What the checker proves: chaoslib's checks, then this program's. */
+enum check {
+	C_LEADER = CHAOS_NSHARED, /* only etcd's leader published/connected */
+	C_SERVE,  /* a leader serves within the bound after each fault */
+	C_QUORUM, /* without quorum nothing decided, status says why */
+	C_END,    /* every lock free at the end */
+	NCHECKS
+};
+
+static const char *const check_name[NCHECKS] = {
+    [C_LEADER] = "only the leader in etcd publishes or connects",
+    [CHAOS_C_ONE_GRANT] = "one lock and one client per token",
+    [CHAOS_C_TOKENS_RISE] = "new tokens strictly increase across failovers",
+    [CHAOS_C_OWNER_ORDER] = "owner messages never go back to an older token",
+    [CHAOS_C_FENCING] = "fenced writes in token order, with granted tokens",
+    [C_SERVE] = "a leader serves within the bound after each fault",
+    [C_QUORUM] = "no quorum: nothing decided, status says why",
+    [C_END] = "every lock ends free",
+    [CHAOS_C_NO_CRASH] = "no crash, no unexpected exit, no sanitizer report",
+    [CHAOS_C_CLI_EXIT] = "mqlock exit 0 only if its lock stayed its own",
+};
+
+/* The order of the verdict's lines. */
+static const int check_order[] = {C_LEADER, CHAOS_C_ONE_GRANT,
+    CHAOS_C_TOKENS_RISE, CHAOS_C_OWNER_ORDER, CHAOS_C_FENCING, C_SERVE,
+    C_QUORUM, C_END, CHAOS_C_NO_CRASH, CHAOS_C_CLI_EXIT};
+
+static void probe_answered(const char *topic, const MQTTAsync_message *m,
+    long long at);
+static void etcd_stop(void);
+
+static const struct chaos_opts opts = {
+    .name = "chaos_ha",
+    .stem = "mqlock-chaos-ha",
+    .workers = WORKERS,
+    .locks = LOCKS,
+    .max_iters = 2048,
+    .max_wait_s = 8,
+    .cmd_max_ms = 800,
+    .long_min_ms = 1500,
+    .long_max_ms = 4000,
+    .long_writes_min = 3,
+    .long_writes_max = 8,
+    .respawn_max_ms = 400,
+    .broker_log_all = 1,
+    .check_names = check_name,
+    .nchecks = NCHECKS,
+    .rec_filter = PROBE_REPLIES,
+    .rec_hook = probe_answered,
+    .at_kill = etcd_stop,
+};
+
 static struct etcdtest *cluster;
-static struct server broker;
-static struct server coords[COORDS];
-static struct client *clients;
-static int nclients, capclients;
-static struct slot slots[WORKERS];
-static int by_iter[WORKERS][MAX_ITERS];
+static struct chaos_server coords[COORDS];
 static struct fault_run runs[MAX_FAULTS];
 static int nruns;
-static int etcd_down[3];
-static uint64_t rng;
-static FILE *faultlog;
 static int spawning = 1;
 
+/* Shared with the recorder's hook and the watcher. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct msg *recs;
-static size_t nrecs, caprecs;
-static FILE *reclog;
-static MQTTAsync rec_mq;
-static MQTTAsync_connectOptions rec_cn = MQTTAsync_connectOptions_initializer5;
-static int rec_subscribed;
-static int rec_down, rec_connecting;
 static struct probe probes[4096];
 static int nprobes;
 static struct term_seen terms[256];
 static int nterms;
 static char leader_now[64]; /* holder of the leader key, "" none */
 static int watching = 1;
-static int probing_late = 1;
-static long long late_worst;
-
-/* What the checker proves; each failure is counted against one. */
-enum check {
-	C_LEADER,      /* only the leader in etcd published or connected */
-	C_ONE_GRANT,   /* a token is one lock and one client everywhere */
-	C_TOKENS_RISE, /* new tokens increase, across failovers too */
-	C_OWNER_ORDER, /* per lock, owner messages never go back */
-	C_FENCING,     /* resources written in token order, real tokens */
-	C_SERVE,       /* a leader serves within the bound after each fault */
-	C_QUORUM,      /* without quorum nothing decided, status says why */
-	C_END,         /* every lock free at the end */
-	C_NO_CRASH,    /* exits we caused only; no sanitizer reports */
-	C_CLI_EXIT,    /* mqlock exits 0 only if its lock stayed its own */
-	NCHECKS
-};
-
-static const char *const check_name[NCHECKS] = {
-    [C_LEADER] = "only the leader in etcd publishes or connects",
-    [C_ONE_GRANT] = "one lock and one client per token",
-    [C_TOKENS_RISE] = "new tokens strictly increase across failovers",
-    [C_OWNER_ORDER] = "owner messages never go back to an older token",
-    [C_FENCING] = "fenced writes in token order, with granted tokens",
-    [C_SERVE] = "a leader serves within the bound after each fault",
-    [C_QUORUM] = "no quorum: nothing decided, status says why",
-    [C_END] = "every lock ends free",
-    [C_NO_CRASH] = "no crash, no unexpected exit, no sanitizer report",
-    [C_CLI_EXIT] = "mqlock exit 0 only if its lock stayed its own",
-};
-
-static int nproblems[NCHECKS];
-
-static void problem(enum check, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
 static void
-problem(enum check c, const char *fmt, ...)
+etcd_stop(void)
 {
-	va_list ap;
-
-	if (nproblems[c]++ < 10) {
-		fprintf(stderr, "CHECK FAILED (%s): ", check_name[c]);
-		va_start(ap, fmt);
-		vfprintf(stderr, fmt, ap);
-		va_end(ap);
-		fputc('\n', stderr);
-	}
-}
-
-static void kill_everything(void);
-
-static void die(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-
-static void
-die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("chaos_ha: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	kill_everything();
-	fprintf(stderr, "chaos_ha: directory kept: %s\n", dir);
-	exit(1);
-}
-
-static long long
-rnd_in(long long lo, long long hi)
-{
-	return lo + (long long)(tutil_rand(&rng) % (uint64_t)(hi - lo + 1));
-}
-
-static const char *
-path(const char *name)
-{
-	static char bufs[8][PATH_MAX + 64];
-	static unsigned next;
-	char *b = bufs[next++ % 8];
-
-	snprintf(b, sizeof(bufs[0]), "%s/%s", dir, name);
-	return b;
-}
-
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-note(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(faultlog, "%lld ", tutil_wall_ms());
-	va_start(ap, fmt);
-	vfprintf(faultlog, fmt, ap);
-	va_end(ap);
-	fputc('\n', faultlog);
-	fflush(faultlog);
-}
-
-static void
-append_line(const char *file, const char *line)
-{
-	FILE *f = fopen(file, "a");
-
-	if (f != NULL) {
-		fputs(line, f);
-		fclose(f);
-	}
-}
-
-/* Servers ---------------------------------------------------------------- */
-
-static pid_t
-spawn(char *const argv[], const char *out)
-{
-	pid_t pid = tutil_spawn(argv, out, 1);
-
-	if (pid == -1)
-		die("start %s (output to %s): %s", argv[0], out,
-		    strerror(errno));
-	return pid;
-}
-
-static void
-write_broker_conf(void)
-{
-	FILE *f = fopen(path("mosquitto.conf"), "w");
-
-	if (f == NULL)
-		die("write mosquitto.conf: %s", strerror(errno));
-	fprintf(f,
-	    "listener %d 127.0.0.1\n"
-	    "allow_anonymous true\n"
-	    "set_tcp_nodelay true\n"
-	    "max_queued_messages 0\n"
-	    "max_inflight_messages 100\n"
-	    "persistence true\n"
-	    "persistence_location %s/\n"
-	    "persistence_file mosquitto.db\n"
-	    "log_dest file %s/mosquitto.log\n"
-	    "log_type all\n"
-	    "%s",
-	    port, dir, dir, geteuid() == 0 ? "user root\n" : "");
-	fclose(f);
-}
-
-static void
-broker_start(void)
-{
-	char *argv[] = {(char *)MOSQUITTO_BIN, (char *)"-c", NULL, NULL};
-	char conf[PATH_MAX + 64];
-
-	snprintf(conf, sizeof(conf), "%s", path("mosquitto.conf"));
-	argv[2] = conf;
-	broker.pid = spawn(argv, path("mosquitto.out"));
-	broker.up = 1;
-	broker.sent = 0;
-	broker.starts++;
-	if (tutil_wait_port(port, broker.pid, 10000) != 0)
-		die("mosquitto did not accept on port %d", port);
-	note("mosquitto started (pid %d)", (int)broker.pid);
+	etcdtest_stop(cluster, false);
+	cluster = NULL;
 }
 
 static void
 coord_start(int i)
 {
-	struct server *s = &coords[i];
-	char *argv[40], lease[8], grace[8], ka[8], idle[8], line[160];
-	char out[64];
-	int n = 0;
+	struct chaos_server *s = &coords[i];
+	char lease[8], out[64];
+	char *extra[] = {(char *)"--etcd", (char *)etcdtest_endpoints(cluster),
+	    (char *)"--etcd-prefix", (char *)ETCD_PREFIX, (char *)"--etcd-id",
+	    s->id, (char *)"--username", s->id, (char *)"--lease", lease, NULL};
 
 	snprintf(s->id, sizeof(s->id), "h%ds%d", i, s->starts + 1);
 	snprintf(lease, sizeof(lease), "%d", LEASE_S);
-	snprintf(grace, sizeof(grace), "%d", GRACE_S);
-	snprintf(ka, sizeof(ka), "%d", COORD_KEEPALIVE_S);
-	snprintf(idle, sizeof(idle), "%d", IDLE_S);
-	argv[n++] = (char *)MQLOCKD_BIN;
-	argv[n++] = (char *)"--broker";
-	argv[n++] = uri;
-	argv[n++] = (char *)"--etcd";
-	argv[n++] = (char *)etcdtest_endpoints(cluster);
-	argv[n++] = (char *)"--etcd-prefix";
-	argv[n++] = (char *)ETCD_PREFIX;
-	argv[n++] = (char *)"--etcd-id";
-	argv[n++] = s->id;
-	argv[n++] = (char *)"--username";
-	argv[n++] = s->id;
-	argv[n++] = (char *)"--prefix";
-	argv[n++] = (char *)PREFIX;
-	argv[n++] = (char *)"--lease";
-	argv[n++] = lease;
-	argv[n++] = (char *)"--grace";
-	argv[n++] = grace;
-	argv[n++] = (char *)"--keepalive";
-	argv[n++] = ka;
-	argv[n++] = (char *)"--idle-timeout";
-	argv[n++] = idle;
-	argv[n++] = (char *)"--idle-warning";
-	argv[n++] = (char *)"10";
-	argv[n] = NULL;
 	snprintf(out, sizeof(out), "mqlockd-%d.log", i);
-	snprintf(line, sizeof(line), "==== chaos_ha: start %s ====\n", s->id);
-	append_line(path(out), line);
-	s->pid = spawn(argv, path(out));
-	s->up = 1;
-	s->sent = 0;
-	s->starts++;
-	note("mqlockd %s started (pid %d)", s->id, (int)s->pid);
+	chaos_coord_start(s, out, extra);
 }
 
+/* Probes and the watcher ---------------------------------------------- */
+
+/* The recorder's hook: a reply to a probe, by its correlation data. */
 static void
-server_signal(struct server *s, int sig)
-{
-	if (!s->up || s->pid <= 0)
-		return;
-	kill(s->pid, sig);
-	if (sig == SIGKILL || sig == SIGTERM)
-		s->sent = sig;
-	note("%s (%s): signal %d", s->name, s->id, sig);
-}
-
-static void
-server_exited(struct server *s, int status)
-{
-	int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-	int expected = (s->sent == SIGKILL && sig == SIGKILL) ||
-	    (s->sent == SIGTERM &&
-		(sig == SIGTERM ||
-		    (WIFEXITED(status) && WEXITSTATUS(status) == 0)));
-
-	if (!expected) {
-		if (s->crashes++ == 0)
-			snprintf(s->crash, sizeof(s->crash),
-			    "%s %s exited by itself: %s %d", s->name, s->id,
-			    sig ? "signal" : "status",
-			    sig ? sig : WEXITSTATUS(status));
-		note("%s %s exited by itself: %s %d", s->name, s->id,
-		    sig ? "signal" : "status", sig ? sig : WEXITSTATUS(status));
-	}
-	s->up = 0;
-	s->pid = 0;
-}
-
-/* Clients ---------------------------------------------------------------- */
-
-static void
-client_spawn(int slot, long long now)
-{
-	char *argv[24], wait[16], dur[16], nw[16], lock[16], ka[16];
-	char out[64], line[160];
-	struct client *c;
-	int n = 0;
-
-	if (slots[slot].iter >= MAX_ITERS)
-		return;
-	if (nclients == capclients) {
-		capclients = capclients ? capclients * 2 : 1024;
-		clients = realloc(clients, (size_t)capclients * sizeof(*c));
-		if (clients == NULL)
-			die("out of memory");
-	}
-	c = &clients[nclients];
-	memset(c, 0, sizeof(*c));
-	c->slot = slot;
-	by_iter[slot][slots[slot].iter] = nclients;
-	c->lock = (int)rnd_in(0, LOCKS - 1);
-	snprintf(c->id, sizeof(c->id), "w%d-%d", slot, slots[slot].iter++);
-	snprintf(lock, sizeof(lock), "L%d", c->lock);
-	snprintf(wait, sizeof(wait), "%lld", rnd_in(1, MAX_WAIT_S));
-	if (rnd_in(0, 3) == 0) {
-		c->long_cmd = 1;
-		snprintf(dur, sizeof(dur), "%lld", rnd_in(1500, CMD_LONG_MS));
-		snprintf(nw, sizeof(nw), "%lld", rnd_in(3, 8));
-	} else {
-		snprintf(dur, sizeof(dur), "%lld", rnd_in(50, CMD_MAX_MS));
-		snprintf(nw, sizeof(nw), "%lld", rnd_in(1, 3));
-	}
-	snprintf(ka, sizeof(ka), "%d", CLIENT_KEEPALIVE_S);
-	argv[n++] = (char *)MQLOCK_BIN;
-	argv[n++] = (char *)"--broker";
-	argv[n++] = uri;
-	argv[n++] = (char *)"--prefix";
-	argv[n++] = (char *)PREFIX;
-	argv[n++] = (char *)"--keepalive";
-	argv[n++] = ka;
-	argv[n++] = (char *)"--client-id";
-	argv[n++] = c->id;
-	argv[n++] = (char *)"acquire";
-	argv[n++] = lock;
-	argv[n++] = (char *)"--wait";
-	argv[n++] = wait;
-	argv[n++] = (char *)"--user";
-	argv[n++] = c->id;
-	argv[n++] = (char *)"--";
-	argv[n++] = (char *)CHAOS_CMD_BIN;
-	argv[n++] = dir;
-	argv[n++] = dur;
-	argv[n++] = nw;
-	argv[n] = NULL;
-	snprintf(out, sizeof(out), "slot-%02d.out", slot);
-	snprintf(line, sizeof(line), "---- %lld %s %s wait %s\n", now, c->id,
-	    lock, wait);
-	append_line(path(out), line);
-	c->pid = spawn(argv, path(out));
-	c->running = 1;
-	c->start = now;
-	slots[slot].cur = nclients++;
-}
-
-static struct client *
-client_by_id(const char *id)
-{
-	int slot, iter;
-	char *end;
-
-	if (id == NULL || id[0] != 'w')
-		return NULL;
-	slot = (int)strtol(id + 1, &end, 10);
-	if (*end != '-' || slot < 0 || slot >= WORKERS)
-		return NULL;
-	iter = (int)strtol(end + 1, &end, 10);
-	if (*end != '\0' || iter < 0 || iter >= slots[slot].iter)
-		return NULL;
-	return &clients[by_iter[slot][iter]];
-}
-
-static void
-reap(long long now)
-{
-	pid_t pid;
-	int st;
-
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		int i;
-
-		if (pid == broker.pid) {
-			if (broker.sent == SIGKILL)
-				unlink(path("mosquitto.db")); /* lost with it */
-			server_exited(&broker, st);
-			continue;
-		}
-		for (i = 0; i < COORDS; i++)
-			if (pid == coords[i].pid)
-				break;
-		if (i < COORDS) {
-			server_exited(&coords[i], st);
-			continue;
-		}
-		for (i = 0; i < WORKERS; i++) {
-			struct client *c;
-
-			if (slots[i].cur < 0 ||
-			    clients[slots[i].cur].pid != pid)
-				continue;
-			c = &clients[slots[i].cur];
-			c->running = 0;
-			c->status = st;
-			c->end = now;
-			slots[i].cur = -1;
-			slots[i].next_at = now + rnd_in(0, 400);
-			break;
-		}
-		/* Else an orphaned command, or an etcd member etcdtest
-		 * waits for itself. */
-	}
-}
-
-/* Lateness --------------------------------------------------------------- */
-
-/* Sleeps of PROBE_NAP_MS again and again: how late does the machine wake
- * us? */
-static void *
-late_main(void *arg)
-{
-	(void)arg;
-	while (probing_late) {
-		long long before = tutil_mono_ms(), late;
-
-		tutil_nap_ms(PROBE_NAP_MS);
-		late = tutil_mono_ms() - before - PROBE_NAP_MS;
-		pthread_mutex_lock(&mu);
-		if (late > late_worst)
-			late_worst = late;
-		pthread_mutex_unlock(&mu);
-	}
-	return NULL;
-}
-
-/* Recorder --------------------------------------------------------------- */
-
-#define FREE_JSON "{\"owner\":null,\"token\":null,\"waiting\":0,\"queue\":[]}"
-
-static void
-rec_append(long long at, int retained, const char *topic, size_t tl,
-    cJSON *json, const char *payload, int payloadlen)
-{
-	struct msg r = {.at = at, .retained = retained, .json = json};
-
-	r.topic = malloc(tl + 1);
-	if (r.topic != NULL) {
-		memcpy(r.topic, topic, tl);
-		r.topic[tl] = '\0';
-	}
-	pthread_mutex_lock(&mu);
-	if (nrecs == caprecs) {
-		size_t cap = caprecs ? caprecs * 2 : 8192;
-		struct msg *v = realloc(recs, cap * sizeof(*v));
-
-		if (v != NULL) {
-			recs = v;
-			caprecs = cap;
-		}
-	}
-	if (r.topic != NULL && nrecs < caprecs)
-		recs[nrecs++] = r;
-	else {
-		free(r.topic);
-		cJSON_Delete(r.json);
-	}
-	fprintf(reclog, "%lld %s%.*s %.*s\n", at, retained ? "(r) " : "",
-	    (int)tl, topic, payloadlen, payload);
-	pthread_mutex_unlock(&mu);
-}
-
-static void
-probe_answered(const MQTTAsync_message *m, long long at)
+probe_answered(const char *topic, const MQTTAsync_message *m, long long at)
 {
 	char corr[32];
-	int len = m->properties.count > 0 ? 0 : -1, i;
+	int len = -1, i;
 
+	if (strcmp(topic, PROBE_REPLIES) != 0)
+		return;
 	for (i = 0; i < m->properties.count; i++) {
 		const MQTTProperty *p = &m->properties.array[i];
 
@@ -687,282 +268,18 @@ probe_answered(const MQTTAsync_message *m, long long at)
 	if (len <= 0)
 		return;
 	corr[len] = '\0';
-	i = atoi(corr);
+	i = (int)strtol(corr, NULL, 10);
 	pthread_mutex_lock(&mu);
 	if (i >= 0 && i < nprobes && probes[i].answered == 0)
 		probes[i].answered = at;
 	pthread_mutex_unlock(&mu);
 }
 
-static int
-rec_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
-{
-	size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-	long long at = tutil_wall_ms();
-	cJSON *json;
-
-	(void)ctx;
-	if (m->payloadlen == 0)
-		json = cJSON_Parse(FREE_JSON);
-	else
-		json = cJSON_ParseWithLength(m->payload, (size_t)m->payloadlen);
-	if (tl >= 8 && strncmp(topic, "replies/", 8) == 0)
-		probe_answered(m, at);
-	rec_append(at, m->retained, topic, tl, json, m->payload, m->payloadlen);
-	MQTTAsync_freeMessage(&m);
-	MQTTAsync_free(topic);
-	return 1;
-}
-
-static void
-rec_subscribed_cb(void *ctx, MQTTAsync_successData5 *d)
-{
-	(void)ctx;
-	(void)d;
-	pthread_mutex_lock(&mu);
-	rec_subscribed++;
-	pthread_mutex_unlock(&mu);
-}
-
-static void
-rec_connected(void *ctx, char *cause)
-{
-	static char *const filters[] = {(char *)PREFIX "/+/owner",
-	    (char *)PREFIX "/_coordinator/status",
-	    (char *)PREFIX "/_clients/+/events", (char *)"replies/chaos-probe"};
-	static int qos[] = {1, 1, 1, 1};
-	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-
-	(void)ctx;
-	(void)cause;
-	pthread_mutex_lock(&mu);
-	rec_down = 0;
-	rec_connecting = 0;
-	pthread_mutex_unlock(&mu);
-	/* A free lock has no retained owner message: every lock counts as
-	 * free from here until a retained one says otherwise. */
-	for (int l = 0; l < LOCKS; l++) {
-		char t[64];
-		int n = snprintf(t, sizeof(t), PREFIX "/L%d/owner", l);
-
-		rec_append(tutil_wall_ms(), 1, t, (size_t)n,
-		    cJSON_Parse(FREE_JSON), "(subscribing)", 13);
-	}
-	ro.onSuccess5 = rec_subscribed_cb;
-	(void)MQTTAsync_subscribeMany(rec_mq, 4, filters, qos, &ro);
-}
-
-static void
-rec_lost(void *ctx, char *cause)
-{
-	(void)ctx;
-	(void)cause;
-	pthread_mutex_lock(&mu);
-	rec_down = 1;
-	pthread_mutex_unlock(&mu);
-}
-
-static void
-rec_connect_failed(void *ctx, MQTTAsync_failureData5 *d)
-{
-	(void)ctx;
-	(void)d;
-	pthread_mutex_lock(&mu);
-	rec_down = 1;
-	rec_connecting = 0;
-	pthread_mutex_unlock(&mu);
-}
-
-/*
- * The recorder reconnects by itself every 100 ms (Paho's own automatic
- * reconnect waits up to seconds), so that it is back as soon as the
- * broker is and the time to a serving leader is not its own delay.
- */
-static void
-rec_tick(long long now)
-{
-	static long long next;
-	int go;
-
-	pthread_mutex_lock(&mu);
-	go = rec_down && !rec_connecting && now >= next;
-	if (go)
-		rec_connecting = 1;
-	pthread_mutex_unlock(&mu);
-	if (!go)
-		return;
-	next = now + 100;
-	if (MQTTAsync_connect(rec_mq, &rec_cn) != MQTTASYNC_SUCCESS) {
-		pthread_mutex_lock(&mu);
-		rec_connecting = 0;
-		pthread_mutex_unlock(&mu);
-	}
-}
-
-static void
-rec_start(void)
-{
-	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
-	long long end = tutil_mono_ms() + 10000;
-	int ok = 0;
-
-	reclog = fopen(path("recorder.log"), "a");
-	if (reclog == NULL)
-		die("open recorder.log: %s", strerror(errno));
-	co.MQTTVersion = MQTTVERSION_5;
-	co.maxBufferedMessages = 100000;
-	/* Markers wait for the broker while it restarts, in order. */
-	co.sendWhileDisconnected = 1;
-	if (MQTTAsync_createWithOptions(&rec_mq, uri, "chaos-rec",
-		MQTTCLIENT_PERSISTENCE_NONE, NULL, &co) != MQTTASYNC_SUCCESS ||
-	    MQTTAsync_setCallbacks(rec_mq, NULL, rec_lost, rec_message, NULL) !=
-		MQTTASYNC_SUCCESS ||
-	    MQTTAsync_setConnected(rec_mq, NULL, rec_connected) !=
-		MQTTASYNC_SUCCESS)
-		die("recorder: cannot create the client");
-	rec_cn.keepAliveInterval = 10;
-	rec_cn.cleanstart = 1;
-	rec_cn.connectTimeout = 2;
-	rec_cn.automaticReconnect = 0;
-	rec_cn.onFailure5 = rec_connect_failed;
-	rec_connecting = 1;
-	if (MQTTAsync_connect(rec_mq, &rec_cn) != MQTTASYNC_SUCCESS)
-		die("recorder: cannot connect");
-	while (!ok && tutil_mono_ms() < end) {
-		pthread_mutex_lock(&mu);
-		ok = rec_subscribed > 0;
-		pthread_mutex_unlock(&mu);
-		tutil_nap_ms(10);
-	}
-	if (!ok)
-		die("recorder: not subscribed within 10 s");
-}
-
-static void
-rec_publish(const char *topic, const char *payload, const char *corr)
-{
-	MQTTAsync_message m = MQTTAsync_message_initializer;
-	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-	MQTTProperty p;
-
-	m.payload = (void *)payload;
-	m.payloadlen = (int)strlen(payload);
-	m.qos = 1;
-	if (corr != NULL) {
-		memset(&p, 0, sizeof(p));
-		p.identifier = MQTTPROPERTY_CODE_RESPONSE_TOPIC;
-		p.value.data.data = (char *)"replies/chaos-probe";
-		p.value.data.len = (int)strlen(p.value.data.data);
-		MQTTProperties_add(&m.properties, &p);
-		p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
-		p.value.data.data = (char *)corr;
-		p.value.data.len = (int)strlen(corr);
-		MQTTProperties_add(&m.properties, &p);
-	}
-	(void)MQTTAsync_sendMessage(rec_mq, topic, &m, &ro);
-	MQTTProperties_free(&m.properties);
-}
-
-static void
-rec_stop(void)
-{
-	MQTTAsync_disconnectOptions d =
-	    MQTTAsync_disconnectOptions_initializer5;
-
-	d.timeout = 1000;
-	MQTTAsync_disconnect(rec_mq, &d);
-	tutil_nap_ms(200);
-	MQTTAsync_destroy(&rec_mq);
-	fclose(reclog);
-}
-
-static size_t
-rec_count(void)
-{
-	size_t n;
-
-	pthread_mutex_lock(&mu);
-	n = nrecs;
-	pthread_mutex_unlock(&mu);
-	return n;
-}
-
-static struct msg
-rec_get(size_t i)
-{
-	struct msg m;
-
-	pthread_mutex_lock(&mu);
-	m = recs[i];
-	pthread_mutex_unlock(&mu);
-	return m;
-}
-
-static const char *
-jstr(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static long long
-jint(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-	return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
-}
-
-static int
-owner_lock(const char *topic)
-{
-	int l;
-	char tail[16];
-
-	if (sscanf(topic, PREFIX "/L%d/%15s", &l, tail) != 2 ||
-	    strcmp(tail, "owner") != 0 || l < 0 || l >= LOCKS)
-		return -1;
-	return l;
-}
-
-/* The status as last received at or before t: 1 online, 0 not, -1 none;
- * *error gets its error field (or ""). */
-static int
-status_at(long long t, char *error, size_t errsz)
-{
-	size_t n = rec_count();
-	int st = -1;
-
-	if (error != NULL)
-		error[0] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		struct msg m = rec_get(i);
-		const char *s;
-
-		if (m.at > t)
-			break;
-		if (m.json == NULL ||
-		    strcmp(m.topic, PREFIX "/_coordinator/status") != 0 ||
-		    (s = jstr(m.json, "state")) == NULL)
-			continue;
-		st = strcmp(s, "online") == 0;
-		if (error != NULL)
-			snprintf(error, errsz, "%s",
-			    jstr(m.json, "error") != NULL
-				? jstr(m.json, "error")
-				: "");
-	}
-	return st;
-}
-
-/* Probes and the watcher ---------------------------------------------- */
-
 static void
 probe_tick(long long now)
 {
 	static long long last;
-	char corr[16], body[160];
+	char corr[16];
 	int i;
 
 	pthread_mutex_lock(&mu);
@@ -983,10 +300,10 @@ probe_tick(long long now)
 	pthread_mutex_unlock(&mu);
 	last = now;
 	snprintf(corr, sizeof(corr), "%d", i);
-	snprintf(body, sizeof(body),
+	chaos_rec_publish(CHAOS_PREFIX "/probe/request",
 	    "{\"op\":\"acquire\",\"client\":\"chaos-probe\",\"session\":"
-	    "\"chaos-probe-session-1\",\"wait\":false}");
-	rec_publish(PREFIX "/probe/request", body, corr);
+	    "\"chaos-probe-session-1\",\"wait\":false}",
+	    PROBE_REPLIES, corr);
 }
 
 /* The first time at or after `from` when a probe sent at or after it has
@@ -1014,15 +331,15 @@ served_since(long long from)
 	if (best == 0)
 		return 0;
 	/* Online at the answer, or from the next online status on. */
-	if (status_at(best, NULL, 0) == 1)
+	if (chaos_status_at(best, NULL, 0) == 1)
 		return best;
-	for (size_t i = 0, nr = rec_count(); i < nr; i++) {
-		struct msg m = rec_get(i);
+	for (size_t i = 0, nr = chaos_rec_count(); i < nr; i++) {
+		struct chaos_msg m = chaos_rec_get(i);
 
 		if (m.at >= best &&
-		    strcmp(m.topic, PREFIX "/_coordinator/status") == 0 &&
-		    m.json != NULL && jstr(m.json, "state") != NULL &&
-		    strcmp(jstr(m.json, "state"), "online") == 0)
+		    strcmp(m.topic, CHAOS_PREFIX "/_coordinator/status") == 0 &&
+		    m.json != NULL && chaos_jstr(m.json, "state") != NULL &&
+		    strcmp(chaos_jstr(m.json, "state"), "online") == 0)
 			return m.at;
 	}
 	return 0;
@@ -1037,14 +354,14 @@ watch_main(void *arg)
 	char err[256], holder[64] = "?", topic[160];
 	long long term = -1;
 	struct etcd *e = etcd_new(&eo, err, sizeof(err));
-	int seq = 0;
+	int seq = 0, on = 1;
 
 	(void)arg;
 	if (e == NULL) {
 		fprintf(stderr, "chaos_ha: watcher: %s\n", err);
 		return NULL;
 	}
-	while (watching) {
+	while (on) {
 		struct etcd_range r;
 		char h[64] = "";
 		long long t = 0;
@@ -1074,10 +391,13 @@ watch_main(void *arg)
 				snprintf(topic, sizeof(topic),
 				    "chaos/term/%d/%s/%lld", seq++,
 				    h[0] != '\0' ? h : "-", t);
-				rec_publish(topic, "", NULL);
+				chaos_rec_publish(topic, "", NULL, NULL);
 			}
 		}
 		tutil_nap_ms(WATCH_EVERY_MS);
+		pthread_mutex_lock(&mu);
+		on = watching;
+		pthread_mutex_unlock(&mu);
 	}
 	etcd_free(e);
 	return NULL;
@@ -1093,7 +413,8 @@ leader_index(void)
 	snprintf(h, sizeof(h), "%s", leader_now);
 	pthread_mutex_unlock(&mu);
 	for (int i = 0; i < COORDS; i++)
-		if (coords[i].up && strcmp(coords[i].id, h) == 0)
+		if (coords[i].state != CHAOS_DOWN &&
+		    strcmp(coords[i].id, h) == 0)
 			return i;
 	return -1;
 }
@@ -1102,7 +423,17 @@ leader_index(void)
 
 static long long t_start;
 
-static void thaw(long long now, int all);
+/*
+ * A frozen holder's time came: half of them (not at the end) have mqlock
+ * killed, so that its command wakes alone and writes with its old token,
+ * unwarned.
+ */
+static int
+thaw_one(struct chaos_client *c, int all)
+{
+	(void)c;
+	return !all && chaos_rnd_in(0, 1) == 0;
+}
 
 /* One pass of the workload: reap, start clients, probe. */
 static void
@@ -1110,14 +441,13 @@ tick(void)
 {
 	long long now = tutil_wall_ms();
 
-	reap(now);
-	rec_tick(now);
-	thaw(now, 0);
+	chaos_reap(now, 0);
+	chaos_rec_tick(now);
+	chaos_thaw(now, 0, thaw_one);
 	if (now - t_start > HARD_LIMIT_MS - 20000)
-		die("the run did not end within its time limit");
-	for (int i = 0; i < WORKERS && spawning; i++)
-		if (slots[i].cur < 0 && now >= slots[i].next_at)
-			client_spawn(i, now);
+		chaos_die("the run did not end within its time limit");
+	if (spawning)
+		chaos_spawn_due(now);
 	probe_tick(now);
 	tutil_nap_ms(10);
 }
@@ -1141,90 +471,30 @@ run_for(long long ms)
  */
 static int nfrozen;
 
-/* The first child of pid (its command), or 0. */
-static pid_t
-child_of(pid_t pid)
-{
-	char p[64], *s;
-	long c = 0;
-
-	snprintf(p, sizeof(p), "/proc/%d/task/%d/children", (int)pid, (int)pid);
-	if ((s = tutil_slurp(p, NULL)) != NULL)
-		c = strtol(s, NULL, 10);
-	free(s);
-	return (pid_t)c;
-}
-
 static void
 freeze_a_holder(void)
 {
-	size_t n = rec_count();
-	const cJSON *cur[LOCKS] = {NULL};
-	int first = (int)rnd_in(0, LOCKS - 1);
+	const cJSON *cur[LOCKS];
+	struct chaos_client *pick = NULL;
+	int first = (int)chaos_rnd_in(0, LOCKS - 1);
+	long long now;
 
-	for (size_t k = 0; k < n; k++) {
-		struct msg m = rec_get(k);
-		int l = owner_lock(m.topic);
-
-		if (l >= 0 && m.json != NULL)
-			cur[l] = m.json;
-	}
-	struct client *pick = NULL;
-
+	chaos_latest_owners(cur);
 	/* A holder still writing for seconds, if there is one. */
 	for (int i = 0; i < LOCKS; i++) {
-		int l = (first + i) % LOCKS;
-		const cJSON *o = cur[l] == NULL
-		    ? NULL
-		    : cJSON_GetObjectItemCaseSensitive(cur[l], "owner");
-		struct client *c =
-		    cJSON_IsObject(o) ? client_by_id(jstr(o, "client")) : NULL;
+		struct chaos_client *c = chaos_holder(cur[(first + i) % LOCKS]);
 
-		if (c == NULL || !c->running || c->frozen)
+		if (c == NULL || !c->running || chaos_client_frozen(c))
 			continue;
 		if (pick == NULL || (c->long_cmd && !pick->long_cmd))
 			pick = c;
 	}
 	if (pick == NULL)
 		return;
-	/* With its command (mqlock runs it in a process group of its own). */
-	pick->cmd = child_of(pick->pid);
-	kill(pick->pid, SIGSTOP);
-	if (pick->cmd > 0)
-		kill(pick->cmd, SIGSTOP);
-	pick->frozen = 1;
-	pick->thaw_at = tutil_wall_ms() + rnd_in(14000, 20000);
+	now = tutil_wall_ms();
+	chaos_client_freeze(pick, now, now + chaos_rnd_in(14000, 20000), 1);
 	nfrozen++;
-	note("client %s (holder of L%d) SIGSTOP", pick->id, pick->lock);
-}
-
-static void
-thaw(long long now, int all)
-{
-	for (int i = 0; i < WORKERS; i++) {
-		struct client *c;
-
-		if (slots[i].cur < 0)
-			continue;
-		c = &clients[slots[i].cur];
-		if (!c->frozen || (!all && now < c->thaw_at))
-			continue;
-		/*
-		 * Half of them: mqlock killed, so its command wakes alone and
-		 * writes with its old token, unwarned.
-		 */
-		if (!all && rnd_in(0, 1) == 0) {
-			kill(c->pid, SIGKILL);
-			c->killed = 1;
-			note("client %s SIGKILL, its command SIGCONT", c->id);
-		} else {
-			note("client %s SIGCONT", c->id);
-		}
-		kill(c->pid, SIGCONT);
-		if (c->cmd > 0)
-			kill(c->cmd, SIGCONT);
-		c->frozen = 0;
-	}
+	chaos_note("client %s (holder of L%d) SIGSTOP", pick->id, pick->lock);
 }
 
 /* Wait (working) until a leader serves after `from`; record it. */
@@ -1247,10 +517,10 @@ await_serving(enum fault kind, long long at, long long from, long long bound,
 	r->served = s;
 	snprintf(r->what, sizeof(r->what), "%s", what);
 	if (s > 0)
-		note("served again %lld ms after %s", s - from, what);
+		chaos_note("served again %lld ms after %s", s - from, what);
 	else
-		note("not served within %d s after %s", SERVE_WAIT_MS / 1000,
-		    what);
+		chaos_note("not served within %d s after %s",
+		    SERVE_WAIT_MS / 1000, what);
 }
 
 /* No leader served: the faults stop, the checker still runs. */
@@ -1272,10 +542,10 @@ steady_leader(void)
 		if ((i = leader_index()) >= 0 && served_since(now - 300) > 0)
 			return i;
 		if (now > end) {
-			problem(C_SERVE,
+			chaos_problem(C_SERVE,
 			    "no leader serving within %d s; faults stopped",
 			    SERVE_WAIT_MS / 1000);
-			note("no leader serving: faults stopped");
+			chaos_note("no leader serving: faults stopped");
 			aborted = 1;
 			return -1;
 		}
@@ -1287,21 +557,19 @@ steady_leader(void)
 static void
 fault_leader_kill(void)
 {
-	int i;
-
 	long long at;
+	int i;
 
 	freeze_a_holder();
 	if ((i = steady_leader()) < 0)
 		return;
 	at = tutil_wall_ms();
-
-	server_signal(&coords[i], SIGKILL);
+	chaos_server_signal(&coords[i], SIGKILL);
 	await_serving(F_LEADER_KILL, at, at, BOUND_LEADER_MS,
 	    "the leader was killed");
 	/* It comes back as a standby. */
 	run_for(500);
-	if (!coords[i].up)
+	if (coords[i].state == CHAOS_DOWN)
 		coord_start(i);
 }
 
@@ -1313,9 +581,9 @@ fault_leader_stop(void)
 
 	if (i < 0)
 		return;
-	server_signal(&coords[i], SIGSTOP);
+	chaos_server_signal(&coords[i], SIGSTOP);
 	run_for((LEASE_S + 2) * 1000);
-	server_signal(&coords[i], SIGCONT);
+	chaos_server_signal(&coords[i], SIGCONT);
 	await_serving(F_LEADER_STOP, at, at, BOUND_LEADER_MS,
 	    "the leader was paused past its lease");
 }
@@ -1323,25 +591,23 @@ fault_leader_stop(void)
 static void
 fault_etcd_one(void)
 {
-	int m = (int)rnd_in(0, 2);
+	int m = (int)chaos_rnd_in(0, 2);
 	long long at;
 
 	if (steady_leader() < 0)
 		return;
 	at = tutil_wall_ms();
 	if (etcdtest_signal(cluster, m, SIGKILL) != 0)
-		die("could not kill etcd member %d", m);
-	etcd_down[m] = 1;
-	note("etcd member %d SIGKILL", m);
+		chaos_die("could not kill etcd member %d", m);
+	chaos_note("etcd member %d SIGKILL", m);
 	await_serving(F_ETCD_ONE, at, at, BOUND_LEADER_MS,
 	    "an etcd member was killed");
 	run_for(1500);
 	if (etcdtest_restart(cluster, m) != 0)
-		die("could not restart etcd member %d", m);
-	etcd_down[m] = 0;
-	note("etcd member %d restarted", m);
+		chaos_die("could not restart etcd member %d", m);
+	chaos_note("etcd member %d restarted", m);
 	if (etcdtest_wait_healthy(cluster, 30000) != 0)
-		die("etcd not healthy again within 30 s");
+		chaos_die("etcd not healthy again within 30 s");
 }
 
 /* Quorum lost: a leader serving before must say why, and decide nothing
@@ -1352,7 +618,8 @@ static int nquorum;
 static void
 fault_etcd_quorum(void)
 {
-	int keep = (int)rnd_in(0, 2), a = (keep + 1) % 3, b = (keep + 2) % 3;
+	int keep = (int)chaos_rnd_in(0, 2), a = (keep + 1) % 3,
+	    b = (keep + 2) % 3;
 	long long at, back;
 
 	freeze_a_holder();
@@ -1361,9 +628,8 @@ fault_etcd_quorum(void)
 	at = tutil_wall_ms();
 	if (etcdtest_signal(cluster, a, SIGKILL) != 0 ||
 	    etcdtest_signal(cluster, b, SIGKILL) != 0)
-		die("could not kill two etcd members");
-	etcd_down[a] = etcd_down[b] = 1;
-	note("etcd members %d and %d SIGKILL: no quorum", a, b);
+		chaos_die("could not kill two etcd members");
+	chaos_note("etcd members %d and %d SIGKILL: no quorum", a, b);
 	run_for((LEASE_S + 2) * 1000);
 	if (nquorum < ROUNDS) {
 		quorum_from[nquorum] = at;
@@ -1372,12 +638,11 @@ fault_etcd_quorum(void)
 	}
 	if (etcdtest_restart(cluster, a) != 0 ||
 	    etcdtest_restart(cluster, b) != 0)
-		die("could not restart etcd members");
-	etcd_down[a] = etcd_down[b] = 0;
+		chaos_die("could not restart etcd members");
 	if (etcdtest_wait_healthy(cluster, 30000) != 0)
-		die("etcd not healthy again within 30 s");
+		chaos_die("etcd not healthy again within 30 s");
 	back = tutil_wall_ms();
-	note("etcd members %d and %d back: quorum", a, b);
+	chaos_note("etcd members %d and %d back: quorum", a, b);
 	await_serving(F_ETCD_QUORUM, at, back, BOUND_LEADER_MS,
 	    "etcd's quorum came back");
 }
@@ -1386,20 +651,15 @@ static void
 fault_broker(int sig)
 {
 	long long at, back;
-	int st;
 
 	if (steady_leader() < 0)
 		return;
 	at = tutil_wall_ms();
-	server_signal(&broker, sig);
-	/* Ours to wait for here, so reap() must not take it first. */
-	if (waitpid(broker.pid, &st, 0) == broker.pid) {
-		if (sig == SIGKILL)
-			unlink(path("mosquitto.db"));
-		server_exited(&broker, st);
-	}
-	run_for(rnd_in(300, 1200));
-	broker_start();
+	chaos_server_signal(chaos_broker(), sig);
+	/* Ours to wait for here, so chaos_reap() must not take it first. */
+	chaos_server_wait(chaos_broker());
+	run_for(chaos_rnd_in(300, 1200));
+	chaos_broker_start();
 	back = tutil_wall_ms();
 	await_serving(sig == SIGKILL ? F_BROKER_KILL : F_BROKER_TERM, at, back,
 	    BOUND_BROKER_MS,
@@ -1407,160 +667,25 @@ fault_broker(int sig)
 			   : "mosquitto came back with its state");
 }
 
-static void
-kill_everything(void)
-{
-	int st;
-
-	for (int i = 0; i < nclients; i++)
-		if (clients[i].running) {
-			kill(clients[i].pid, SIGKILL);
-			if (clients[i].frozen && clients[i].cmd > 0) {
-				kill(clients[i].cmd, SIGKILL);
-				kill(clients[i].cmd, SIGCONT);
-			}
-			waitpid(clients[i].pid, &st, 0);
-			clients[i].running = 0;
-		}
-	for (int i = 0; i < COORDS; i++)
-		if (coords[i].pid > 0) {
-			kill(coords[i].pid, SIGKILL);
-			kill(coords[i].pid, SIGCONT);
-			waitpid(coords[i].pid, &st, 0);
-			coords[i].pid = 0;
-		}
-	if (broker.pid > 0) {
-		kill(broker.pid, SIGKILL);
-		waitpid(broker.pid, &st, 0);
-		broker.pid = 0;
-	}
-	etcdtest_stop(cluster, false);
-	cluster = NULL;
-}
-
 /* Checks ------------------------------------------------------------------ */
 
-struct grant {
-	int lock; /* -1: unknown token */
-	char client[32];
-	long long at; /* first granted event's arrival, 0: none */
-};
+static long long top_token;
 
-static struct grant *grants;
-static long long ngrants_cap;
-
+/*
+ * A granted event: a token first seen (in no owner message or event
+ * before) must be above every one granted before.  Events only: a batch's
+ * owner messages go out in no particular order of tokens, its events in
+ * the order of its decisions.
+ */
 static void
-grant_see(long long token, int lock, const char *client, const char *where,
-    long long at)
+granted_seen(const struct chaos_msg *m, int l, const char *client, long long t)
 {
-	struct grant *g;
-
-	if (token <= 0 || token > 100000000) {
-		problem(C_ONE_GRANT, "%s: token %lld out of range", where,
-		    token);
-		return;
-	}
-	if (token >= ngrants_cap) {
-		long long cap = ngrants_cap ? ngrants_cap : 4096;
-
-		while (cap <= token)
-			cap *= 2;
-		grants = realloc(grants, (size_t)cap * sizeof(*grants));
-		if (grants == NULL)
-			die("out of memory");
-		for (long long i = ngrants_cap; i < cap; i++) {
-			grants[i].lock = -1;
-			grants[i].at = 0;
-		}
-		ngrants_cap = cap;
-	}
-	g = &grants[token];
-	if (g->lock < 0) {
-		g->lock = lock;
-		snprintf(g->client, sizeof(g->client), "%s",
-		    client != NULL ? client : "?");
-	} else if (g->lock != lock || client == NULL ||
-	    strcmp(g->client, client) != 0) {
-		problem(C_ONE_GRANT, "token %lld is L%d/%s, but %s says L%d/%s",
-		    token, g->lock, g->client, where, lock,
-		    client != NULL ? client : "?");
-	}
-	if (at > 0 && g->at == 0)
-		g->at = at;
-}
-
-static int
-grant_known(long long token, int lock, const char *client)
-{
-	return token > 0 && token < ngrants_cap && grants[token].lock == lock &&
-	    strcmp(grants[token].client, client) == 0;
-}
-
-/* Owner messages and events, in arrival order. */
-static void
-check_recorded(int *owner_msgs, int *events, long long *top_token)
-{
-	long long last[LOCKS] = {0}, top = 0;
-	size_t n = rec_count();
-
-	for (size_t i = 0; i < n; i++) {
-		struct msg m = rec_get(i);
-		int l = owner_lock(m.topic);
-
-		if (m.json == NULL)
-			continue;
-		if (l >= 0) {
-			const cJSON *owner =
-			    cJSON_GetObjectItemCaseSensitive(m.json, "owner");
-			long long t = jint(m.json, "token");
-
-			(*owner_msgs)++;
-			if (!cJSON_IsObject(owner))
-				continue;
-			grant_see(t, l, jstr(owner, "client"),
-			    "an owner message", 0);
-			if (t < last[l])
-				problem(C_OWNER_ORDER,
-				    "L%d: owner message at %lld shows token "
-				    "%lld after %lld",
-				    l, m.at, t, last[l]);
-			else
-				last[l] = t;
-			continue;
-		}
-		if (strncmp(m.topic, PREFIX "/_clients/", 15) == 0) {
-			const char *ev = jstr(m.json, "event");
-			const char *lock = jstr(m.json, "lock");
-			char client[64];
-			long long t = jint(m.json, "token");
-			int ll;
-
-			(*events)++;
-			if (ev == NULL || strcmp(ev, "granted") != 0 ||
-			    lock == NULL || sscanf(lock, "L%d", &ll) != 1 ||
-			    sscanf(m.topic, PREFIX "/_clients/%63[^/]",
-				client) != 1)
-				continue;
-			/*
-			 * A token first seen (in no owner message or event
-			 * before) must be above every one granted before.
-			 * Events only: a batch's owner messages go out in
-			 * no particular order of tokens, its events in the
-			 * order of its decisions.
-			 */
-			if (!(t > 0 && t < ngrants_cap &&
-				grants[t].lock >= 0) &&
-			    t <= top)
-				problem(C_TOKENS_RISE,
-				    "new token %lld (L%d, %s) at %lld after "
-				    "%lld",
-				    t, ll, client, m.at, top);
-			if (t > top)
-				top = t;
-			grant_see(t, ll, client, "a granted event", m.at);
-		}
-	}
-	*top_token = top;
+	if (!chaos_grant_seen(t) && t <= top_token)
+		chaos_problem(CHAOS_C_TOKENS_RISE,
+		    "new token %lld (L%d, %s) at %lld after %lld", t, l, client,
+		    m->at, top_token);
+	if (t > top_token)
+		top_token = t;
 }
 
 /* Every grant each mqlockd logged, in the order it logged them. */
@@ -1571,120 +696,20 @@ check_coord_logs(int *lines)
 		char name[32], *log, *line, *save = NULL;
 
 		snprintf(name, sizeof(name), "mqlockd-%d.log", i);
-		log = tutil_slurp(path(name), NULL);
+		log = tutil_slurp(chaos_path(name), NULL);
 		for (line = log != NULL ? strtok_r(log, "\n", &save) : NULL;
 		     line != NULL; line = strtok_r(NULL, "\n", &save)) {
 			char client[64];
 			long long token;
-			const char *p = strstr(line, " grant lock=L");
 			int l;
 
-			if (p == NULL ||
-			    sscanf(p, " grant lock=L%d client=%63s token=%lld",
-				&l, client, &token) != 3 ||
-			    l < 0 || l >= LOCKS)
+			/* Lock "probe" is the prober's: not among L<n>. */
+			if (chaos_grant_line(line, &l, client, &token) != 1)
 				continue;
 			(*lines)++;
-			grant_see(token, l, client, name, 0);
+			chaos_grant_see(token, l, client, name, 0);
 		}
 		free(log);
-	}
-}
-
-/* The commands' own logs: their tokens, and the fenced resources. */
-static void
-check_commands(int *nruns_cmd, int *accepted, int *rejected)
-{
-	char *log = tutil_slurp(path("runs.log"), NULL), *line, *save = NULL;
-
-	for (line = log != NULL ? strtok_r(log, "\n", &save) : NULL;
-	     line != NULL; line = strtok_r(NULL, "\n", &save)) {
-		char lock[64], client[64];
-		long long at, token;
-		int l;
-
-		if (sscanf(line, "end %lld %63s %lld %63s", &at, lock, &token,
-			client) == 4) {
-			struct client *c = client_by_id(client);
-
-			if (c != NULL) {
-				c->cmd_token = token;
-				c->cmd_end = at;
-			}
-			continue;
-		}
-		if (sscanf(line, "start %lld %63s %lld %63s", &at, lock, &token,
-			client) != 4)
-			continue;
-		(*nruns_cmd)++;
-		if (sscanf(lock, "L%d", &l) != 1 ||
-		    !grant_known(token, l, client))
-			problem(C_FENCING,
-			    "a command ran with token %lld for %s/%s, which "
-			    "nobody granted",
-			    token, lock, client);
-	}
-	free(log);
-	for (int l = 0; l < LOCKS; l++) {
-		char name[32];
-		long long top = 0;
-
-		snprintf(name, sizeof(name), "res-L%d.log", l);
-		log = tutil_slurp(path(name), NULL);
-		save = NULL;
-		for (line = log != NULL ? strtok_r(log, "\n", &save) : NULL;
-		     line != NULL; line = strtok_r(NULL, "\n", &save)) {
-			char client[64];
-			long long at, token;
-
-			if (sscanf(line, "%lld %lld %63s", &at, &token,
-				client) != 3)
-				continue;
-			(*accepted)++;
-			if (token < top)
-				problem(C_FENCING,
-				    "L%d: written with token %lld after %lld",
-				    l, token, top);
-			top = token;
-			if (!grant_known(token, l, client))
-				problem(C_FENCING,
-				    "L%d: written with token %lld by %s, which "
-				    "nobody granted",
-				    l, token, client);
-		}
-		free(log);
-	}
-	log = tutil_slurp(path("rejects.log"), NULL);
-	save = NULL;
-	for (line = log != NULL ? strtok_r(log, "\n", &save) : NULL;
-	     line != NULL; line = strtok_r(NULL, "\n", &save))
-		(*rejected)++;
-	free(log);
-}
-
-/* An mqlock that exited 0 kept its lock until its command ended. */
-static void
-check_cli_exits(void)
-{
-	for (int i = 0; i < nclients; i++) {
-		struct client *c = &clients[i];
-		long long t;
-
-		if (c->killed || !WIFEXITED(c->status) ||
-		    WEXITSTATUS(c->status) != 0 || c->cmd_token <= 0 ||
-		    c->cmd_end == 0)
-			continue;
-		for (t = c->cmd_token + 1; t < ngrants_cap; t++)
-			if (grants[t].lock == c->lock)
-				break;
-		if (t < ngrants_cap && grants[t].at != 0 &&
-		    grants[t].at < c->cmd_end)
-			problem(C_CLI_EXIT,
-			    "mqlock %s exited 0, but L%d went to %s (token "
-			    "%lld) at %lld, before its command (token %lld) "
-			    "ended at %lld",
-			    c->id, c->lock, grants[t].client, t, grants[t].at,
-			    c->cmd_token, c->cmd_end);
 	}
 }
 
@@ -1703,8 +728,8 @@ struct marker {
 static void
 check_broker_log(int *checked, int *connects)
 {
-	char *log = tutil_slurp(path("mosquitto.log"), NULL), *line, *save;
-	char **lines = NULL;
+	char *log = tutil_slurp(chaos_path("mosquitto.log"), NULL), *line;
+	char *save = NULL, **lines = NULL;
 	size_t nl = 0, cap = 0;
 	struct marker *mk = NULL;
 	size_t nm = 0, capm = 0, next_mk = 0;
@@ -1712,17 +737,16 @@ check_broker_log(int *checked, int *connects)
 	const char *holder = "";
 
 	if (log == NULL) {
-		problem(C_LEADER, "no mosquitto.log");
+		chaos_problem(C_LEADER, "no mosquitto.log");
 		return;
 	}
-	save = NULL;
 	for (line = strtok_r(log, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
 		if (nl == cap) {
 			cap = cap ? cap * 2 : 65536;
 			lines = realloc(lines, cap * sizeof(*lines));
 			if (lines == NULL)
-				die("out of memory");
+				chaos_die("out of memory");
 		}
 		lines[nl++] = line;
 	}
@@ -1734,8 +758,7 @@ check_broker_log(int *checked, int *connects)
 
 		if (p == NULL ||
 		    strstr(lines[i],
-			"Received PUBLISH from "
-			"chaos-rec") == NULL)
+			"Received PUBLISH from " CHAOS_REC_ID " (") == NULL)
 			continue;
 		m.ts = strtoll(lines[i], NULL, 10);
 		if (sscanf(p, "'chaos/term/%d/%63[^/]/%lld'", &seq, m.holder,
@@ -1747,7 +770,7 @@ check_broker_log(int *checked, int *connects)
 			capm = capm ? capm * 2 : 256;
 			mk = realloc(mk, capm * sizeof(*mk));
 			if (mk == NULL)
-				die("out of memory");
+				chaos_die("out of memory");
 		}
 		mk[nm++] = m;
 	}
@@ -1791,7 +814,7 @@ check_broker_log(int *checked, int *connects)
 		if (next_mk < nm && strcmp(mk[next_mk].holder, cur) == 0 &&
 		    mk[next_mk].ts - ts <= LOOKAHEAD_S)
 			continue;
-		problem(C_LEADER,
+		chaos_problem(C_LEADER,
 		    "%s while etcd said %s leads (mosquitto.log line %zu: %s)",
 		    is_conn ? "a connection as the coordinator"
 			    : "a message from the coordinator",
@@ -1811,60 +834,29 @@ check_quorum(void)
 		long long from = quorum_from[q] + (LEASE_S + 1) * 1000;
 		long long to = quorum_to[q];
 		char err[128];
-		size_t n = rec_count();
+		size_t n = chaos_rec_count();
 
-		if (status_at(from, err, sizeof(err)) == 1 ||
+		if (chaos_status_at(from, err, sizeof(err)) == 1 ||
 		    strcmp(err, "etcd unavailable") != 0)
-			problem(C_QUORUM,
+			chaos_problem(C_QUORUM,
 			    "quorum lost at %lld: the status %lld ms later "
 			    "is not offline with \"etcd unavailable\" (error "
 			    "\"%s\")",
 			    quorum_from[q], from - quorum_from[q], err);
 		for (size_t i = 0; i < n; i++) {
-			struct msg m = rec_get(i);
+			struct chaos_msg m = chaos_rec_get(i);
 
 			if (m.at < from || m.at > to)
 				continue;
-			if (owner_lock(m.topic) >= 0 ||
-			    strncmp(m.topic, PREFIX "/_clients/", 15) == 0 ||
+			if (chaos_owner_lock(m.topic) >= 0 ||
+			    strncmp(m.topic, CHAOS_PREFIX "/_clients/", 15) ==
+				0 ||
 			    strncmp(m.topic, "replies/", 8) == 0)
-				problem(C_QUORUM,
+				chaos_problem(C_QUORUM,
 				    "a decision without quorum: %s at %lld",
 				    m.topic, m.at);
 		}
 	}
-}
-
-static void
-check_logs(void)
-{
-	for (int i = 0; i < COORDS + WORKERS; i++) {
-		char name[32];
-		char *s;
-
-		if (i < COORDS)
-			snprintf(name, sizeof(name), "mqlockd-%d.log", i);
-		else
-			snprintf(name, sizeof(name), "slot-%02d.out",
-			    i - COORDS);
-		s = tutil_slurp(path(name), NULL);
-		if (s != NULL &&
-		    (strstr(s, "Sanitizer") != NULL ||
-			strstr(s, "runtime error:") != NULL))
-			problem(C_NO_CRASH, "%s has a sanitizer report", name);
-		free(s);
-	}
-}
-
-static int
-rm_tree(const char *d)
-{
-	char cmd[PATH_MAX + 32];
-
-	if (strstr(d, "/mqlock-chaos-ha-") == NULL)
-		return -1;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
-	return system(cmd);
 }
 
 /* Main ---------------------------------------------------------------------
@@ -1873,60 +865,36 @@ rm_tree(const char *d)
 int
 main(void)
 {
-	const char *tmp = getenv("TMPDIR"), *env;
 	struct etcdtest_opts eo = {.members = 3};
-	pthread_t watcher, late;
+	pthread_t watcher;
 	int owner_msgs = 0, events = 0, nruns_cmd = 0, accepted = 0;
 	int rejected = 0, checked = 0, connects = 0, exits[5] = {0};
 	int grant_lines = 0;
-	int faults[NFAULTS] = {0}, failed = 0, i, drained = 0;
-	long long top = 0, worst = 0, slack, now, t_begin = tutil_wall_ms();
+	int faults[NFAULTS] = {0}, i, drained = 0, all_free = 0;
+	long long worst = 0, slack, late_worst, now, t_begin = tutil_wall_ms();
 
-	signal(SIGPIPE, SIG_IGN);
-	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	snprintf(dir, sizeof(dir), "%s/mqlock-chaos-ha-XXXXXX",
-	    tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-	if (mkdtemp(dir) == NULL)
-		die("mkdtemp: %s", strerror(errno));
-	chmod(dir, 0755);
-	faultlog = fopen(path("faults.log"), "a");
-	if (faultlog == NULL)
-		die("open faults.log: %s", strerror(errno));
-	env = getenv("CHAOS_SEED");
-	rng = env != NULL
-	    ? strtoull(env, NULL, 0)
-	    : (uint64_t)tutil_wall_ms() ^ ((uint64_t)getpid() << 20);
-	if (rng == 0)
-		rng = 1;
+	chaos_init(&opts);
 	printf("chaos_ha: seed %llu, directory %s, %d mqlockd, %d clients, "
 	       "%d locks, lease %d s, %d rounds of faults\n",
-	    (unsigned long long)rng, dir, COORDS, WORKERS, LOCKS, LEASE_S,
-	    ROUNDS);
+	    (unsigned long long)chaos_seed(), chaos_dir(), COORDS, WORKERS,
+	    LOCKS, LEASE_S, ROUNDS);
 	fflush(stdout);
-	snprintf(broker.name, sizeof(broker.name), "mosquitto");
-	snprintf(broker.id, sizeof(broker.id), "-");
-	for (i = 0; i < COORDS; i++)
+	for (i = 0; i < COORDS; i++) {
 		snprintf(coords[i].name, sizeof(coords[i].name), "mqlockd");
+		chaos_server_add(&coords[i]);
+	}
 
 	if ((cluster = etcdtest_start(&eo)) == NULL)
-		die("etcd did not start");
-	port = tutil_free_port();
-	if (port == -1)
-		die("no free port: %s", strerror(errno));
-	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", port);
-	write_broker_conf();
-	broker_start();
-	rec_start();
-	if (pthread_create(&watcher, NULL, watch_main, NULL) != 0 ||
-	    pthread_create(&late, NULL, late_main, NULL) != 0)
-		die("pthread_create failed");
+		chaos_die("etcd did not start");
+	chaos_broker_start();
+	chaos_rec_start();
+	if (pthread_create(&watcher, NULL, watch_main, NULL) != 0)
+		chaos_die("pthread_create failed");
+	chaos_late_start(0);
 	for (i = 0; i < COORDS; i++)
 		coord_start(i);
 	t_start = tutil_wall_ms();
-	for (i = 0; i < WORKERS; i++) {
-		slots[i].cur = -1;
-		slots[i].next_at = t_start + i * (WARMUP_MS / 2 / WORKERS);
-	}
+	chaos_slots_start(t_start, WARMUP_MS / 2 / WORKERS);
 	steady_leader();
 	run_for(WARMUP_MS);
 
@@ -1951,128 +919,84 @@ main(void)
 			run_for(SETTLE_MS);
 		}
 	}
-	thaw(tutil_wall_ms(), 1);
+	chaos_thaw(tutil_wall_ms(), 1, thaw_one);
 
 	/* No new clients; every one must end, and every lock come free. */
 	spawning = 0;
-	note("faults stopped");
+	chaos_note("faults stopped");
 	for (now = tutil_wall_ms(); tutil_wall_ms() - now < DRAIN_MS;) {
-		int alive = 0;
-
 		tick();
-		for (i = 0; i < WORKERS; i++)
-			if (slots[i].cur >= 0)
-				alive++;
-		if (alive == 0) {
+		if (chaos_busy_slots() == 0) {
 			drained = 1;
 			break;
 		}
 	}
 	/* The probe lets go of its lock too. */
-	rec_publish(PREFIX "/probe/request",
+	chaos_rec_publish(CHAOS_PREFIX "/probe/request",
 	    "{\"op\":\"release\",\"client\":\"chaos-probe\",\"session\":"
 	    "\"chaos-probe-session-1\"}",
-	    NULL);
+	    NULL, NULL);
 	run_for(2000);
-	{
-		int all_free = 0;
+	for (now = tutil_wall_ms(); tutil_wall_ms() - now < 20000;) {
+		const cJSON *cur[LOCKS];
 
-		for (now = tutil_wall_ms(); tutil_wall_ms() - now < 20000;) {
-			const cJSON *cur[LOCKS] = {NULL};
-			size_t n = rec_count();
-
-			for (size_t k = 0; k < n; k++) {
-				struct msg m = rec_get(k);
-				int l = owner_lock(m.topic);
-
-				if (l >= 0 && m.json != NULL)
-					cur[l] = m.json;
-			}
-			all_free = 1;
-			for (int l = 0; l < LOCKS; l++)
-				if (cur[l] != NULL &&
-				    (cJSON_IsObject(
-					 cJSON_GetObjectItemCaseSensitive(
-					     cur[l], "owner")) ||
-					jint(cur[l], "waiting") > 0))
-					all_free = 0;
-			if (all_free)
-				break;
-			tick();
-		}
-		if (!drained)
-			problem(C_END,
-			    "clients still running %d s after the faults",
-			    DRAIN_MS / 1000);
-		else if (!all_free)
-			problem(C_END,
-			    "a lock is still held or awaited with "
-			    "every client gone");
+		chaos_latest_owners(cur);
+		if ((all_free = chaos_all_free(cur)) != 0)
+			break;
+		tick();
 	}
+	if (!drained)
+		chaos_problem(C_END,
+		    "clients still running %d s after the faults",
+		    DRAIN_MS / 1000);
+	else if (!all_free)
+		chaos_problem(C_END,
+		    "a lock is still held or awaited with "
+		    "every client gone");
 
 	/* Stop the normal way: every mqlockd and mosquitto must exit 0. */
 	for (i = 0; i < COORDS; i++)
-		server_signal(&coords[i], SIGTERM);
+		chaos_server_signal(&coords[i], SIGTERM);
 	for (int k = 0; k < 1000; k++) {
 		int up = 0;
 
-		reap(tutil_wall_ms());
+		chaos_reap(tutil_wall_ms(), 0);
 		for (i = 0; i < COORDS; i++)
-			up += coords[i].up;
+			up += coords[i].state != CHAOS_DOWN;
 		if (up == 0)
 			break;
 		tutil_nap_ms(10);
 	}
+	pthread_mutex_lock(&mu);
 	watching = 0;
+	pthread_mutex_unlock(&mu);
 	pthread_join(watcher, NULL);
-	rec_stop();
-	server_signal(&broker, SIGTERM);
-	for (int k = 0; k < 500 && broker.up; k++) {
-		reap(tutil_wall_ms());
+	chaos_rec_stop();
+	chaos_server_signal(chaos_broker(), SIGTERM);
+	for (int k = 0; k < 500 && chaos_broker()->state != CHAOS_DOWN; k++) {
+		chaos_reap(tutil_wall_ms(), 0);
 		tutil_nap_ms(10);
 	}
-	probing_late = 0;
-	pthread_join(late, NULL);
-	kill_everything();
+	late_worst = chaos_late_stop();
+	chaos_kill_everything();
 	for (i = 0; i < 500 && waitpid(-1, NULL, WNOHANG) != -1; i++)
 		tutil_nap_ms(10);
 
 	/* The verdict. */
-	for (i = 0; i < COORDS; i++)
-		if (coords[i].crashes > 0)
-			problem(C_NO_CRASH, "%s; %d such exits",
-			    coords[i].crash, coords[i].crashes);
-	if (broker.crashes > 0)
-		problem(C_NO_CRASH, "%s; %d such exits", broker.crash,
-		    broker.crashes);
-	for (i = 0; i < nclients; i++) {
-		int st = clients[i].status;
-
-		if (clients[i].killed)
-			exits[4]++;
-		else if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-			exits[0]++;
-		else if (WIFEXITED(st) && WEXITSTATUS(st) == 70)
-			exits[1]++;
-		else if (WIFEXITED(st) && WEXITSTATUS(st) == 75)
-			exits[2]++;
-		else if (WIFEXITED(st) && WEXITSTATUS(st) == 69)
-			exits[3]++;
-		else
-			problem(C_NO_CRASH,
-			    "mqlock %s ended with %s %d (see slot-%02d.out)",
-			    clients[i].id,
-			    WIFSIGNALED(st) ? "signal" : "status",
-			    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
-			    clients[i].slot);
-	}
-	check_recorded(&owner_msgs, &events, &top);
+	chaos_check_exits(exits);
+	chaos_check_recorded(NULL, granted_seen, &owner_msgs, &events);
 	check_coord_logs(&grant_lines);
-	check_commands(&nruns_cmd, &accepted, &rejected);
-	check_cli_exits();
+	chaos_check_commands(&nruns_cmd, &accepted, &rejected);
+	chaos_check_cli_exits();
 	check_broker_log(&checked, &connects);
 	check_quorum();
-	check_logs();
+	for (i = 0; i < COORDS; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "mqlockd-%d.log", i);
+		chaos_check_sanitizer(name);
+	}
+	chaos_check_sanitizer(NULL);
 	slack = RECOVERY_STEPS * late_worst;
 	for (i = 0; i < nruns; i++) {
 		struct fault_run *r = &runs[i];
@@ -2081,7 +1005,7 @@ main(void)
 		if (took > worst)
 			worst = took;
 		if (took < 0 || took > r->bound + slack)
-			problem(C_SERVE,
+			chaos_problem(C_SERVE,
 			    "%s: %s%lld ms (bound %lld ms + %lld ms lateness)",
 			    r->what,
 			    took < 0 ? "not served within " : "served after ",
@@ -2111,31 +1035,15 @@ main(void)
 	    checked, connects);
 	printf("grants: tokens up to %lld; %d grant log lines, %d owner "
 	       "messages, %d events recorded; %d probes\n",
-	    top, grant_lines, owner_msgs, events, nprobes);
+	    top_token, grant_lines, owner_msgs, events, nprobes);
 	printf("commands run %d; fenced writes accepted %d, refused %d; "
 	       "%d holders frozen for 14-20 s\n",
 	    nruns_cmd, accepted, rejected, nfrozen);
 	printf("mqlock exits: %d done, %d lock lost (70), %d gave up waiting "
 	       "(75), %d broker unreachable (69), %d killed by the test; %d "
 	       "runs in all; %lld s from start to verdict\n",
-	    exits[0], exits[1], exits[2], exits[3], exits[4], nclients,
+	    exits[0], exits[1], exits[2], exits[3], exits[4], chaos_nclients(),
 	    (tutil_wall_ms() - t_begin) / 1000);
-	for (i = 0; i < NCHECKS; i++) {
-		printf("check: %-52s %s", check_name[i],
-		    nproblems[i] ? "FAILED" : "ok");
-		if (nproblems[i])
-			printf(" (%d)", nproblems[i]);
-		printf("\n");
-		failed += nproblems[i];
-	}
-	if (failed > 0) {
-		printf("chaos_ha: FAILED; directory kept: %s\n", dir);
-		return 1;
-	}
-	printf("chaos_ha: passed\n");
-	if (getenv("CHAOS_KEEP") == NULL)
-		rm_tree(dir);
-	else
-		printf("chaos_ha: directory kept: %s\n", dir);
-	return 0;
+	return chaos_verdict(check_order,
+	    (int)(sizeof(check_order) / sizeof(check_order[0])), 52);
 }
