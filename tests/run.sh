@@ -126,7 +126,7 @@ run_ctest() {
 # chaos_figures: what the chaos tests of the last build/ ctest run measured
 # (a passing test's output is only in ctest's own log).
 chaos_figures() {
-	grep -hE '^(recovery after|worst time|serving again|terms seen|grants:|commands run|mqlock exits|check: |chaos(_ha)?: passed)' \
+	grep -hE '^(recovery after|worst time|serving again|terms seen|grants( checked)?:|commands run|mqlock exits|check: |chaos(_ha)?: passed)' \
 		build/Testing/Temporary/LastTest.log
 }
 
