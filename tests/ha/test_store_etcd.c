@@ -29,6 +29,7 @@
 #include "io/siphash.h"
 #include "io/store.h"
 #include "io/store_etcd.h"
+#include "ltfix.h"
 #include "tutil.h"
 
 #define WAIT_MS 30000
@@ -140,43 +141,18 @@ take_term(struct etcd *e, const char *who, int64_t *lease)
 
 /* Tables ----------------------------------------------------------------- */
 
+/* One request that the table must accept (in a forked writer: or exit 3). */
 static void
 apply_req(struct locktab *t, lt_ms now, enum lt_op op, const char *lock,
     const char *client_id, const char *user)
 {
-	struct lt_event ev = {.kind = LT_EV_REQUEST};
-	struct lt_fxlist fx = {0};
-
-	ev.u.req.op = op;
-	snprintf(ev.u.req.lock, sizeof(ev.u.req.lock), "%s", lock);
-	snprintf(ev.u.req.client, sizeof(ev.u.req.client), "%s", client_id);
-	snprintf(ev.u.req.session, sizeof(ev.u.req.session),
-	    "session-of-%s-000000", client_id);
-	snprintf(ev.u.req.user, sizeof(ev.u.req.user), "%s", user);
-	ev.u.req.conn = 4;
-	ev.u.req.wait = true;
-	if (locktab_apply(t, now, &ev, &fx) != LT_OK) {
+	if (ltfix_request(t, now, op, lock, client_id, user) != LT_OK) {
 		if (in_child)
 			_exit(3);
 		fail_msg("%s %s by %s refused",
 		    op == LT_OP_ACQUIRE ? "acquire" : "release", lock,
 		    client_id);
 	}
-	lt_fxlist_free(&fx);
-}
-
-static void
-apply_will(struct locktab *t, lt_ms now, const char *client_id)
-{
-	struct lt_event ev = {.kind = LT_EV_WILL};
-	struct lt_fxlist fx = {0};
-
-	snprintf(ev.u.will.client, sizeof(ev.u.will.client), "%s", client_id);
-	snprintf(ev.u.will.session, sizeof(ev.u.will.session),
-	    "session-of-%s-000000", client_id);
-	ev.u.will.conn = 5;
-	assert_int_equal(locktab_apply(t, now, &ev, &fx), LT_OK);
-	lt_fxlist_free(&fx);
 }
 
 /* The token of lock's holder in t (0: free). */
@@ -187,70 +163,6 @@ token_of(struct locktab *t, const char *lock)
 
 	return locktab_view(t, lock, &rec) && rec.holder != NULL ? rec.token
 								 : 0;
-}
-
-static int
-same_lock(const struct lt_lock_rec *ra, void *arg)
-{
-	struct locktab *b = arg;
-	struct lt_lock_rec rb;
-	static struct lt_waiter_rec wa[MQL_WAITERS_PER_LOCK];
-	char holder[MQL_CLIENT_ID_SZ] = "", user[MQL_USER_SZ] = "";
-
-	/* Copy a's record: viewing b reuses b's scratch, not a's. */
-	if (ra->nwaiters > 0)
-		memcpy(wa, ra->waiters, ra->nwaiters * sizeof(*wa));
-	if (ra->holder != NULL) {
-		snprintf(holder, sizeof(holder), "%s", ra->holder);
-		snprintf(user, sizeof(user), "%s", ra->holder_user);
-	}
-	assert_true(locktab_view(b, ra->id, &rb));
-	assert_int_equal(ra->holder == NULL, rb.holder == NULL);
-	if (ra->holder != NULL) {
-		assert_string_equal(holder, rb.holder);
-		assert_string_equal(user, rb.holder_user);
-		assert_int_equal(ra->holder_connected, rb.holder_connected);
-		assert_int_equal(ra->idle_deadline, rb.idle_deadline);
-		assert_int_equal(ra->warned, rb.warned);
-	}
-	assert_int_equal(ra->token, rb.token);
-	assert_int_equal(ra->since, rb.since);
-	assert_int_equal(ra->nwaiters, rb.nwaiters);
-	for (size_t i = 0; i < ra->nwaiters; i++) {
-		assert_string_equal(wa[i].client, rb.waiters[i].client);
-		assert_string_equal(wa[i].user, rb.waiters[i].user);
-		assert_int_equal(wa[i].connected, rb.waiters[i].connected);
-	}
-	return 0;
-}
-
-static void
-assert_same_client(struct locktab *a, struct locktab *b, const char *id)
-{
-	struct lt_client_rec ca, cb;
-	bool ina = locktab_view_client(a, id, &ca);
-
-	assert_int_equal(ina, locktab_view_client(b, id, &cb));
-	if (!ina)
-		return;
-	assert_string_equal(ca.session, cb.session);
-	assert_int_equal(ca.state == LT_CS_GONE, cb.state == LT_CS_GONE);
-	assert_true((ca.uid == NULL) == (cb.uid == NULL));
-	assert_int_equal(ca.max_conn, cb.max_conn);
-	assert_int_equal(ca.grace_deadline, cb.grace_deadline);
-}
-
-/* a and b hold the same locks, queues, clients (ids given), deadlines. */
-static void
-assert_same_tables(struct locktab *a, struct locktab *b,
-    const char *const *clients)
-{
-	assert_int_equal(locktab_nlocks(a), locktab_nlocks(b));
-	assert_int_equal(locktab_nclients(a), locktab_nclients(b));
-	assert_int_equal(locktab_next_deadline(a), locktab_next_deadline(b));
-	locktab_foreach_lock(a, same_lock, b);
-	for (size_t i = 0; clients != NULL && clients[i] != NULL; i++)
-		assert_same_client(a, b, clients[i]);
 }
 
 static void
@@ -369,7 +281,7 @@ test_round_trip_equals_sqlite(void **state)
 	assert_int_equal(store_flush(sq, t), 0);
 	flush_ok(s, t);
 	locktab_dirty_done(t);
-	apply_will(t, 1006, "carol");
+	ltfix_will(t, 1006, "carol");
 	apply_req(t, 1007, LT_OP_RELEASE, "doc-3", "dave", "");
 	apply_req(t, 1008, LT_OP_RELEASE, "ドキュメント", "eve", "");
 	assert_int_equal(store_flush(sq, t), 0);
@@ -379,8 +291,8 @@ test_round_trip_equals_sqlite(void **state)
 
 	a = load_sqlite(path);
 	b = load(s);
-	assert_same_tables(a, b, ids);
-	assert_same_tables(t, b, ids);
+	ltfix_assert_same_tables(a, b, ids);
+	ltfix_assert_same_tables(t, b, ids);
 	assert_int_equal(locktab_last_token(a), locktab_last_token(b));
 	assert_int_equal(locktab_last_token(b), 1004);
 	assert_int_equal(locktab_nlocks(b), 2);
@@ -585,7 +497,7 @@ test_staged_batches(void **state)
 	locktab_dirty_done(t);
 	assert_int_equal(store_etcd_staged(s), 1);
 	b = load(s);
-	assert_same_tables(t, b, NULL);
+	ltfix_assert_same_tables(t, b, NULL);
 	locktab_free(b);
 	/* Nothing is left of the staging. */
 	snprintf(stage, sizeof(stage), "%sstage/", prefix);
@@ -619,7 +531,7 @@ test_staged_batches(void **state)
 	locktab_dirty_done(t);
 	assert_int_equal(store_etcd_staged(s), 1);
 	b = load(s);
-	assert_same_tables(t, b, NULL);
+	ltfix_assert_same_tables(t, b, NULL);
 	locktab_free(b);
 	store_etcd_close(s);
 	assert_int_equal(etcd_lease_revoke(e, lease), ETCD_OK);
@@ -699,7 +611,7 @@ test_staged_atomic_under_kill(void **state)
 		if (locktab_nlocks(got) == 0 && locktab_nclients(got) == 0) {
 			none++;
 		} else {
-			assert_same_tables(after, got, NULL);
+			ltfix_assert_same_tables(after, got, NULL);
 			all++;
 		}
 		locktab_free(got);
@@ -805,7 +717,8 @@ outage(int kill_members)
 	locktab_dirty_done(t);
 	retry(store_etcd_next_epoch(s, &epoch));
 	b = load(s);
-	assert_same_tables(t, b, (const char *const[]){"alice", "bob", NULL});
+	ltfix_assert_same_tables(t, b,
+	    (const char *const[]){"alice", "bob", NULL});
 	locktab_free(b);
 	store_etcd_close(s);
 	assert_int_equal(etcd_lease_revoke(e, lease), ETCD_OK);
@@ -831,7 +744,7 @@ test_etcd_down(void **state)
 	retry(store_etcd_flush(s, t));
 	locktab_dirty_done(t);
 	b = load(s);
-	assert_same_tables(t, b, (const char *const[]){"alice", NULL});
+	ltfix_assert_same_tables(t, b, (const char *const[]){"alice", NULL});
 	locktab_free(b);
 	store_etcd_close(s);
 	assert_int_equal(etcd_lease_revoke(e, lease), ETCD_OK);
@@ -860,7 +773,7 @@ test_one_of_three_down(void **state)
 	retry(store_etcd_flush(s, t));
 	locktab_dirty_done(t);
 	b = load(s);
-	assert_same_tables(t, b, (const char *const[]){"alice", NULL});
+	ltfix_assert_same_tables(t, b, (const char *const[]){"alice", NULL});
 	locktab_free(b);
 	assert_int_equal(etcdtest_restart(cluster, 0), 0);
 	assert_int_equal(etcdtest_wait_healthy(cluster, WAIT_MS), 0);

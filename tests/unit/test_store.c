@@ -23,6 +23,7 @@
 
 #include "core/locktab.h"
 #include "io/store.h"
+#include "ltfix.h"
 #include "test_hash.h"
 #include "tutil.h"
 
@@ -85,92 +86,12 @@ teardown(void **state)
 	return 0;
 }
 
+/* One request that the table must accept. */
 static void
 apply_req(struct locktab *t, lt_ms now, enum lt_op op, const char *lock,
     const char *client, const char *user)
 {
-	struct lt_event ev = {.kind = LT_EV_REQUEST};
-	struct lt_fxlist fx = {0};
-
-	ev.u.req.op = op;
-	snprintf(ev.u.req.lock, sizeof(ev.u.req.lock), "%s", lock);
-	snprintf(ev.u.req.client, sizeof(ev.u.req.client), "%s", client);
-	snprintf(ev.u.req.session, sizeof(ev.u.req.session),
-	    "session-of-%s-000000", client);
-	snprintf(ev.u.req.user, sizeof(ev.u.req.user), "%s", user);
-	ev.u.req.conn = 4;
-	ev.u.req.wait = true;
-	assert_int_equal(locktab_apply(t, now, &ev, &fx), LT_OK);
-	lt_fxlist_free(&fx);
-}
-
-static void
-apply_will(struct locktab *t, lt_ms now, const char *client)
-{
-	struct lt_event ev = {.kind = LT_EV_WILL};
-	struct lt_fxlist fx = {0};
-
-	snprintf(ev.u.will.client, sizeof(ev.u.will.client), "%s", client);
-	snprintf(ev.u.will.session, sizeof(ev.u.will.session),
-	    "session-of-%s-000000", client);
-	ev.u.will.conn = 5;
-	assert_int_equal(locktab_apply(t, now, &ev, &fx), LT_OK);
-	lt_fxlist_free(&fx);
-}
-
-/* Compare one lock of a and b field by field. */
-static int
-same_lock(const struct lt_lock_rec *ra, void *arg)
-{
-	struct locktab *b = arg;
-	struct lt_lock_rec rb;
-	struct lt_waiter_rec wa[MQL_WAITERS_PER_LOCK];
-
-	/* Copy a's waiters: viewing b reuses b's scratch, not a's. */
-	memcpy(wa, ra->waiters, ra->nwaiters * sizeof(*wa));
-	assert_true(locktab_view(b, ra->id, &rb));
-	assert_int_equal(ra->holder == NULL, rb.holder == NULL);
-	if (ra->holder != NULL) {
-		assert_string_equal(ra->holder, rb.holder);
-		assert_string_equal(ra->holder_user, rb.holder_user);
-		assert_int_equal(ra->holder_connected, rb.holder_connected);
-		assert_int_equal(ra->idle_deadline, rb.idle_deadline);
-		assert_int_equal(ra->warned, rb.warned);
-	}
-	assert_int_equal(ra->token, rb.token);
-	assert_int_equal(ra->since, rb.since);
-	assert_int_equal(ra->nwaiters, rb.nwaiters);
-	for (size_t i = 0; i < ra->nwaiters; i++) {
-		assert_string_equal(wa[i].client, rb.waiters[i].client);
-		assert_string_equal(wa[i].user, rb.waiters[i].user);
-		assert_int_equal(wa[i].connected, rb.waiters[i].connected);
-	}
-	return 0;
-}
-
-static void
-assert_same_tables(struct locktab *a, struct locktab *b)
-{
-	assert_int_equal(locktab_nlocks(a), locktab_nlocks(b));
-	assert_int_equal(locktab_nclients(a), locktab_nclients(b));
-	/* The journal keeps a reserved block of tokens: b goes on above. */
-	assert_true(locktab_last_token(b) >= locktab_last_token(a));
-	assert_int_equal(locktab_next_deadline(a), locktab_next_deadline(b));
-	locktab_foreach_lock(a, same_lock, b);
-}
-
-static void
-assert_same_client(struct locktab *a, struct locktab *b, const char *id)
-{
-	struct lt_client_rec ca, cb;
-
-	assert_true(locktab_view_client(a, id, &ca));
-	assert_true(locktab_view_client(b, id, &cb));
-	assert_string_equal(ca.session, cb.session);
-	assert_int_equal(ca.state == LT_CS_GONE, cb.state == LT_CS_GONE);
-	assert_true((ca.uid == NULL) == (cb.uid == NULL));
-	assert_int_equal(ca.max_conn, cb.max_conn);
-	assert_int_equal(ca.grace_deadline, cb.grace_deadline);
+	assert_int_equal(ltfix_request(t, now, op, lock, client, user), LT_OK);
 }
 
 static struct locktab *
@@ -212,18 +133,21 @@ test_round_trip(void **state)
 	apply_req(t, 1003, LT_OP_ACQUIRE, "doc-2", "bob", "Bob");
 	apply_req(t, 1004, LT_OP_ACQUIRE, "doc-3", "dave", "Dave");
 	flush(s, t);
-	apply_will(t, 1005, "carol");
+	ltfix_will(t, 1005, "carol");
 	apply_req(t, 1006, LT_OP_RELEASE, "doc-3", "dave", "");
 	flush(s, t);
 	store_close(s);
 
 	r = reload(f->path);
-	assert_same_tables(t, r);
+	ltfix_assert_same_tables(t, r, NULL);
 	assert_int_equal(locktab_nlocks(r), 2); /* doc-3 was freed */
 	/* Tokens 1..3 in the first batch reserved up to 3 + 1000. */
 	assert_int_equal(locktab_last_token(r), 1003);
-	assert_same_client(t, r, "carol");
-	assert_same_client(t, r, "bob");
+	assert_true(
+	    locktab_view_client(r, "carol", &(struct lt_client_rec){0}));
+	ltfix_assert_same_client(t, r, "carol");
+	assert_true(locktab_view_client(r, "bob", &(struct lt_client_rec){0}));
+	ltfix_assert_same_client(t, r, "bob");
 	/* dave holds nothing: his row is gone. */
 	assert_false(
 	    locktab_view_client(r, "dave", &(struct lt_client_rec){0}));
