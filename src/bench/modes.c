@@ -90,6 +90,27 @@ limits_exceeded(const struct bench_opts *o, struct stats *const *lat)
 	return over;
 }
 
+/*
+ * The exit status of a run of cycles: 1 if requests were refused or
+ * publishes lost (noted in the report), 3 if a --max-* limit was
+ * exceeded, else 0.
+ */
+static int
+cycles_rc(const struct bench_opts *o, struct report *r,
+    const struct cycle_result *cr)
+{
+	if (cr->errors > 0) {
+		char note[96];
+
+		snprintf(note, sizeof(note),
+		    "%lu requests refused or publishes lost", cr->errors);
+		report_note(r, note);
+		log_error("bench: %s", note);
+		return 1;
+	}
+	return limits_exceeded(o, cr->lat) ? 3 : 0;
+}
+
 static int
 run_cycles(const struct bench_opts *o, struct world *w, struct report *r,
     bool throughput)
@@ -142,16 +163,7 @@ run_cycles(const struct bench_opts *o, struct world *w, struct report *r,
 	}
 	report_target(r, "mqlockd CPU per op", "cpu_us_per_op", REPORT_ABS_MAX,
 	    T_CPU_US);
-	if (cr.errors > 0) {
-		char note[96];
-
-		snprintf(note, sizeof(note),
-		    "%lu requests refused or publishes lost", cr.errors);
-		report_note(r, note);
-		log_error("bench: %s", note);
-		goto out;
-	}
-	rc = limits_exceeded(o, cr.lat) ? 3 : 0;
+	rc = cycles_rc(o, r, &cr);
 out:
 	cycle_result_free(&cr);
 	return rc;
@@ -350,12 +362,7 @@ ha_cycles(const struct bench_opts *o, struct world *w, struct report *r,
 	report_metric(r, key, "us",
 	    per(cr.cpu_us[W_MQLOCKD], (double)cr.ops[W_MQLOCKD]),
 	    per(cr.cpu_us[W_STANDIN], (double)cr.ops[W_STANDIN]));
-	if (cr.errors > 0) {
-		log_error("bench: %lu requests refused or publishes lost",
-		    cr.errors);
-		goto out;
-	}
-	rc = limits_exceeded(o, cr.lat) ? 3 : 0;
+	rc = cycles_rc(o, r, &cr);
 out:
 	cycle_result_free(&cr);
 	return rc;
