@@ -182,6 +182,8 @@ fi
 # A sanitizer report goes to stderr and fails the test (the build uses
 # -fno-sanitize-recover=all); a stack trace makes UBSan's reports usable.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+# Known leaks of a library, not ours: tests/lsan.supp says which and why.
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp}
 if step "build-asan/ configure + build (ASan+UBSan)" \
 	configure_build build-asan -DMQLOCK_SANITIZE=ON -DMQLOCK_WERROR=ON; then
 	# The HA chaos test and the browser failover run in build/ only: the
